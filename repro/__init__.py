@@ -1,0 +1,17 @@
+"""repro: reproduce the experiments of machine-learning papers from one command line.
+
+Importing this package is cheap: it never imports torch or a paper's dependencies.
+"""
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+# `${repro_root:}` lets configs place results/ and data/ at the repository root whatever the cwd.
+if not OmegaConf.has_resolver("repro_root"):
+    OmegaConf.register_new_resolver("repro_root", lambda: str(ROOT))
+
+__version__ = "0.1.0"

@@ -1,0 +1,115 @@
+"""The results store: one directory per run, keyed by a hash of its resolved config; aggregation on read.
+
+A run directory ``<results_dir>/<slug>/runs/<run-id>/`` holds config.yaml, overrides.yaml, rows.csv,
+metrics.jsonl, env.json, run.log, status.json and (git-ignored) checkpoints/ and units/.
+Concurrent jobs each own their directory; nothing is shared until it is read.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+# Keys that say where or whether to run, not what is computed: they do not change a run's identity.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex")
+# Columns the store adds to every row on read.
+RUN_COLUMNS = ("run_id", "scale")
+
+
+def config_hash(cfg: DictConfig, exclude: tuple[str, ...] = ()) -> str:
+    """Hash of the resolved config without the keys in NON_IDENTITY_KEYS (and `exclude`)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in (*NON_IDENTITY_KEYS, *exclude):
+        container.pop(key, None)
+    blob = json.dumps(container, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def run_id(cfg: DictConfig) -> str:
+    return f"{cfg.scale.name}-seed{cfg.seed}-{config_hash(cfg)}"
+
+
+def defaults_hash(default_cfg: DictConfig) -> str:
+    """Identity of a paper's default config at a scale (seed aside): runs made from an older version of
+    the config carry another value and are left out of tables instead of being mixed in."""
+    return config_hash(default_cfg, exclude=("seed", "device"))
+
+
+def paper_dir(results_dir: str | Path, slug: str) -> Path:
+    return Path(results_dir) / slug
+
+
+def runs_dir(results_dir: str | Path, slug: str) -> Path:
+    return paper_dir(results_dir, slug) / "runs"
+
+
+def read_status(run_dir: Path) -> dict:
+    path = run_dir / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {"status": "missing"}
+
+
+def write_status(run_dir: Path, **status: object) -> None:
+    tmp = run_dir / "status.json.tmp"
+    tmp.write_text(json.dumps(status, indent=2, default=str))
+    tmp.replace(run_dir / "status.json")
+
+
+def write_rows(run_dir: Path, rows: list[dict]) -> None:
+    pd.DataFrame(rows).to_csv(run_dir / "rows.csv", index=False)
+
+
+def finished_runs(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> list[Path]:
+    """Run dirs of this paper at this scale whose status is done (and made from the current default
+    config when `defaults` is given), oldest first."""
+    root = runs_dir(results_dir, slug)
+    if not root.exists():
+        return []
+    runs = []
+    for run_dir in sorted(root.iterdir()):
+        status = read_status(run_dir)
+        current = defaults is None or status.get("defaults_hash") == defaults
+        if status.get("status") == "done" and status.get("scale") == scale and current:
+            runs.append(run_dir)
+    return runs
+
+
+def _overrides(run_dir: Path) -> dict[str, str]:
+    path = run_dir / "overrides.yaml"
+    items = OmegaConf.load(path) if path.exists() else []
+    pairs = (str(item).split("=", 1) for item in items if "=" in str(item))
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def load_rows(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> pd.DataFrame:
+    """All rows of the finished runs of a paper at a scale, as one long table.
+
+    Overrides that differ between runs (a sweep over ``model.pe_dim``, say) become columns, so that
+    tables group by them; the root seed never does, since replicates are averaged over.
+    """
+    frames, overrides = [], {}
+    for run_dir in finished_runs(results_dir, slug, scale, defaults):
+        rows_path = run_dir / "rows.csv"
+        if not rows_path.exists() or rows_path.stat().st_size == 0:
+            continue
+        frame = pd.read_csv(rows_path)
+        frame["run_id"] = run_dir.name
+        frame["scale"] = scale
+        frames.append(frame)
+        overrides[run_dir.name] = _overrides(run_dir)
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    ignored = {"paper", "scale", "seed", "device", *NON_IDENTITY_KEYS}
+    keys = sorted({k for o in overrides.values() for k in o} - ignored)
+    for key in keys:
+        values = {o.get(key) for o in overrides.values()}
+        if len(values) > 1:
+            rows[key] = rows["run_id"].map(lambda r, key=key: overrides[r].get(key, "default"))
+    return rows
+
+
+def total_wall_time(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> float:
+    runs = finished_runs(results_dir, slug, scale, defaults)
+    return sum(read_status(r).get("wall_time_s", 0.0) for r in runs)

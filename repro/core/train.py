@@ -1,0 +1,104 @@
+"""A generic torch training loop that tasks may use (not must).
+
+It gives every paper the same guarantees: a NaN/inf guard that names the step, a checkpoint after each
+epoch, exact resumption (model, optimiser, scheduler, RNG states and the best-so-far state), model
+selection on a validation metric, per-epoch metrics in metrics.jsonl, and a progress bar.
+"""
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from repro.core.context import RunContext
+from repro.core.errors import ConfigError, NonFiniteError
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+
+
+def fit(
+    ctx: RunContext,
+    unit: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int], Iterable[Any]],
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    epochs: int,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    select: str | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    grad_clip: float | None = None,
+) -> FitResult:
+    """Train `model` for `epochs` and return the metrics at the epoch of best `select` (lowest).
+
+    batches(epoch) yields the epoch's batches; derive any shuffling from the epoch number so that a
+    resumed run sees the same order. loss_fn(model, batch) returns a scalar loss. evaluate(model) returns
+    metrics (e.g. {"val/mae": ..., "test/mae": ...}); the model is left holding the best state.
+    """
+    path = ctx.checkpoint_path(unit)
+    start, history, best = 0, [], None
+    if path.exists():
+        state = torch.load(path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start, history, best = state["epoch"], state["history"], state["best"]
+        ctx.log.info("unit %s: resuming from checkpoint at epoch %d", unit, start)
+
+    for epoch in ctx.progress(range(start, epochs), desc=unit, total=epochs - start):
+        model.train()
+        total, count = 0.0, 0
+        for step, batch in enumerate(batches(epoch)):
+            optimizer.zero_grad()
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteError(
+                    f"{unit}: loss became {loss.item()} at epoch {epoch}, step {step}; "
+                    "lower the learning rate (train.lr=...) or check the inputs of this unit"
+                )
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total, count = total + loss.item(), count + 1
+        record = {"epoch": epoch, "train/loss": total / max(count, 1)}
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                record.update(evaluate(model))
+        history.append(record)
+        ctx.log_metrics(epoch, unit=unit, **record)
+        score = record.get(select, record["train/loss"]) if select else record["train/loss"]
+        if best is None or score < best["score"] or math.isnan(best["score"]):
+            best = {"score": score, "epoch": epoch, "metrics": record,
+                    "model": copy.deepcopy(model.state_dict())}
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "rng": _rng_state(), "epoch": epoch + 1, "history": history, "best": best},
+                   path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+
+    if best is None:
+        raise ConfigError(f"{unit}: no epoch ran (epochs={epochs}); set train.epochs >= 1")
+    model.load_state_dict(best["model"])
+    return FitResult(best_epoch=best["epoch"], best_metrics=best["metrics"], history=history)

@@ -1,0 +1,156 @@
+"""SPE and the baseline positional encoders, and the GINE backbone they feed. Plain nn.Modules over
+torch_geometric batches that carry per-node `eigvecs` (n, d) and per-graph `eigvals`, `eig_mask` (1, d).
+"""
+
+import torch
+from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.nn import GINEConv, global_add_pool, global_mean_pool
+from torch_geometric.utils import to_dense_batch
+
+from repro.papers.spe.spectral import eigenspace_indicators, spectral_tensor
+
+
+def mlp(sizes: list[int], batch_norm: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers += [nn.BatchNorm1d(b)] if batch_norm else []
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ChannelGIN(nn.Module):
+    """GIN layer h_i' = MLP((1 + eps) h_i + sum_{j in N(i)} h_j) on node features with an extra axis.
+
+    x: (num_nodes, K, c_in) -> (num_nodes, K, c_out); the K channels (eigenvectors for SignNet, the
+    first node index of W for SPE) share weights and never mix. `keep` (num_nodes, K) zeroes padding.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.eps = nn.Parameter(torch.zeros(1))
+        self.net = mlp([c_in, c_out, c_out])
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        src, dst = edge_index
+        aggregated = torch.zeros_like(x).index_add_(0, dst, x[src])
+        return self.net((1 + self.eps) * x + aggregated) * keep[..., None]
+
+
+class SPEEncoder(nn.Module):
+    """SPE(V, lambda) = rho(V diag(phi_1(lambda)) V^T, ..., V diag(phi_m(lambda)) V^T)   (paper, Eq. 2).
+
+    phi: element-wise MLPs R -> R^m on the eigenvalues (permutation equivariant in lambda).
+    rho: GIN over the graph whose node j carries W[i, j, :] for every i, then a sum over j -> PE of node i.
+    With `hard_partition=True` phi is replaced by eigenspace indicators, so W stacks the eigenspace
+    projectors (BasisNet's input) under the same rho: the stability contrast the paper draws.
+    """
+
+    def __init__(self, d: int, m: int, out_dim: int, phi_hidden: int = 16, rho_hidden: int = 32,
+                 rho_layers: int = 2, hard_partition: bool = False, eig_tol: float = 1e-6) -> None:
+        super().__init__()
+        self.m, self.hard_partition, self.eig_tol = m, hard_partition, eig_tol
+        self.phi = None if hard_partition else mlp([1, phi_hidden, phi_hidden, m])
+        sizes = [m] + [rho_hidden] * rho_layers
+        self.rho = nn.ModuleList(ChannelGIN(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.out = nn.Linear(rho_hidden, out_dim)
+
+    def phis(self, eigvals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.hard_partition:
+            return eigenspace_indicators(eigvals, mask, self.m, self.eig_tol)
+        return self.phi(eigvals[..., None]) * mask[..., None]
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        vectors, node_mask = to_dense_batch(batch.eigvecs, batch.batch)           # (B, N, d), (B, N)
+        eigvals, eig_mask = batch.eigvals, batch.eig_mask
+        w = spectral_tensor(vectors, self.phis(eigvals, eig_mask))                 # (B, N, N, m)
+        h = w[node_mask]                                                           # node j: W[:, j] over i
+        keep = node_mask[batch.batch].to(h.dtype)                                 # valid i slots of j's graph
+        for layer in self.rho:
+            h = layer(h, batch.edge_index, keep)
+        summed = torch.zeros(node_mask.shape + h.shape[-1:], dtype=h.dtype, device=h.device)
+        summed.index_add_(0, batch.batch, h)                                       # sum over j per graph
+        return self.out(summed[node_mask])                                         # (num_nodes, out_dim)
+
+
+class SignNetEncoder(nn.Module):
+    """SignNet: rho(concat_k [phi(v_k, lambda_k) + phi(-v_k, lambda_k)]), phi a GIN over the graph."""
+
+    def __init__(self, d: int, out_dim: int, hidden: int = 16, layers: int = 2) -> None:
+        super().__init__()
+        sizes = [2] + [hidden] * layers
+        self.phi = nn.ModuleList(ChannelGIN(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.rho = mlp([d * hidden, out_dim, out_dim])
+
+    def _phi(self, x: torch.Tensor, edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        for layer in self.phi:
+            x = layer(x, edge_index, keep)
+        return x
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        keep = batch.eig_mask[batch.batch].to(batch.eigvecs.dtype)                # (num_nodes, d)
+        lam = batch.eigvals[batch.batch]
+        plus = torch.stack([batch.eigvecs, lam], -1)
+        minus = torch.stack([-batch.eigvecs, lam], -1)
+        h = self._phi(plus, batch.edge_index, keep) + self._phi(minus, batch.edge_index, keep)
+        return self.rho(h.flatten(1))
+
+
+class LapPEEncoder(nn.Module):
+    """Raw Laplacian eigenvectors through a linear map, with random sign flips while training."""
+
+    def __init__(self, d: int, out_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d, out_dim)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        vectors = batch.eigvecs
+        if self.training:
+            signs = torch.randint(0, 2, batch.eig_mask.shape, device=vectors.device) * 2 - 1
+            vectors = vectors * signs[batch.batch].to(vectors.dtype)
+        return self.linear(vectors)
+
+
+class GINERegressor(nn.Module):
+    """GINE backbone with an optional positional encoder added to the node embedding, residual layers,
+    graph pooling and an MLP head with BatchNorm (the ZINC setup of the paper, sizes from config)."""
+
+    def __init__(self, encoder: nn.Module | None, hidden: int, layers: int, num_node_types: int,
+                 num_edge_types: int, num_targets: int, pool: str = "sum") -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.node_embedding = nn.Embedding(num_node_types, hidden)
+        self.edge_embeddings = nn.ModuleList(nn.Embedding(num_edge_types, hidden) for _ in range(layers))
+        self.convs = nn.ModuleList(GINEConv(mlp([hidden, hidden, hidden], batch_norm=True), train_eps=True)
+                                   for _ in range(layers))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
+        self.pool = {"sum": global_add_pool, "mean": global_mean_pool}[pool]
+        self.head = mlp([hidden, hidden, hidden // 2, num_targets], batch_norm=True)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        h = self.node_embedding(batch.x.view(-1))
+        if self.encoder is not None:
+            h = h + self.encoder(batch)
+        for conv, norm, edge_embedding in zip(self.convs, self.norms, self.edge_embeddings):
+            h = h + torch.relu(norm(conv(h, batch.edge_index, edge_embedding(batch.edge_attr.view(-1)))))
+        return self.head(self.pool(h, batch.batch))
+
+
+def build_model(method: str, model_cfg: dict, num_targets: int) -> GINERegressor:
+    """method: none | lappe | signnet | basisnet | spe; sizes from the paper config's `model` block."""
+    d, pe = model_cfg["d"], model_cfg["pe_dim"]
+    encoders = {
+        "none": lambda: None,
+        "lappe": lambda: LapPEEncoder(d, pe),
+        "signnet": lambda: SignNetEncoder(d, pe, model_cfg["signnet_hidden"], model_cfg["signnet_layers"]),
+        "basisnet": lambda: SPEEncoder(d, model_cfg["m"], pe, rho_hidden=model_cfg["rho_hidden"],
+                                       rho_layers=model_cfg["rho_layers"], hard_partition=True),
+        "spe": lambda: SPEEncoder(d, model_cfg["m"], pe, model_cfg["phi_hidden"], model_cfg["rho_hidden"],
+                                  model_cfg["rho_layers"]),
+    }
+    if method not in encoders:
+        raise ValueError(f"unknown SPE method {method!r}; choose from {sorted(encoders)}")
+    return GINERegressor(encoders[method](), model_cfg["hidden"], model_cfg["layers"], model_cfg["num_node_types"],
+                         model_cfg["num_edge_types"], num_targets, model_cfg["pool"])

@@ -1,0 +1,124 @@
+"""The SPE experiment: the stability probe, then every positional encoder trained on the same data."""
+
+import time
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch_geometric.loader import DataLoader
+
+from repro.core.context import RunContext
+from repro.core.train import fit
+from repro.papers.spe import probe
+from repro.papers.spe.data import CYCLE_LENGTHS, cycle_dataset, load_zinc
+from repro.papers.spe.models import build_model
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    rows = probe_rows(cfg.probe, ctx)
+    splits, target = load_splits(cfg, ctx)
+    for method in cfg.methods:
+        for seed in ctx.replicate_seeds():
+            rows += ctx.unit(f"{method}-{seed}", lambda m=method, s=seed: train_one(cfg, ctx, splits, target, m, s))
+    return rows
+
+
+def probe_rows(p: DictConfig, ctx: RunContext) -> list[dict]:
+    start = time.perf_counter()
+    rows = probe.cycle_probe(p.cycle_n, list(p.ds), list(p.eps), [tuple(x) for x in p.pairs], p.m, p.width,
+                             p.eig_tol, ctx.child_seed("probe", "cycle"))
+    rows += probe.er_probe(p.er.count, p.er.n, p.er.p, p.er.d, p.er.eps, p.m, p.width, p.eig_tol,
+                           ctx.child_seed("probe", "er"))
+    rows += probe.invariance_probe(p.cycle_n, max(p.ds), p.m, p.width, p.eig_tol, p.invariance_trials,
+                                   ctx.child_seed("probe", "invariance"))
+    ctx.log.info("stability probe: %d rows in %.1f s", len(rows), time.perf_counter() - start)
+    return rows
+
+
+class Standardizer:
+    """Targets standardised with training statistics; errors reported in those units."""
+
+    def __init__(self, train_targets: np.ndarray) -> None:
+        self.mean = torch.tensor(train_targets.mean(0), dtype=torch.float)
+        self.std = torch.tensor(train_targets.std(0).clip(min=1e-8), dtype=torch.float)
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.mean) / self.std
+
+
+def load_splits(cfg: DictConfig, ctx: RunContext) -> tuple[dict, Standardizer]:
+    data, d = cfg.data, cfg.model.d
+    if data.dataset == "zinc":
+        splits = load_zinc(ctx.data_dir / f"zinc-d{d}", data.subset, d)
+        return splits, Standardizer(torch.cat([g.y for g in splits["train"]]).view(-1, 1).numpy())
+    seed = ctx.child_seed("data")
+    make = {
+        "train": (data.train, data.n_range),
+        "val": (data.val, data.n_range),
+        "test": (data.test, data.n_range),
+        "ood": (data.ood, data.ood_n_range),
+    }
+    splits, counts = {}, {}
+    for offset, (name, (size, n_range)) in enumerate(ctx.progress(make.items(), desc="cycle graphs")):
+        splits[name], counts[name] = cycle_dataset(size, tuple(n_range), tuple(data.degree_range), d, seed + offset)
+    ctx.log.info("cycle counts (mean per graph, lengths %s): train %s, ood %s", CYCLE_LENGTHS,
+                 counts["train"].mean(0).round(2), counts["ood"].mean(0).round(2))
+    return splits, Standardizer(counts["train"])
+
+
+def mean_abs_error(model: torch.nn.Module, graphs: list, target: Standardizer, batch_size: int,
+                   device: str) -> np.ndarray:
+    """Per-target MAE in standardised units, over a split."""
+    total = 0.0
+    for batch in DataLoader(graphs, batch_size=batch_size):
+        batch = batch.to(device)
+        total = total + (model(batch) - target(batch.y.view(len(batch), -1)).to(device)).abs().sum(0)
+    return (total / len(graphs)).cpu().numpy()
+
+
+def train_one(cfg: DictConfig, ctx: RunContext, splits: dict, target: Standardizer, method: str,
+              seed: int) -> list[dict]:
+    torch.manual_seed(seed)
+    num_targets = target.mean.numel()
+    model = build_model(method, OmegaConf.to_container(cfg.model), num_targets).to(ctx.device)
+    t = cfg.train
+    decay = [p for n, p in model.named_parameters() if not n.endswith("bias")]
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    optimizer = torch.optim.Adam([{"params": decay, "weight_decay": t.weight_decay},
+                                  {"params": biases, "weight_decay": 0.0}], lr=t.lr)
+    steps = t.epochs * -(-len(splits["train"]) // t.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / max(t.warmup_steps, 1)) * (
+            max(0.0, 1 - step / steps) if t.linear_decay else 1.0))
+
+    def batches(epoch: int) -> DataLoader:
+        order = torch.Generator().manual_seed(seed * 1000 + epoch)
+        return DataLoader(splits["train"], batch_size=t.batch_size, shuffle=True, generator=order)
+
+    def loss_fn(model: torch.nn.Module, batch) -> torch.Tensor:
+        batch = batch.to(ctx.device)
+        return (model(batch) - target(batch.y.view(len(batch), -1)).to(ctx.device)).abs().mean()
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        return {"val/mae": float(mean_abs_error(model, splits["val"], target, 256, ctx.device).mean())}
+
+    start = time.perf_counter()
+    result = fit(ctx, f"{method}-{seed}", model, optimizer, batches, loss_fn, t.epochs, evaluate,
+                 select="val/mae", scheduler=schedule)
+    model.eval()
+    row = {"task": cfg.data.dataset, "method": method, "seed": seed, "best_epoch": result.best_epoch,
+           "val/mae": result.best_metrics["val/mae"], "train_time_s": time.perf_counter() - start,
+           "params": sum(p.numel() for p in model.parameters())}
+    with torch.no_grad():
+        for split in ("test", "ood"):
+            if split not in splits:
+                continue
+            errors = mean_abs_error(model, splits[split], target, 256, ctx.device)
+            row[f"{split}/mae"] = float(errors.mean())
+            if cfg.data.dataset == "cycles":
+                row.update({f"{split}/mae_c{k}": float(e) for k, e in zip(CYCLE_LENGTHS, errors)})
+                row[f"{split}/mae_c456"] = float(errors[1:].mean())
+    if "ood/mae" in row:
+        row["ood/degradation_x"] = row["ood/mae"] / row["test/mae"]
+    ctx.log.info("%s seed %d: %s", method, seed, {k: round(v, 4) for k, v in row.items() if "mae" in k})
+    return [row]
