@@ -87,7 +87,8 @@ def er_probe(count: int, n: int, p: float, d: int, eps: float, m: int, width: fl
     return rows
 
 
-def random_basis_change(eigvals: torch.Tensor, mask: torch.Tensor, tol: float, rng: np.random.Generator) -> torch.Tensor:
+def random_basis_change(eigvals: torch.Tensor, mask: torch.Tensor, tol: float,
+                        rng: np.random.Generator) -> torch.Tensor:
     """Block-diagonal Q: a random orthogonal matrix inside each eigenspace (random signs for 1-d ones)."""
     d = eigvals.shape[0]
     q = torch.zeros(d, d, dtype=torch.float64)
@@ -109,7 +110,8 @@ def invariance_probe(n: int, d: int, m: int, width: float, tol: float, trials: i
     laplacian = laplacian_from_adjacency(dense_adjacency(nx.cycle_graph(n)))
     eigvals, eigvecs, mask = eigenpairs(laplacian, d)
     centers = torch.linspace(0.0, 2.0, m, dtype=torch.float64)
-    phis = {"projectors": eigenspace_indicators(eigvals, mask, d, tol), "spe": gaussian_bumps(eigvals, mask, centers, width)}
+    phis = {"projectors": eigenspace_indicators(eigvals, mask, d, tol),
+            "spe": gaussian_bumps(eigvals, mask, centers, width)}
     rows = []
     for trial in range(trials):
         rotated = eigvecs @ random_basis_change(eigvals, mask, tol, rng)
