@@ -7,6 +7,7 @@ A claim in conf/paper/<slug>.yaml::
       paper: "bounded (Theorem 3.1)"          # the paper's number or statement
       ref: "Sec. 3, Thm 3.1"                   # where it stands in the paper
       check: {kind: slope, x: eps, y: ratio, where: {method: spe}, log: true, within: [-0.2, 0.2]}
+      scale: paper                              # optional: only checkable on scale=paper rows
 
 Check kinds (``where`` filters rows by equality, or membership when given a list):
 

@@ -1,0 +1,40 @@
+"""Helpers for tests that run `repro` as a user would: a real subprocess, results in a temp dir."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from repro import CONF_DIR, ROOT
+from repro.cli import papers
+
+PAPERS = [p["slug"] for p in papers()]
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config `repro <cmd> *overrides` would see (without the hydra node)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def repro(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `repro <args>` in a subprocess; stdout/stderr captured as text."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run([sys.executable, "-m", "repro.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"repro {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def run_dirs(results_dir: Path, slug: str) -> list[Path]:
+    root = results_dir / slug / "runs"
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def rows_of(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "rows.csv")
