@@ -16,6 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex")
 # Columns the store adds to every row on read.
 RUN_COLUMNS = ("run_id", "scale")
+# Wall-clock measurements (`train_time_s`, `speedup_x`) differ between identical runs; everything else must not.
+TIMING_SUFFIXES = ("time_s", "speedup_x")
+
+
+def is_timing_column(name: str) -> bool:
+    return name.endswith(TIMING_SUFFIXES)
 
 
 def config_hash(cfg: DictConfig, exclude: tuple[str, ...] = ()) -> str:

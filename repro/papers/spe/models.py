@@ -138,6 +138,9 @@ class GINERegressor(nn.Module):
         return self.head(self.pool(h, batch.batch))
 
 
+METHODS = ("none", "lappe", "signnet", "basisnet", "spe")
+
+
 def build_model(method: str, model_cfg: dict, num_targets: int) -> GINERegressor:
     """method: none | lappe | signnet | basisnet | spe; sizes from the paper config's `model` block."""
     d, pe = model_cfg["d"], model_cfg["pe_dim"]

@@ -8,13 +8,17 @@ from omegaconf import DictConfig, OmegaConf
 from torch_geometric.loader import DataLoader
 
 from repro.core.context import RunContext
+from repro.core.errors import ConfigError
 from repro.core.train import fit
 from repro.papers.spe import probe
 from repro.papers.spe.data import CYCLE_LENGTHS, cycle_dataset, load_zinc
-from repro.papers.spe.models import build_model
+from repro.papers.spe.models import METHODS, build_model
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    unknown = sorted(set(cfg.methods) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"paper.methods has unknown {unknown}; choose from {list(METHODS)}")
     rows = probe_rows(cfg.probe, ctx)
     splits, target = load_splits(cfg, ctx)
     for method in cfg.methods:

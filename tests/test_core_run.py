@@ -1,0 +1,98 @@
+"""The run context and training loop: seeds, determinism, NaN guard, checkpoint + exact resume, data fetch."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from repro.core.context import RunContext
+from repro.core.data import fetch, require, sha256
+from repro.core.errors import DataUnavailableError, NonFiniteError
+from repro.core.seeding import child_seed
+from repro.core.train import fit
+
+
+def make_ctx(run_dir: Path, seed: int = 0) -> RunContext:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = OmegaConf.create({"seed": seed, "scale": {"name": "smoke", "replicates": 3}, "data_dir": str(run_dir)})
+    return RunContext(cfg, run_dir, "cpu")
+
+
+def test_child_seeds_are_stable_and_distinct() -> None:
+    assert child_seed(0, "data") == child_seed(0, "data")
+    seeds = {child_seed(0, "data"), child_seed(1, "data"), child_seed(0, "model"), child_seed(0, "data", 1)}
+    assert len(seeds) == 4 and all(0 <= s < 2**31 for s in seeds)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def regression_fit(ctx: RunContext, epochs: int, interrupt_at: int | None = None, lr: float = 0.05):
+    """A small noisy regression with dropout and shuffling: RNG state matters for exact resume."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=gen)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(64, generator=gen)
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Dropout(0.2), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def batches(epoch: int):
+        if epoch == interrupt_at:
+            raise Interrupt
+        order = torch.randperm(64, generator=torch.Generator().manual_seed(epoch))
+        return [(x[order[i:i + 16]], y[order[i:i + 16]]) for i in range(0, 64, 16)]
+
+    def loss_fn(model, batch):
+        return ((model(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+    def evaluate(model):
+        return {"val/mse": float(((model(x).squeeze(-1) - y) ** 2).mean())}
+
+    result = fit(ctx, "unit", model, optimizer, batches, loss_fn, epochs, evaluate, select="val/mse")
+    return result, model
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path) -> None:
+    full, full_model = regression_fit(make_ctx(tmp_path / "a"), epochs=6)
+    ctx = make_ctx(tmp_path / "b")
+    with pytest.raises(Interrupt):
+        regression_fit(ctx, epochs=6, interrupt_at=3)
+    assert ctx.checkpoint_path("unit").exists()
+    torch.manual_seed(12345)  # a fresh process would not share the interrupted one's RNG state
+    resumed, resumed_model = regression_fit(ctx, epochs=6)
+    assert resumed.history == full.history
+    for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_training_is_deterministic(tmp_path: Path) -> None:
+    first, _ = regression_fit(make_ctx(tmp_path / "a"), epochs=3)
+    second, _ = regression_fit(make_ctx(tmp_path / "b"), epochs=3)
+    assert first.history == second.history
+
+
+def test_nan_guard_names_the_step(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteError, match=r"unit: loss became (nan|inf) at epoch \d+, step \d+"):
+        regression_fit(make_ctx(tmp_path), epochs=50, lr=1e12)
+
+
+def test_units_are_computed_once_per_run_dir(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    calls = []
+    compute = lambda: calls.append(1) or [{"method": "a", "value": 0.1 + 0.2}]  # noqa: E731
+    assert ctx.unit("a-0", compute) == ctx.unit("a-0", compute) == [{"method": "a", "value": 0.1 + 0.2}]
+    assert len(calls) == 1
+
+
+def test_fetch_uses_cache_and_fails_clearly_offline(tmp_path: Path) -> None:
+    cached = tmp_path / "file.bin"
+    cached.write_bytes(b"payload")
+    assert fetch("https://example.invalid/file.bin", cached, sha256(cached)) == cached
+    with pytest.raises(DataUnavailableError, match="place it at"):
+        fetch("https://example.invalid/other.bin", tmp_path / "other.bin")
+    with pytest.raises(DataUnavailableError, match="wrong SHA-256|place it at"):
+        fetch("https://example.invalid/file.bin", cached, "0" * 64)
+    with pytest.raises(DataUnavailableError, match="how to get it"):
+        require(tmp_path / "missing.csv", "the CSV", "how to get it")
