@@ -1,0 +1,202 @@
+"""SPE: spectral quantities against scipy/numpy and closed forms, exact basis invariance, the stability
+probe's behaviour, cycle counts, and ZINC parsing on files written in the real format."""
+
+import pickle
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from scipy.sparse.csgraph import laplacian as scipy_laplacian
+from torch_geometric.data import Batch
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.spe.data import cycle_counts, graph_to_data, load_zinc
+from repro.papers.spe.models import LapPEEncoder, SignNetEncoder, SPEEncoder
+from repro.papers.spe.probe import dense_adjacency, random_basis_change, sensitivity
+from repro.papers.spe.spectral import (
+    eigenpairs,
+    eigenspace_indicators,
+    gaussian_bumps,
+    laplacian_from_adjacency,
+    normalized_laplacian,
+    spectral_tensor,
+)
+
+CENTERS = torch.linspace(0, 2, 8, dtype=torch.float64)
+
+
+def er_graph(n: int = 15, p: float = 0.3, seed: int = 0) -> nx.Graph:
+    graph = nx.erdos_renyi_graph(n, p, seed=seed)
+    assert nx.is_connected(graph)
+    return graph
+
+
+def test_laplacian_matches_scipy_and_pyg() -> None:
+    graph = er_graph()
+    adjacency = nx.to_numpy_array(graph, nodelist=range(15))
+    expected = scipy_laplacian(adjacency, normed=True)
+    edge_index = torch.tensor(list(graph.edges)).t()
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
+    assert np.allclose(normalized_laplacian(edge_index, 15).numpy(), expected, atol=1e-12)
+    assert np.allclose(laplacian_from_adjacency(torch.tensor(adjacency)).numpy(), expected, atol=1e-12)
+
+
+def test_cycle_spectrum_closed_form_and_numpy_agreement() -> None:
+    n = 12
+    eigvals, eigvecs, mask = eigenpairs(laplacian_from_adjacency(dense_adjacency(nx.cycle_graph(n))), n)
+    closed = np.sort(1 - np.cos(2 * np.pi * np.arange(n) / n))
+    assert np.allclose(eigvals.numpy(), closed, atol=1e-12)
+    assert np.allclose(eigvals.numpy(), np.linalg.eigvalsh(scipy_laplacian(nx.to_numpy_array(nx.cycle_graph(n)),
+                                                                         normed=True)), atol=1e-12)
+    assert mask.all()
+    groups = eigenspace_indicators(eigvals, mask, m=n).argmax(-1).tolist()
+    assert groups == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6]  # k and n - k share an eigenvalue
+
+
+def test_padding_is_masked_not_a_fake_zero_eigenvalue() -> None:
+    eigvals, eigvecs, mask = eigenpairs(laplacian_from_adjacency(dense_adjacency(nx.path_graph(4))), 6)
+    assert mask.tolist() == [True] * 4 + [False] * 2
+    phi = gaussian_bumps(eigvals, mask, CENTERS, 0.5)
+    assert torch.all(phi[4:] == 0)
+
+
+def test_all_pairs_with_phi_one_give_identity() -> None:
+    graph = er_graph()
+    eigvals, eigvecs, mask = eigenpairs(laplacian_from_adjacency(dense_adjacency(graph)), 15)
+    w = spectral_tensor(eigvecs, torch.ones(15, 1, dtype=torch.float64))[..., 0]
+    assert torch.allclose(w, torch.eye(15, dtype=torch.float64), atol=1e-12)
+
+
+@pytest.mark.parametrize("graph", [nx.cycle_graph(12), er_graph(seed=3)], ids=["C12", "ER"])
+def test_spectral_tensor_is_invariant_to_basis_changes(graph: nx.Graph) -> None:
+    rng = np.random.default_rng(0)
+    n = graph.number_of_nodes()
+    eigvals, eigvecs, mask = eigenpairs(laplacian_from_adjacency(dense_adjacency(graph)), n)
+    phi = gaussian_bumps(eigvals, mask, CENTERS, 0.5)
+    for _ in range(5):
+        q = random_basis_change(eigvals, mask, 1e-6, rng)
+        assert torch.allclose(q @ q.T, torch.eye(n, dtype=torch.float64), atol=1e-12)
+        rotated = eigvecs @ q
+        assert (spectral_tensor(rotated, phi) - spectral_tensor(eigvecs, phi)).abs().max() < 1e-10
+        if graph.number_of_edges() == n:  # C12: a genuine rotation inside 2-d eigenspaces moves raw eigenvectors
+            assert (rotated - eigvecs).abs().max() > 1e-3
+
+
+def test_spectral_tensor_is_permutation_equivariant() -> None:
+    graph = er_graph(seed=5)
+    adjacency = dense_adjacency(graph)
+    perm = torch.as_tensor(np.random.default_rng(1).permutation(15))
+    w = spectral_tensor(*reversed(_pairs(adjacency)))
+    w_perm = spectral_tensor(*reversed(_pairs(adjacency[perm][:, perm])))
+    assert torch.allclose(w_perm, w[perm][:, perm], atol=1e-10)
+
+
+def _pairs(adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    eigvals, eigvecs, mask = eigenpairs(laplacian_from_adjacency(adjacency), 6)
+    return gaussian_bumps(eigvals, mask, CENTERS, 0.5), eigvecs
+
+
+def test_stability_probe_shows_the_theorem() -> None:
+    """C12 with d = 5 (an eigenspace boundary): SPE bounded, hard partitions ~ 1/eps; d = 4 cuts a pair."""
+    order = torch.as_tensor(np.random.default_rng(0).permutation(12))
+    adjacency = dense_adjacency(nx.cycle_graph(12))[order][:, order]
+
+    def ratio(encoding: str, d: int, eps: float) -> float:
+        return sensitivity(adjacency, (0, 3), eps, encoding, d, 8, 0.5, 1e-6)
+
+    for eps in (1e-2, 1e-4):
+        assert ratio("spe", 5, eps) < 5
+    for encoding in ("eigvecs", "projectors"):
+        assert ratio(encoding, 5, 1e-4) > 100 * ratio(encoding, 5, 1e-2) / 10  # grows as eps shrinks
+        assert ratio(encoding, 5, 1e-4) > 1e3
+    assert ratio("spe", 4, 1e-4) > 1e3
+
+
+def _batch(graphs: list[nx.Graph], d: int) -> Batch:
+    return Batch.from_data_list([graph_to_data(g, [0.0] * 4, d) for g in graphs])
+
+
+def test_encoders_are_invariant_to_the_symmetries_they_claim() -> None:
+    torch.manual_seed(0)
+    graphs = [nx.cycle_graph(12), er_graph(seed=3)]
+    batch = _batch(graphs, d=8)
+    batch.eigvecs, batch.eigvals = batch.eigvecs.double(), batch.eigvals.double()
+    rng = np.random.default_rng(2)
+    changed = batch.clone()
+    blocks, signs = [], []
+    for g in range(len(graphs)):
+        nodes = batch.batch == g
+        q = random_basis_change(batch.eigvals[g], batch.eig_mask[g], 1e-6, rng)
+        blocks.append(batch.eigvecs[nodes] @ q)
+        signs.append(batch.eigvecs[nodes] * torch.as_tensor(rng.choice([-1.0, 1.0], 8)))
+    changed.eigvecs = torch.cat(blocks)
+    flipped = batch.clone()
+    flipped.eigvecs = torch.cat(signs)
+
+    spe = SPEEncoder(d=8, m=4, out_dim=5).double().eval()
+    basisnet = SPEEncoder(d=8, m=4, out_dim=5, hard_partition=True).double().eval()
+    for encoder in (spe, basisnet):
+        assert torch.allclose(encoder(changed), encoder(batch), atol=1e-9)
+    signnet = SignNetEncoder(d=8, out_dim=5).double().eval()
+    assert torch.allclose(signnet(flipped), signnet(batch), atol=1e-9)
+    assert not torch.allclose(signnet(changed), signnet(batch), atol=1e-6)  # signs only, not rotations
+    lappe = LapPEEncoder(d=8, out_dim=5).double().eval()
+    assert not torch.allclose(lappe(flipped), lappe(batch), atol=1e-6)
+
+
+def test_spe_encoder_is_permutation_equivariant() -> None:
+    torch.manual_seed(0)
+    graph = er_graph(seed=4)
+    perm = np.random.default_rng(3).permutation(15)
+    relabelled = nx.relabel_nodes(graph, {int(old): new for new, old in enumerate(perm)})
+    spe = SPEEncoder(d=15, m=4, out_dim=5).double().eval()
+    a, b = _batch([graph], 15), _batch([relabelled], 15)
+    for x in (a, b):
+        x.eigvecs, x.eigvals = x.eigvecs.double(), x.eigvals.double()
+    # relabelled node `new` is old node perm[new]
+    assert torch.allclose(spe(b), spe(a)[torch.as_tensor(perm)], atol=1e-8)
+
+
+def test_cycle_counts_match_known_graphs_and_triangles() -> None:
+    assert cycle_counts(nx.complete_graph(4)) == [4, 3, 0, 0]
+    assert cycle_counts(nx.cycle_graph(5)) == [0, 0, 1, 0]
+    assert cycle_counts(nx.complete_bipartite_graph(3, 3)) == [0, 9, 0, 6]
+    for seed in range(5):
+        graph = nx.gnp_random_graph(14, 0.3, seed=seed)
+        assert cycle_counts(graph)[0] == sum(nx.triangles(graph).values()) // 3
+
+
+def _write_zinc_raw(raw: Path) -> None:
+    """Two molecules per split in the layout of molecules.zip (pickled dicts of tensors) + .index files."""
+    raw.mkdir(parents=True)
+    ring = torch.zeros(5, 5, dtype=torch.long)
+    for i in range(5):
+        ring[i, (i + 1) % 5] = ring[(i + 1) % 5, i] = 1 + (i % 3)
+    chain = torch.tensor([[0, 1, 0], [1, 0, 2], [0, 2, 0]])
+    molecules = [
+        {"atom_type": torch.tensor([0, 1, 2, 1, 0]), "bond_type": ring, "logP_SA_cycle_normalized": torch.tensor([0.5]),
+         "num_atom": 5},
+        {"atom_type": torch.tensor([3, 0, 4]), "bond_type": chain, "logP_SA_cycle_normalized": torch.tensor([-1.25]),
+         "num_atom": 3},
+    ]
+    for split in ("train", "val", "test"):
+        with open(raw / f"{split}.pickle", "wb") as f:
+            pickle.dump(molecules, f)
+        (raw / f"{split}.index").write_text("1,0\n")
+
+
+def test_zinc_parsing_from_files_in_the_real_format(tmp_path: Path) -> None:
+    _write_zinc_raw(tmp_path / "zinc" / "raw")
+    splits = load_zinc(tmp_path / "zinc", subset=True, d=6)
+    first, second = splits["train"]  # subset order follows the .index file: molecule 1, then 0
+    assert first.num_nodes == 3 and first.y.item() == -1.25 and first.x.view(-1).tolist() == [3, 0, 4]
+    assert second.edge_index.shape[1] == 10 and sorted(set(second.edge_attr.tolist())) == [1, 2, 3]
+    assert first.eigvecs.shape == (3, 6) and first.eig_mask.tolist() == [[True] * 3 + [False] * 3]
+    assert np.allclose(first.eigvals[0, :3].numpy(), [0.0, 1.0, 2.0], atol=1e-6)  # path P3: 0, 1, 2
+
+
+def test_zinc_missing_offline_says_what_to_fetch(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError, match="train/val/test.pickle"):
+        load_zinc(tmp_path / "zinc", subset=True, d=6)
