@@ -34,7 +34,7 @@ def ranks(rows: pd.DataFrame):
     grid = _select(cloud, method="grid_hosvd", tol=tol)
     for count, curve in alg4.groupby("N"):
         line = curve.groupby("m")["rank"].mean()
-        (handle,) = axes[0].plot(line.index, line.values, "o-", label=f"N = {count}")
+        (handle,) = axes[0].plot(line.index, line.values, "o-", label=f"N = {int(count)}")
         axes[0].axhline(grid[grid["N"] == count]["rank"].mean(), ls="--", color=handle.get_color(), lw=0.8)
     axes[0].set(xscale="log", title=f"rank vs m (tol {tol:g}; dashed: grid HOSVD)" if tol else "rank vs m",
                 xlabel="m (Chebyshev points per mode)", ylabel="max Tucker rank")
