@@ -1,0 +1,22 @@
+"""Data: sklearn's digits (pixels 0..16, so R = 16; shipped with scikit-learn) and a Gaussian mixture in [0, 1]^d."""
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+
+def digits_split(private: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X_private, y_private, X_query, y_query): a random split of the 1797 digits, pixels in [0, 16]."""
+    features, labels = load_digits(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    head, tail = order[:private], order[private:]
+    return features[head], labels[head], features[tail], labels[tail]
+
+
+def gaussian_mixture(count: int, dim: int, centres: int, sd: float, rng: np.random.Generator,
+                     centre_points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """count points around `centres` uniform centres in [0, 1]^dim (sd per coordinate), clipped to [0, 1].
+    Returns (points, centre_points) so that queries can be drawn from the same mixture."""
+    if centre_points is None:
+        centre_points = rng.uniform(0, 1, size=(centres, dim))
+    labels = rng.integers(len(centre_points), size=count)
+    return np.clip(centre_points[labels] + sd * rng.normal(size=(count, dim)), 0, 1), centre_points
