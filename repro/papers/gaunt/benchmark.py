@@ -1,0 +1,92 @@
+"""Measurements on the Gaunt products: agreement, equivariance, the Gaunt = c x CG identity, and timing.
+
+Every function takes modules (x, y) -> z as built in products.py and returns plain numbers.
+"""
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from e3nn import o3
+
+from repro.papers.gaunt.harmonics import (
+    gaunt_block,
+    gaunt_path_factor,
+    gaunt_scale_closed_form,
+    rotation_matrix_of_harmonics,
+)
+
+Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def relative_error(z: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |z - reference| / max |reference|."""
+    return float((z - reference).abs().max() / reference.abs().max())
+
+
+def equivariance_error(product: Product, x: torch.Tensor, y: torch.Tensor, lmax: int, rotation: torch.Tensor) -> float:
+    """max |G(D x, D y) - D G(x, y)| / max |G(x, y)| for one rotation R (from e3nn's rand_matrix), D = D(R) on
+    degrees <= L (inputs) and <= 2L (outputs), computed exactly by quadrature (see rotation_matrix_of_harmonics)."""
+    d_in = rotation_matrix_of_harmonics(lmax, rotation).to(x)
+    d_out = rotation_matrix_of_harmonics(2 * lmax, rotation).to(x)
+    z = product(x, y)
+    return relative_error(product(x @ d_in.T, y @ d_in.T), z @ d_out.T)
+
+
+def identity_errors(table: torch.Tensor, lmax: int) -> dict[str, float]:
+    """Check G_block(l1, l2, l3) = c(l1, l2, l3) W(l1, l2, l3) on every path of a Gaunt table (l1, l2 <= lmax).
+
+    identity_residual: max over parity-even paths of ||G - c W|| / ||G|| (c from e3nn's W at one point);
+    factor_error:      max over those paths of | |c| - sqrt(prod(2l+1)/4pi) |3j(000)| | / that closed form;
+    odd_path_max:      max |G| over paths with l1 + l2 + l3 odd (the selection rule says 0).
+    """
+    residual, factor, odd = 0.0, 0.0, 0.0
+    for l1 in range(lmax + 1):
+        for l2 in range(lmax + 1):
+            for l3 in range(abs(l1 - l2), l1 + l2 + 1):
+                block = gaunt_block(table, l1, l2, l3)
+                if (l1 + l2 + l3) % 2:
+                    odd = max(odd, float(block.abs().max()))
+                    continue
+                c = gaunt_path_factor(l1, l2, l3)
+                w = o3.wigner_3j(l1, l2, l3, dtype=table.dtype)
+                residual = max(residual, float((block - c * w).norm() / block.norm()))
+                closed = gaunt_scale_closed_form(l1, l2, l3)
+                factor = max(factor, abs(abs(c) - closed) / closed)
+    return {"identity_residual": residual, "factor_error": factor, "odd_path_max": odd}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_products(products: dict[str, Product], x: torch.Tensor, y: torch.Tensor, repeats: int,
+                  min_time_s: float) -> dict[str, float]:
+    """Seconds per call of each product on the same inputs, measured side by side.
+
+    Each product is warmed up, then called in loops long enough to last `min_time_s` (like timeit's autorange);
+    the methods take turns within every repeat, so load on a shared machine hits all of them alike.
+    Returns the median over repeats of (loop time / calls).
+    """
+    loops = {}
+    for name, product in products.items():
+        product(x, y)
+        _synchronize(x.device)
+        start, calls = time.perf_counter(), 0
+        while time.perf_counter() - start < min_time_s:
+            product(x, y)
+            calls += 1
+        _synchronize(x.device)
+        loops[name] = max(1, calls)
+    samples: dict[str, list[float]] = {name: [] for name in products}
+    for _ in range(repeats):
+        for name, product in products.items():
+            _synchronize(x.device)
+            start = time.perf_counter()
+            for _ in range(loops[name]):
+                product(x, y)
+            _synchronize(x.device)
+            samples[name].append((time.perf_counter() - start) / loops[name])
+    return {name: statistics.median(values) for name, values in samples.items()}
