@@ -71,6 +71,10 @@ def train(cfg: DictConfig) -> dict:
     defaults = defaults_config(cfg)
     check_override_types(cfg, defaults)
     device = resolve_device(str(cfg.device))
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
     run_dir = _run_dir(cfg)
     previous = store.read_status(run_dir)
     if previous["status"] == "done" and not cfg.force:

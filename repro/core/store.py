@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-# Keys that say where or whether to run, not what is computed: they do not change a run's identity.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex")
+# Keys that say where, whether or how fast to run, not what is computed: they do not change a run's identity.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "threads")
 # Columns the store adds to every row on read.
 RUN_COLUMNS = ("run_id", "scale")
 # Wall-clock measurements (`train_time_s`, `speedup_x`) differ between identical runs; everything else must not.
