@@ -1,0 +1,1 @@
+"""TinvNN: transformation-invariant initial representations (modified classical MDS) for any backbone."""

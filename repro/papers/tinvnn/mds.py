@@ -1,0 +1,64 @@
+"""The TinvNN initial representation: classical MDS of the scale-normalised distance matrix, signs fixed.
+
+For a cloud X (N, 3) with pairwise distances d_ij, let s = RMS_{i != j} d_ij and D2 = (d / s)^2. Classical MDS
+double-centres, B = -1/2 J D2 J with J = I - 11^T / N, takes the top-k eigenpairs B = V diag(lambda) V^T and
+returns Y = V_k diag(sqrt(lambda_k)) (N, k). Y depends on X only through d, hence is invariant to rotations,
+reflections and translations, and, through s, to scaling; pdist(Y) = pdist(X) / s when k = 3. What remains
+ambiguous are the eigenvector signs; the modification fixes each column's sign so that its third moment
+sum_i y_i^3 is positive (when that moment vanishes to round-off, the entry of largest magnitude is made positive).
+Repeated eigenvalues (a perfect sphere) leave a rotation inside the eigenspace, which no sign rule removes.
+"""
+
+import numpy as np
+import torch
+
+
+def fix_signs(coords: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+    """Flip each column of (..., N, k) so its third moment is positive; ties broken by the largest |entry|."""
+    moment = (coords**3).sum(-2)
+    scale = (coords**2).sum(-2).clamp_min(1e-300) ** 1.5
+    largest = torch.gather(coords, -2, coords.abs().argmax(-2, keepdim=True)).squeeze(-2)
+    sign = torch.where(moment.abs() > tol * scale, moment.sign(), largest.sign())
+    return coords * torch.where(sign == 0, torch.ones_like(sign), sign).unsqueeze(-2)
+
+
+def classical_mds(distances: torch.Tensor, k: int, oversample: int = 5,
+                  power_iterations: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k classical MDS of (..., N, N) distances: coordinates (..., N, k) and eigenvalues (..., k).
+
+    The top eigenpairs of B come from a randomised range finder (Q = orth(B^q Omega), Omega of k + oversample
+    fixed Gaussian columns, then eigh of Q^T B Q): exact to round-off when B has rank <= k + oversample, as
+    every Euclidean 3-D cloud does, and ~100x cheaper than a full N x N eigh. Negative eigenvalues
+    (non-Euclidean input) are clipped to zero before the square root.
+    """
+    n = distances.shape[-1]
+    squared = distances**2  # J D2 J by row, column and grand means
+    gram = -0.5 * (squared - squared.mean(-1, keepdim=True) - squared.mean(-2, keepdim=True)
+                   + squared.mean((-2, -1), keepdim=True))
+    omega = torch.randn(n, k + oversample, dtype=distances.dtype, generator=torch.Generator().manual_seed(0))
+    basis = torch.linalg.qr(gram @ omega).Q
+    for _ in range(power_iterations):
+        basis = torch.linalg.qr(gram @ basis).Q
+    small = basis.transpose(-2, -1) @ gram @ basis
+    eigenvalues, eigenvectors = torch.linalg.eigh(small)  # ascending
+    eigenvalues, eigenvectors = eigenvalues.flip(-1)[..., :k], (basis @ eigenvectors).flip(-1)[..., :k]
+    return eigenvectors * eigenvalues.clamp_min(0).sqrt().unsqueeze(-2), eigenvalues
+
+
+def tinvnn_coordinates(points: np.ndarray, k: int = 3, batch: int = 256) -> np.ndarray:
+    """TinvNN representation of clouds (B, N, 3) -> (B, N, k) float32, computed in float64."""
+    out = []
+    for start in range(0, len(points), batch):
+        x = torch.as_tensor(points[start:start + batch], dtype=torch.float64)
+        distances = torch.cdist(x, x)
+        n = distances.shape[-1]
+        rms = (distances.pow(2).sum((-2, -1)) / (n * (n - 1))).sqrt()
+        coords, _ = classical_mds(distances / rms[:, None, None], k)
+        out.append(fix_signs(coords).float().numpy())
+    return np.concatenate(out)
+
+
+def sign_patterns(k: int = 3) -> torch.Tensor:
+    """All 2^k diagonal sign matrices as (2^k, k) vectors (the frame of the sign-averaged ablation)."""
+    grid = torch.cartesian_prod(*[torch.tensor([1.0, -1.0])] * k)
+    return grid.view(-1, k)
