@@ -25,11 +25,15 @@ def relative_error(z: torch.Tensor, reference: torch.Tensor) -> float:
     return float((z - reference).abs().max() / reference.abs().max())
 
 
-def equivariance_error(product: Product, x: torch.Tensor, y: torch.Tensor, lmax: int, rotation: torch.Tensor) -> float:
-    """max |G(D x, D y) - D G(x, y)| / max |G(x, y)| for one rotation R (from e3nn's rand_matrix), D = D(R) on
-    degrees <= L (inputs) and <= 2L (outputs), computed exactly by quadrature (see rotation_matrix_of_harmonics)."""
-    d_in = rotation_matrix_of_harmonics(lmax, rotation).to(x)
-    d_out = rotation_matrix_of_harmonics(2 * lmax, rotation).to(x)
+def harmonic_rotations(lmax: int, rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D(R) on degrees <= L (inputs) and <= 2L (outputs), exact by quadrature (see rotation_matrix_of_harmonics)."""
+    return rotation_matrix_of_harmonics(lmax, rotation), rotation_matrix_of_harmonics(2 * lmax, rotation)
+
+
+def equivariance_error(product: Product, x: torch.Tensor, y: torch.Tensor, d_in: torch.Tensor,
+                       d_out: torch.Tensor) -> float:
+    """max |G(D x, D y) - D G(x, y)| / max |G(x, y)| for one rotation, D_in and D_out from harmonic_rotations."""
+    d_in, d_out = d_in.to(x), d_out.to(x)
     z = product(x, y)
     return relative_error(product(x @ d_in.T, y @ d_in.T), z @ d_out.T)
 

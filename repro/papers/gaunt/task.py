@@ -12,7 +12,13 @@ from omegaconf import DictConfig
 from repro.core.claims import fit_slope
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
-from repro.papers.gaunt.benchmark import equivariance_error, identity_errors, relative_error, time_products
+from repro.papers.gaunt.benchmark import (
+    equivariance_error,
+    harmonic_rotations,
+    identity_errors,
+    relative_error,
+    time_products,
+)
 from repro.papers.gaunt.products import CGGaunt, DenseGaunt, FourierGaunt, SphereGridGaunt
 
 METHODS = {"dense": DenseGaunt, "cg": CGGaunt, "grid": SphereGridGaunt, "fft": FourierGaunt}
@@ -84,14 +90,14 @@ def rows_for_degree(cfg: DictConfig, ctx: RunContext, lmax: int, device: torch.d
         torch.manual_seed(seed)
         shape = (b.batch, b.channels, (lmax + 1) ** 2)  # channel-wise products: batch x channels of them
         x, y = (torch.randn(shape, dtype=dtype, device=device) for _ in range(2))
-        rotation = o3.rand_matrix(dtype=dtype)
+        d_in, d_out = harmonic_rotations(lmax, o3.rand_matrix(dtype=dtype))
         reference = products[REFERENCE](x, y)
         for name, product in products.items():
             if name != REFERENCE:
                 rows.append({"kind": "agreement", **common, "method": name, "seed": seed,
                              "max_rel_error": relative_error(product(x, y), reference)})
             rows.append({"kind": "equivariance", **common, "method": name, "seed": seed,
-                         "equivariance_error": equivariance_error(product, x, y, lmax, rotation.to(device))})
+                         "equivariance_error": equivariance_error(product, x, y, d_in, d_out)})
         seconds = time_products(products, x, y, b.repeats, b.min_time_s)
         rows += [{"kind": "timing", **common, "method": name, "seed": seed, "time_s": t,
                   "build_time_s": build_time[name]} for name, t in seconds.items()]
