@@ -3,7 +3,6 @@
 Every function takes modules (x, y) -> z as built in products.py and returns plain numbers.
 """
 
-import statistics
 import time
 from collections.abc import Callable
 
@@ -72,7 +71,8 @@ def time_products(products: dict[str, Product], x: torch.Tensor, y: torch.Tensor
 
     Each product is warmed up, then called in loops long enough to last `min_time_s` (like timeit's autorange);
     the methods take turns within every repeat, so load on a shared machine hits all of them alike.
-    Returns the median over repeats of (loop time / calls).
+    Returns the minimum over repeats of (loop time / calls): as timeit advises, slower repeats measure other
+    processes on a shared machine, not the product.
     """
     loops = {}
     for name, product in products.items():
@@ -93,4 +93,4 @@ def time_products(products: dict[str, Product], x: torch.Tensor, y: torch.Tensor
                 product(x, y)
             _synchronize(x.device)
             samples[name].append((time.perf_counter() - start) / loops[name])
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {name: min(values) for name, values in samples.items()}

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from repro.core.figures import new_figure
 
 LABELS = {"dense": "dense Gaunt table", "cg": "e3nn CG full TP", "grid": "e3nn S2 grid", "fft": "2D Fourier + FFT"}
+COLORS = {"dense": "C0", "cg": "C1", "grid": "C2", "fft": "C3"}  # one colour per method in every panel
 
 
 def _kind(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -18,7 +20,7 @@ def efficiency(rows: pd.DataFrame):
     timing = _kind(rows, "timing")
     for method, label in LABELS.items():
         curve = timing[timing["method"] == method].groupby("degrees")["time_s"].mean()
-        left.loglog(curve.index, curve.values, "o-", label=label)
+        left.loglog(curve.index, curve.values, "o-", color=COLORS[method], label=label)
     if not timing.empty:
         n = np.array(sorted(timing["degrees"].unique()), dtype=float)
         anchor = timing[timing["degrees"] == n[-1]]["time_s"].median()
@@ -29,10 +31,15 @@ def efficiency(rows: pd.DataFrame):
     speedup = _kind(rows, "speedup")
     for baseline in ("cg", "dense", "grid"):
         curve = speedup[speedup["baseline"] == baseline].groupby("degrees")["speedup_x"].mean()
-        right.loglog(curve.index, curve.values, "o-", label=f"{LABELS[baseline]} / FFT")
+        right.loglog(curve.index, curve.values, "o-", color=COLORS[baseline], label=f"{LABELS[baseline]} / FFT")
     right.axhline(1.0, color="k", lw=0.8)
     right.set(xlabel="degrees L+1", ylabel="speed-up of FFT (x)", title="side by side, same process")
     right.legend(fontsize=7)
+    for ax in (left, right):
+        if not timing.empty:
+            ax.set_xticks(sorted(timing["degrees"].unique()))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     return fig
 
 
@@ -44,7 +51,7 @@ def accuracy(rows: pd.DataFrame):
         chosen = _kind(rows, kind)
         for method, label in LABELS.items():
             curve = chosen[chosen["method"] == method].groupby("degrees")[metric].max()
-            ax.semilogy(curve.index, curve.clip(lower=1e-18).values, "o-", label=label)
+            ax.semilogy(curve.index, curve.clip(lower=1e-18).values, "o-", color=COLORS[method], label=label)
         ax.axhline(1e-10, color="k", ls="--", lw=0.8)
         ax.set(xlabel="degrees L+1", ylabel="max relative error", title=title)
     left.legend(fontsize=7)
