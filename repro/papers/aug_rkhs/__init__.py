@@ -1,0 +1,1 @@
+"""Augmentation-based SSL via RKHS approximation and regression (Zhai et al., ICLR 2024): masked-token toy."""

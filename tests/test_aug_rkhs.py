@@ -1,0 +1,101 @@
+"""aug_rkhs: the masking kernel, its spectrum and the regressors against independent oracles."""
+
+from itertools import product
+
+import numpy as np
+import pytest
+from scipy.special import comb
+from sklearn.kernel_ridge import KernelRidge
+
+from repro.papers.aug_rkhs.kernel import (
+    AnovaTarget,
+    all_inputs,
+    kappa_squared,
+    kappa_squared_monte_carlo,
+    kernel_from_matches,
+    kernel_ridge_fit,
+    matches,
+    multiplicity,
+    nystrom_features,
+    operator_spectrum,
+    ridge_path,
+)
+
+
+def kernel_by_enumeration(x: tuple, xp: tuple, alpha: float, vocab: int) -> float:
+    """k(x, x') = sum_a A(a|x) A(a|x') / p(a), summing over every view a in {0..V}^L (V = mask)."""
+    inputs = list(product(range(vocab), repeat=len(x)))
+
+    def augment(a: tuple, source: tuple) -> float:
+        return float(np.prod([alpha if s == vocab else (1 - alpha) * (s == t) for s, t in zip(a, source)]))
+
+    total = 0.0
+    for a in product(range(vocab + 1), repeat=len(x)):
+        p = np.mean([augment(a, z) for z in inputs])
+        if p > 0:
+            total += augment(a, x) * augment(a, xp) / p
+    return total
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.6])
+def test_kernel_matches_definition(alpha: float) -> None:
+    vocab, length = 2, 3
+    x = all_inputs(vocab, length)
+    k = kernel_from_matches(matches(x, x), alpha, vocab, length)
+    for i, j in [(0, 0), (0, 5), (3, 6), (7, 7)]:
+        assert k[i, j] == pytest.approx(kernel_by_enumeration(tuple(x[i]), tuple(x[j]), alpha, vocab), rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.7])
+def test_spectrum_closed_form(alpha: float) -> None:
+    vocab, length = 3, 5
+    evals = operator_spectrum(alpha, vocab, length)
+    predicted = np.concatenate([np.full(multiplicity(s, vocab, length), (1 - alpha) ** s) for s in range(length + 1)])
+    np.testing.assert_allclose(evals, np.sort(predicted)[::-1], rtol=1e-9, atol=1e-12)
+    trace = sum(comb(length, s) * (vocab - 1) ** s * (1 - alpha) ** s for s in range(length + 1))
+    assert evals.sum() == pytest.approx(kappa_squared(alpha, vocab, length), rel=1e-10)
+    assert trace == pytest.approx(kappa_squared(alpha, vocab, length), rel=1e-12)
+
+
+def test_empirical_kernel_diagonal_and_mean() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, (400, 8))
+    k = kernel_from_matches(matches(x, x), 0.7, 4, 8)
+    np.testing.assert_allclose(np.diag(k), kappa_squared(0.7, 4, 8), rtol=1e-12)
+    off = k[~np.eye(len(x), dtype=bool)]
+    assert off.mean() == pytest.approx(1.0, abs=0.05)          # E k(x, x') = 1 for independent x, x'
+    mc = kappa_squared_monte_carlo(0.7, 4, 8, 200_000, rng)
+    assert mc == pytest.approx(kappa_squared(0.7, 4, 8), rel=0.03)
+
+
+def test_kernel_ridge_matches_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    x, xt = rng.integers(0, 4, (120, 8)), rng.integers(0, 4, (30, 8))
+    y = rng.standard_normal(120)
+    k, kt = kernel_from_matches(matches(x, x), 0.8, 4, 8), kernel_from_matches(matches(xt, x), 0.8, 4, 8)
+    reference = KernelRidge(alpha=0.3, kernel="precomputed").fit(k, y).predict(kt)
+    np.testing.assert_allclose(kt @ kernel_ridge_fit(k, y, 0.3), reference, rtol=1e-8)
+    np.testing.assert_allclose(ridge_path(k, y, kt, np.array([0.3, 1.0]))[0], reference, rtol=1e-6)
+
+
+def test_nystrom_features_are_top_eigenvectors() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 4, (200, 8))
+    k = kernel_from_matches(matches(x, x), 0.6, 4, 8)
+    weights, sigma = nystrom_features(k, 20)
+    phi = k @ weights
+    np.testing.assert_allclose(phi.T @ phi, np.eye(20), atol=1e-8)   # phi(X_m) = U_d, orthonormal
+    np.testing.assert_allclose(sigma, np.sort(np.linalg.eigvalsh(k))[::-1][:20], rtol=1e-8)
+
+
+def test_target_anova_energy() -> None:
+    """Exact moments over all 4^8 inputs: mean 0, variance 1, energy 0.25 per order."""
+    x = all_inputs(4, 8)
+    target = AnovaTarget({1: 4, 2: 6, 3: 6, 4: 4}, {s: 0.25 for s in (1, 2, 3, 4)}, 4, 8, np.random.default_rng(3))
+    f = target(x)
+    assert f.mean() == pytest.approx(0.0, abs=1e-12)
+    assert f.var() == pytest.approx(1.0, rel=1e-10)
+    assert target.variance == pytest.approx(1.0)
+    order3 = sum(w * np.prod(u[np.arange(len(p)), x[:, p]], axis=1) for p, w, u in target.terms if len(p) == 3)
+    assert np.mean(order3**2) == pytest.approx(0.25, rel=1e-10)
+    assert np.mean(order3 * (f - order3)) == pytest.approx(0.0, abs=1e-12)
