@@ -1,0 +1,1 @@
+"""Frame Averaging: exact invariance/equivariance by averaging a backbone over a small input-dependent frame."""
