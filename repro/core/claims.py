@@ -13,8 +13,8 @@ Check kinds (``where`` filters rows by equality, or membership when given a list
 
 - ``compare``:   agg(metric | a) <op> factor * agg(metric | b)
 - ``threshold``: agg(metric | where) <op> value
-- ``slope``:     least-squares slope of y on x (log10-log10 when ``log``) lies ``within`` [lo, hi];
-                 the 95% confidence interval is reported beside it
+- ``slope``:     least-squares slope of y on x (log10-log10 when ``log``) lies ``within`` [lo, hi]
+                 (null for an open end); the 95% confidence interval is reported beside it
 - ``order``:     agg(metric) over the values of column ``by`` is increasing in the listed ``order``
 
 ``agg`` is mean (default), median, max or min over the selected rows (seeds, settings).
@@ -98,7 +98,8 @@ def _threshold(rows: pd.DataFrame, check: dict) -> tuple[bool, str]:
 
 
 def fit_slope(x: np.ndarray, y: np.ndarray, log: bool) -> tuple[float, float, float]:
-    """Least-squares slope of y on x and its 95% confidence interval (lo, hi)."""
+    """Least-squares slope of y on x and its 95% confidence interval (lo, hi); on log-log axes points with
+    x <= 0 or y <= 0 cannot be placed and are left out (``_slope`` reports how many)."""
     if log:
         keep = (x > 0) & (y > 0)
         x, y = np.log10(x[keep]), np.log10(y[keep])
@@ -115,12 +116,14 @@ def _slope(rows: pd.DataFrame, check: dict) -> tuple[bool, str]:
         if column not in chosen.columns:
             raise _NotRun(f"no column {column!r} in the rows")
     chosen = chosen[[check["x"], check["y"]]].dropna()
-    slope, lo, hi = fit_slope(chosen[check["x"]].to_numpy(float), chosen[check["y"]].to_numpy(float),
-                              bool(check.get("log", False)))
-    low, high = map(float, check["within"])
+    x, y = chosen[check["x"]].to_numpy(float), chosen[check["y"]].to_numpy(float)
+    slope, lo, hi = fit_slope(x, y, bool(check.get("log", False)))
+    dropped = int(((x <= 0) | (y <= 0)).sum()) if check.get("log") else 0
+    low, high = (float("-inf") if b is None else float(b) for b in check["within"])
     kind = "log-log slope" if check.get("log") else "slope"
     text = (f"{kind} of {check['y']} on {check['x']} [{_describe(check.get('where'))}] = {slope:.3f} "
-            f"(95% CI {lo:.3f} to {hi:.3f}); expected within [{low:g}, {high:g}]")
+            f"(95% CI {lo:.3f} to {hi:.3f}); expected within [{low:g}, {high:g}]"
+            + (f"; {dropped} non-positive points left out of the log-log fit" if dropped else ""))
     return low <= slope <= high, text
 
 

@@ -75,10 +75,19 @@ class RunContext:
         return [self.child_seed("replicate", i) for i in range(int(self.cfg.scale.replicates))]
 
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-        """A tqdm bar on a terminal; silent when stderr is not a TTY (logs, CI, sweeps)."""
-        from tqdm.auto import tqdm
+        """A tqdm bar on a terminal; elsewhere (logs, CI, sweeps) a line in run.log every ~10%."""
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
 
-        return iter(tqdm(iterable, desc=desc, total=total, leave=False, disable=not sys.stderr.isatty()))
+            yield from tqdm(iterable, desc=desc, total=total, leave=False)
+            return
+        total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        step = max(1, total // 10) if total else None
+        start = time.perf_counter()
+        for i, item in enumerate(iterable):
+            yield item
+            if step and ((i + 1) % step == 0 or i + 1 == total):
+                self.log.info("%s: %d/%d (%.0f s)", desc, i + 1, total, time.perf_counter() - start)
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
         """Append one line to metrics.jsonl (per-step curves; result rows are returned, not logged)."""

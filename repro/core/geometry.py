@@ -113,6 +113,24 @@ def rotate(points: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     return np.einsum("bij,bnj->bni", rotations, points).astype(points.dtype)
 
 
+def fix_signs(coords: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+    """Flip each column of (..., N, k) so its third moment sum_i y_i^3 is positive; when that moment vanishes
+    (to tol relative), the entry of largest magnitude is made positive instead."""
+    moment = (coords**3).sum(-2)
+    scale = (coords**2).sum(-2).clamp_min(1e-300) ** 1.5
+    largest = torch.gather(coords, -2, coords.abs().argmax(-2, keepdim=True)).squeeze(-2)
+    sign = torch.where(moment.abs() > tol * scale, moment.sign(), largest.sign())
+    return coords * torch.where(sign == 0, torch.ones_like(sign), sign).unsqueeze(-2)
+
+
+def pca_canonicalise(points: np.ndarray) -> np.ndarray:
+    """Clouds (B, N, 3) -> PCA scores (centred, covariance eigenbasis, largest variance first, signs fixed)."""
+    x = torch.as_tensor(points, dtype=torch.float64)
+    x = x - x.mean(-2, keepdim=True)
+    _, vectors = torch.linalg.eigh(x.transpose(-2, -1) @ x)
+    return fix_signs(x @ vectors.flip(-1)).float().numpy()
+
+
 class PointNet(nn.Module):
     """PointNet-lite: h_i = MLP(x_i) (widths 64-128-256 by default), g = max_i h_i, logits = MLP(g).
 

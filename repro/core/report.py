@@ -58,7 +58,7 @@ def write_paper_readme(cfg: DictConfig, rows: pd.DataFrame, found: list[Verdict]
     out_dir = store.paper_dir(cfg.results_dir, cfg.paper.slug)
     runs = rows["run_id"].nunique() if "run_id" in rows else 0
     parts = [f"# {cfg.paper.slug}: {cfg.paper.title}\n",
-             f"Scale `{cfg.scale.name}`, {runs} run(s), {wall_time_s:.0f} s of compute. "
+             f"Scale `{cfg.scale.name}`, {runs} run(s), {wall_time_s:.0f} s of wall time. "
              f"Regenerate with `repro train paper={cfg.paper.slug}` then `repro table`, `repro figures` "
              f"and `repro check` (or `python scripts/reproduce_all.py --paper {cfg.paper.slug}`).\n",
              "## Claims\n", verdict_markdown(found)]

@@ -77,17 +77,22 @@ def train(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.threads))
     run_dir = _run_dir(cfg)
     previous = store.read_status(run_dir)
-    if previous["status"] == "done" and not cfg.force:
+    code = store.code_hash(cfg.paper.slug)
+    stale = previous.get("code_hash", code) != code
+    if stale:
+        print(f"the code of repro/papers/{cfg.paper.slug} changed since {run_dir} was made: starting it afresh")
+    elif previous["status"] == "done" and not cfg.force:
         print(f"reusing finished run {run_dir} (force=true reruns it)")
         return previous
-    if cfg.force and run_dir.exists():
+    if (cfg.force or stale) and run_dir.exists():
         shutil.rmtree(run_dir)
+        previous = {"status": "missing"}
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     OmegaConf.save(OmegaConf.create(_user_overrides()), run_dir / "overrides.yaml")
     (run_dir / "env.json").write_text(json.dumps(capture_env(device), indent=2) + "\n")
     status = {"scale": cfg.scale.name, "seed": cfg.seed, "defaults_hash": store.defaults_hash(defaults),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "code_hash": code, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     store.write_status(run_dir, status="running", **status)
 
     ctx = RunContext(cfg, run_dir, device)
@@ -97,20 +102,21 @@ def train(cfg: DictConfig) -> dict:
                  device, run_dir)
     seed_everything(cfg.seed)
     task = instantiate(cfg.paper.task)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         rows = task(cfg=cfg.paper, ctx=ctx)
         _check_rows(rows)
     except BaseException as error:
         state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         store.write_status(run_dir, status=state, error=f"{type(error).__name__}: {error}",
-                           wall_time_s=time.perf_counter() - start, **status)
+                           wall_time_s=time.perf_counter() - start, cpu_time_s=time.process_time() - cpu_start,
+                           **status)
         ctx.log.error("run %s: %s: %s", state, type(error).__name__, error)
         raise
     store.write_rows(run_dir, rows)
-    wall = time.perf_counter() - start
-    store.write_status(run_dir, status="done", wall_time_s=wall, rows=len(rows), **status)
-    ctx.log.info("done: %d rows in %.1f s", len(rows), wall)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    store.write_status(run_dir, status="done", wall_time_s=wall, cpu_time_s=cpu, rows=len(rows), **status)
+    ctx.log.info("done: %d rows in %.1f s (%.1f s of CPU time in this process)", len(rows), wall, cpu)
     return store.read_status(run_dir)
 
 

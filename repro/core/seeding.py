@@ -4,6 +4,7 @@ import hashlib
 import random
 
 import numpy as np
+import torch
 
 
 def child_seed(root: int, *names: object) -> int:
@@ -13,12 +14,7 @@ def child_seed(root: int, *names: object) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and (if imported by the task) torch global generators."""
+    """Seed python, numpy and torch global generators."""
     random.seed(seed)
     np.random.seed(seed)
-    import sys
-
-    if "torch" in sys.modules:
-        import torch
-
-        torch.manual_seed(seed)
+    torch.manual_seed(seed)

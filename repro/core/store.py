@@ -33,6 +33,16 @@ def config_hash(cfg: DictConfig, exclude: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
+def code_hash(slug: str) -> str:
+    """Hash of the paper package's source: a finished run made by other code is stale."""
+    from repro import ROOT
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "repro" / "papers" / slug).rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def run_id(cfg: DictConfig) -> str:
     return f"{cfg.scale.name}-seed{cfg.seed}-{config_hash(cfg)}"
 
@@ -109,10 +119,10 @@ def load_rows(results_dir: str | Path, slug: str, scale: str, defaults: str | No
     rows = pd.concat(frames, ignore_index=True)
     ignored = {"paper", "scale", "seed", "device", *NON_IDENTITY_KEYS}
     keys = sorted({k for o in overrides.values() for k in o} - ignored)
-    for key in keys:
-        values = {o.get(key) for o in overrides.values()}
-        if len(values) > 1:
-            rows[key] = rows["run_id"].map(lambda r, key=key: overrides[r].get(key, "default"))
+    swept = [key for key in keys if len({o.get(key) for o in overrides.values()}) > 1]
+    for key in swept:
+        rows[key] = rows["run_id"].map(lambda r, key=key: overrides[r].get(key, "default"))
+    rows.attrs["sweep_columns"] = swept
     return rows
 
 

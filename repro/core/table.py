@@ -14,13 +14,11 @@ import numpy as np
 import pandas as pd
 
 from repro.core.claims import select
-from repro.core.store import RUN_COLUMNS
 
 
 def sweep_columns(rows: pd.DataFrame, spec: dict) -> list[str]:
     """Columns added by the store for overrides that vary across runs (see store.load_rows)."""
-    known = {*spec["index"], *spec["metrics"], "seed", *RUN_COLUMNS}
-    return [c for c in rows.columns if c not in known and "." in c]
+    return [c for c in rows.attrs.get("sweep_columns", []) if c not in spec["index"]]
 
 
 def summarize(rows: pd.DataFrame, spec: dict) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GINEConv, global_add_pool, global_mean_pool
-from torch_geometric.utils import to_dense_batch
+from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 from repro.papers.spe.spectral import eigenspace_indicators, spectral_tensor
 
@@ -22,10 +22,11 @@ def mlp(sizes: list[int], batch_norm: bool = False) -> nn.Sequential:
 
 
 class ChannelGIN(nn.Module):
-    """GIN layer h_i' = MLP((1 + eps) h_i + sum_{j in N(i)} h_j) on node features with an extra axis.
+    """GIN layer h_i' = MLP((1 + eps) h_i + sum_{j in N(i)} h_j) on dense per-graph node features with an
+    extra axis: x (B, N, K, c_in) -> (B, N, K, c_out), adjacency (B, N, N).
 
-    x: (num_nodes, K, c_in) -> (num_nodes, K, c_out); the K channels (eigenvectors for SignNet, the
-    first node index of W for SPE) share weights and never mix. `keep` (num_nodes, K) zeroes padding.
+    The K channels (eigenvectors for SignNet, the first node index of W for SPE) share weights and never
+    mix. `keep` (B, N, K) zeroes padded nodes and channels so that they never leak into real ones.
     """
 
     def __init__(self, c_in: int, c_out: int) -> None:
@@ -33,9 +34,8 @@ class ChannelGIN(nn.Module):
         self.eps = nn.Parameter(torch.zeros(1))
         self.net = mlp([c_in, c_out, c_out])
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        src, dst = edge_index
-        aggregated = torch.zeros_like(x).index_add_(0, dst, x[src])
+    def forward(self, x: torch.Tensor, adjacency: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        aggregated = torch.bmm(adjacency.to(x.dtype), x.flatten(2)).view_as(x)
         return self.net((1 + self.eps) * x + aggregated) * keep[..., None]
 
 
@@ -63,16 +63,13 @@ class SPEEncoder(nn.Module):
         return self.phi(eigvals[..., None]) * mask[..., None]
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        vectors, node_mask = to_dense_batch(batch.eigvecs, batch.batch)           # (B, N, d), (B, N)
-        eigvals, eig_mask = batch.eigvals, batch.eig_mask
-        w = spectral_tensor(vectors, self.phis(eigvals, eig_mask))                 # (B, N, N, m)
-        h = w[node_mask]                                                           # node j: W[:, j] over i
-        keep = node_mask[batch.batch].to(h.dtype)                                 # valid i slots of j's graph
+        vectors, node_mask = to_dense_batch(batch.eigvecs, batch.batch)            # (B, N, d), (B, N)
+        adjacency = to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=node_mask.shape[1])
+        h = spectral_tensor(vectors, self.phis(batch.eigvals, batch.eig_mask))     # (B, N_j, N_i, m)
+        keep = (node_mask[:, :, None] & node_mask[:, None, :]).to(h.dtype)
         for layer in self.rho:
-            h = layer(h, batch.edge_index, keep)
-        summed = torch.zeros(node_mask.shape + h.shape[-1:], dtype=h.dtype, device=h.device)
-        summed.index_add_(0, batch.batch, h)                                       # sum over j per graph
-        return self.out(summed[node_mask])                                         # (num_nodes, out_dim)
+            h = layer(h, adjacency, keep)
+        return self.out(h.sum(1)[node_mask])                                        # sum over j -> (nodes, out)
 
 
 class SignNetEncoder(nn.Module):
@@ -84,18 +81,19 @@ class SignNetEncoder(nn.Module):
         self.phi = nn.ModuleList(ChannelGIN(a, b) for a, b in zip(sizes, sizes[1:]))
         self.rho = mlp([d * hidden, out_dim, out_dim])
 
-    def _phi(self, x: torch.Tensor, edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def _phi(self, x: torch.Tensor, adjacency: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         for layer in self.phi:
-            x = layer(x, edge_index, keep)
+            x = layer(x, adjacency, keep)
         return x
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        keep = batch.eig_mask[batch.batch].to(batch.eigvecs.dtype)                # (num_nodes, d)
-        lam = batch.eigvals[batch.batch]
-        plus = torch.stack([batch.eigvecs, lam], -1)
-        minus = torch.stack([-batch.eigvecs, lam], -1)
-        h = self._phi(plus, batch.edge_index, keep) + self._phi(minus, batch.edge_index, keep)
-        return self.rho(h.flatten(1))
+        vectors, node_mask = to_dense_batch(batch.eigvecs, batch.batch)            # (B, N, d)
+        adjacency = to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=node_mask.shape[1])
+        keep = (node_mask[:, :, None] & batch.eig_mask[:, None, :]).to(vectors.dtype)
+        lam = batch.eigvals[:, None, :].expand_as(vectors)
+        plus, minus = torch.stack([vectors, lam], -1), torch.stack([-vectors, lam], -1)
+        h = self._phi(plus, adjacency, keep) + self._phi(minus, adjacency, keep)   # (B, N, d, hidden)
+        return self.rho(h[node_mask].flatten(1))
 
 
 class LapPEEncoder(nn.Module):
