@@ -1,0 +1,112 @@
+"""FunBaT against independent oracles: the dense GP posterior (sklearn), scipy's matrix exponential for the
+state-space transition, the Kronecker/unfolding convention, and the authors' array format."""
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel
+from sklearn.gaussian_process.kernels import Matern as SklearnMatern
+
+from repro.papers.funbat.baselines import BinnedTucker
+from repro.papers.funbat.data import parse_fold, synthetic
+from repro.papers.funbat.model import FunBaT, batched_kron, unfold_core
+from repro.papers.funbat.statespace import Matern, smooth
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5])
+def test_transition_matches_matrix_exponential(nu: float) -> None:
+    kernel = Matern(nu, 0.3, 2.0)
+    lam = np.sqrt(3) / 0.3
+    drift = np.array([[-1 / 0.3]]) if nu == 0.5 else np.array([[0.0, 1.0], [-lam**2, -2 * lam]])
+    for dt in (0.01, 0.2, 1.5):
+        assert np.allclose(kernel.transition(np.array([dt]))[0], expm(drift * dt), atol=1e-12)
+    # the stationary covariance solves F P + P F^T + L Qc L^T = 0, i.e. A P A^T + Q = P with Q >= 0
+    a = kernel.transition(np.array([0.1]))[0]
+    noise = kernel.stationary() - a @ kernel.stationary() @ a.T
+    assert np.all(np.linalg.eigvalsh(noise) >= -1e-12)
+    if nu == 0.5:
+        assert noise[0, 0] == pytest.approx(2.0 * (1 - np.exp(-2 * 0.1 / 0.3)))
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5])
+def test_smoother_equals_dense_gp_posterior(nu: float) -> None:
+    rng = np.random.default_rng(0)
+    train, test = np.sort(rng.uniform(0, 1, 60)), np.sort(rng.uniform(0, 1, 25))
+    y = np.sin(6 * train) + 0.1 * rng.normal(size=train.size)
+    variance, lengthscale, noise = 1.3, 0.2, 0.1**2
+    grid = np.unique(np.concatenate([train, test]))
+    at = np.searchsorted(grid, train)
+    lam, eta = np.zeros((grid.size, 1, 1)), np.zeros((grid.size, 1))
+    lam[at, 0, 0], eta[at, 0] = 1 / noise, y / noise                 # Gaussian likelihood as a message
+    mean, cov = smooth(grid, lam, eta, Matern(nu, lengthscale, variance))
+    kernel = ConstantKernel(variance, "fixed") * SklearnMatern(lengthscale, "fixed", nu=nu)
+    gp = GaussianProcessRegressor(kernel, alpha=noise, optimizer=None).fit(train[:, None], y)
+    oracle_mean, oracle_sd = gp.predict(grid[:, None], return_std=True)
+    assert np.allclose(mean[:, 0], oracle_mean, atol=1e-8)
+    assert np.allclose(np.sqrt(cov[:, 0, 0]), oracle_sd, atol=1e-8)
+
+
+def test_points_without_messages_do_not_change_the_posterior() -> None:
+    rng = np.random.default_rng(1)
+    grid = np.sort(rng.uniform(0, 1, 40))
+    lam = np.einsum("nij,nkj->nik", a := rng.normal(size=(40, 2, 2)), a)
+    eta = rng.normal(size=(40, 2))
+    kernel = Matern(1.5, 0.1, 1.0)
+    mean, cov = smooth(grid, lam, eta, kernel)
+    extra = np.sort(np.concatenate([grid, rng.uniform(0, 1, 15)]))
+    keep = np.searchsorted(extra, grid)
+    big_lam, big_eta = np.zeros((extra.size, 2, 2)), np.zeros((extra.size, 2))
+    big_lam[keep], big_eta[keep] = lam, eta
+    mean2, cov2 = smooth(extra, big_lam, big_eta, kernel)
+    assert np.allclose(mean2[keep], mean, atol=1e-10) and np.allclose(cov2[keep], cov, atol=1e-10)
+
+
+def test_kronecker_order_matches_the_core_and_its_unfoldings() -> None:
+    rng = np.random.default_rng(2)
+    ranks = [2, 3, 4]
+    core = rng.normal(size=ranks)
+    factors = [rng.normal(size=(7, r)) for r in ranks]
+    oracle = np.einsum("abc,na,nb,nc->n", core, *factors)
+    assert np.allclose(batched_kron(factors) @ core.ravel(), oracle)
+    for k in range(3):
+        others = batched_kron([f for j, f in enumerate(factors) if j != k])
+        design = others @ unfold_core(core.ravel(), ranks, k).T                     # a_n, (N, R_k)
+        assert np.allclose((design * factors[k]).sum(1), oracle)
+    second = batched_kron([np.einsum("ni,nj->nij", f, f) for f in factors])
+    assert np.allclose(second, np.einsum("ni,nj->nij", *(2 * [batched_kron(factors)])))
+
+
+def test_funbat_fits_a_rank_one_tensor() -> None:
+    data = synthetic(2, 300, 150, 0.05, seed=3)
+    model = FunBaT([1, 1], Matern(1.5, 0.1, 1.0)).fit(data.train_index, data.train_y, data.test_index, 15,
+                                                      np.random.default_rng(3))
+    rmse = np.sqrt(np.mean((model.predict(data.test_index) - data.test_y) ** 2))
+    assert rmse < 0.1 < np.std(data.test_y) * 2
+    for k, truth in enumerate(data.truth):
+        grid = model.grids[k]
+        assert abs(np.corrcoef(model.factor_means(k, grid)[:, 0], truth(grid)[:, 0])[0, 1]) > 0.9
+
+
+def test_binned_tucker_recovers_a_binned_tensor() -> None:
+    rng = np.random.default_rng(4)
+    index = np.vstack([rng.uniform(0, 1, size=(2000, 2)), [[0.0, 0.0], [1.0, 1.0]]])   # training range [0, 1]
+    cells = np.minimum((index * 5).astype(int), 4)
+    u, v = rng.normal(size=(5, 1)), rng.normal(size=(5, 1))
+    y = u[cells[:, 0], 0] * v[cells[:, 1], 0]
+    model = BinnedTucker([1, 1], 5, cp=False, iterations=30, ridge=1e-6).fit(index, y, rng)
+    assert np.abs(model.predict(index) - y).max() < 1e-4
+
+
+def test_parse_authors_array(tmp_path) -> None:
+    """The authors' np.save'd dict: {'ndims', 'data': [fold dicts]} with continuous or integer index keys."""
+    fold = {"tr_ind_CONTI": np.array([[1.0, 10.0], [3.0, 30.0], [2.0, 20.0]]), "tr_y": np.array([[1.0], [2.0], [3.0]]),
+            "te_ind_CONTI": np.array([[2.5, 15.0]]), "te_y": np.array([4.0])}
+    np.save(tmp_path / "conti.npy", {"ndims": [3, 3], "data": [fold]}, allow_pickle=True)
+    data = parse_fold(tmp_path / "conti.npy", 0)
+    assert np.allclose(data.train_index, [[0, 0], [1, 1], [0.5, 0.5]])
+    assert np.allclose(data.test_index, [[0.75, 0.25]]) and np.allclose(data.train_y, [1, 2, 3])
+    integer = {"tr_ind": np.array([[0, 1], [4, 0]]), "tr_y": np.array([1.0, 2.0]), "te_ind": np.array([[2, 1]]),
+               "te_y": np.array([0.5])}
+    np.save(tmp_path / "disct.npy", {"ndims": [5, 2], "data": [integer]}, allow_pickle=True)
+    assert np.allclose(parse_fold(tmp_path / "disct.npy", 0).test_index, [[0.5, 1.0]])
