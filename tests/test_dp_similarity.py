@@ -108,3 +108,19 @@ def test_private_averages_become_exact_as_eps_grows() -> None:
     classifier = private_average_classifier(lambda v: v, 8.0, private, labels, 1e12, 0.1, np.random.default_rng(6))
     centroids = np.array([private[labels == c].mean(0) for c in range(10)])
     assert np.array_equal(classifier(queries), (queries @ centroids.T).argmax(1))
+
+
+def test_embeddings_parser(tmp_path) -> None:
+    from repro.core.errors import DataUnavailableError
+    from repro.papers.dp_similarity.data import load_embeddings
+
+    with pytest.raises(DataUnavailableError):
+        load_embeddings(tmp_path / "absent.npz")
+    rng = np.random.default_rng(7)
+    np.savez(tmp_path / "emb.npz", train_x=rng.normal(size=(6, 4)), train_y=np.arange(6) % 3,
+             test_x=rng.normal(size=(2, 4)), test_y=np.array([0, 2]))
+    private, labels, queries, query_labels = load_embeddings(tmp_path / "emb.npz")
+    assert private.shape == (6, 4) and queries.shape == (2, 4) and list(query_labels) == [0, 2]
+    np.savez(tmp_path / "bad.npz", train_x=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="lacks arrays"):
+        load_embeddings(tmp_path / "bad.npz")

@@ -1,7 +1,11 @@
 """Data: sklearn's digits (pixels 0..16, so R = 16; shipped with scikit-learn) and a Gaussian mixture in [0, 1]^d."""
 
+from pathlib import Path
+
 import numpy as np
 from sklearn.datasets import load_digits
+
+from repro.core.data import require
 
 
 def digits_split(private: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -20,3 +24,17 @@ def gaussian_mixture(count: int, dim: int, centres: int, sd: float, rng: np.rand
         centre_points = rng.uniform(0, 1, size=(centres, dim))
     labels = rng.integers(len(centre_points), size=count)
     return np.clip(centre_points[labels] + sd * rng.normal(size=(count, dim)), 0, 1), centre_points
+
+
+def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X_private, y_private, X_query, y_query) from an .npz with train_x, train_y, test_x, test_y
+    (CIFAR-10 embedded by a pretrained network: the paper's setting; the network is the user's choice)."""
+    require(Path(path), "CIFAR-10 embeddings (.npz with train_x, train_y, test_x, test_y)",
+            "embed torchvision's CIFAR-10 train/test images with a pretrained image network (the paper's network "
+            "is not named in our notes) and save the four arrays with numpy.savez at this path")
+    with np.load(path) as arrays:
+        missing = {"train_x", "train_y", "test_x", "test_y"} - set(arrays.files)
+        if missing:
+            raise ValueError(f"{path} lacks arrays {sorted(missing)}; it needs train_x, train_y, test_x, test_y")
+        return (arrays["train_x"].astype(float), arrays["train_y"].astype(int), arrays["test_x"].astype(float),
+                arrays["test_y"].astype(int))

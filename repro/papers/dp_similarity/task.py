@@ -3,6 +3,7 @@ and query time vs projected dimension), and private classification by average si
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
@@ -11,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
-from repro.papers.dp_similarity.data import digits_split, gaussian_mixture
+from repro.papers.dp_similarity.data import digits_split, gaussian_mixture, load_embeddings
 from repro.papers.dp_similarity.dpsgd import noise_for_epsilon, predict_logreg, train_dpsgd_logreg
 from repro.papers.dp_similarity.kde import PrivateRFFKDE, median_distance
 from repro.papers.dp_similarity.l1 import STRUCTURES
@@ -32,7 +33,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
             rows += ctx.unit(f"l1-dim-{seed}", lambda s=seed: l1_dim_rows(cfg, s))
             rows += ctx.unit(f"l1-1d-{seed}", lambda s=seed: l1_one_dim_rows(cfg, s))
             rows += ctx.unit(f"kde-{seed}", lambda s=seed: kde_rows(cfg, s))
-            rows += ctx.unit(f"classify-{seed}", lambda s=seed: classify_rows(cfg, s))
+            rows += ctx.unit(f"classify-{seed}", lambda s=seed: classify_rows(cfg, s, ctx.data_dir))
             ctx.log.info("replicate %d done (%d rows)", seed, len(rows))
     return rows
 
@@ -142,9 +143,15 @@ def private_average_classifier(embed: Callable[[np.ndarray], np.ndarray], sensit
     return lambda queries: (embed(queries) @ averages.T).argmax(1)
 
 
-def classify_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    """Digits, unit-norm pixel vectors as the (shared) embedding; accuracy and wall time per eps."""
-    private, labels, queries, query_labels = digits_split(cfg.digits.private, seed)
+def classify_rows(cfg: DictConfig, seed: int, data_dir: Path) -> list[dict]:
+    """Digits (unit-norm pixel vectors) or CIFAR-10 embeddings (unit norm) as the shared embedding; accuracy and
+    wall time per eps (embedding extraction is not timed)."""
+    if cfg.classify.dataset == "digits":
+        private, labels, queries, query_labels = digits_split(cfg.digits.private, seed)
+    elif cfg.classify.dataset == "cifar10_embeddings":
+        private, labels, queries, query_labels = load_embeddings(Path(data_dir) / cfg.classify.embeddings_file)
+    else:
+        raise ConfigError(f"paper.classify.dataset = {cfg.classify.dataset!r}; use digits or cifar10_embeddings")
     private, queries = unit_rows(private), unit_rows(queries)
     rng = np.random.default_rng(seed + 4)
     c = cfg.classify
