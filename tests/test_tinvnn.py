@@ -9,8 +9,8 @@ from scipy.spatial.distance import pdist
 from scipy.stats import ortho_group
 from sklearn.decomposition import PCA
 
-from repro.core.geometry import SHAPES, PointNet, load_modelnet40, sample_shape
-from repro.papers.tinvnn.mds import classical_mds, fix_signs, tinvnn_coordinates
+from repro.core.geometry import SHAPES, PointNet, fix_signs, load_modelnet40, sample_shape
+from repro.papers.tinvnn.mds import classical_mds, tinvnn_coordinates
 
 
 def cloud(seed: int = 0, name: str = "l_shape", n: int = 200) -> np.ndarray:

@@ -12,14 +12,7 @@ Repeated eigenvalues (a perfect sphere) leave a rotation inside the eigenspace, 
 import numpy as np
 import torch
 
-
-def fix_signs(coords: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
-    """Flip each column of (..., N, k) so its third moment is positive; ties broken by the largest |entry|."""
-    moment = (coords**3).sum(-2)
-    scale = (coords**2).sum(-2).clamp_min(1e-300) ** 1.5
-    largest = torch.gather(coords, -2, coords.abs().argmax(-2, keepdim=True)).squeeze(-2)
-    sign = torch.where(moment.abs() > tol * scale, moment.sign(), largest.sign())
-    return coords * torch.where(sign == 0, torch.ones_like(sign), sign).unsqueeze(-2)
+from repro.core.geometry import fix_signs
 
 
 def classical_mds(distances: torch.Tensor, k: int, oversample: int = 5,
@@ -56,9 +49,3 @@ def tinvnn_coordinates(points: np.ndarray, k: int = 3, batch: int = 256) -> np.n
         coords, _ = classical_mds(distances / rms[:, None, None], k)
         out.append(fix_signs(coords).float().numpy())
     return np.concatenate(out)
-
-
-def sign_patterns(k: int = 3) -> torch.Tensor:
-    """All 2^k diagonal sign matrices as (2^k, k) vectors (the frame of the sign-averaged ablation)."""
-    grid = torch.cartesian_prod(*[torch.tensor([1.0, -1.0])] * k)
-    return grid.view(-1, k)

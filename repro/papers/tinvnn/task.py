@@ -118,7 +118,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
         raise ConfigError(f"paper.methods has unknown {unknown}; choose from {list(METHODS)}")
     if cfg.protocol not in ("aligned", "z"):
         raise ConfigError(f"paper.protocol={cfg.protocol!r}; choose aligned or z")
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     data = load_data(cfg, ctx)
     start = time.perf_counter()
     rows = invariance_probe(data)

@@ -1,0 +1,1 @@
+"""PaRot: patch-wise rotation-invariant network via feature disentanglement and pose restoration (AAAI 2023)."""

@@ -1,0 +1,170 @@
+"""PaRot-lite and the DGCNN-lite baseline (PointNet-lite lives in repro.core.geometry).
+
+PaRot (Zhang et al., AAAI 2023), scaled down:
+1. Patches. M local patches: FPS centres c_i, their k nearest points minus c_i, P_i (k, 3); global patches: G FPS
+   points of the whole cloud minus c_i, Q_i (G, 3).
+2. Disentanglement (one net per scale, shared over patches): PointNet encoder -> invariant feature f_i and two
+   direction vectors d1, d2; O_i = [e1, e2, e1 x e2] by Gram-Schmidt (det +1). In training every patch is fed
+   twice, rotated by independent random R1, R2 (siamese); losses make R1^T d(R1 P) = R2^T d(R2 P)
+   (direction consistency) and d1 _|_ d2; features come from the R1 branch with directions rotated back by R1^T
+   (pose restored). At test time patches are not rotated.
+3. Pose restoration between patches: for the n nearest patches j of i, the rotation-invariant relation
+   r_ij = [O_i^T O_j (9), O_i^T u_ij (3), O_j^T u_ij (3), |c_j - c_i| (1)], u_ij the unit offset, is embedded
+   and an EdgeConv-like block h_i = max_j MLP([f_i, f_j, emb(r_ij)]) mixes patches.
+4. Inter-scale fusion with the local-to-global relative rotation O_i^T O^g_i, max-pool over patches, MLP head.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def farthest_point_sampling(points: torch.Tensor, m: int) -> torch.Tensor:
+    """(B, N, 3) -> (B, m) indices; deterministic start at the point farthest from the centroid."""
+    b, n, _ = points.shape
+    centred = points - points.mean(1, keepdim=True)
+    chosen = torch.empty(b, m, dtype=torch.long)
+    chosen[:, 0] = centred.norm(dim=-1).argmax(-1)
+    distance = torch.full((b, n), float("inf"))
+    rows = torch.arange(b)
+    for i in range(1, m):
+        last = points[rows, chosen[:, i - 1]].unsqueeze(1)
+        distance = torch.minimum(distance, ((points - last) ** 2).sum(-1))
+        chosen[:, i] = distance.argmax(-1)
+    return chosen
+
+
+def knn(queries: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, M, d), (B, N, d) -> (B, M, k) indices of the k nearest points (the query itself included if present)."""
+    return torch.cdist(queries, points).topk(k, dim=-1, largest=False).indices
+
+
+def gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values (B, N, d), index (B, ...) -> (B, ..., d)."""
+    b = values.shape[0]
+    flat = index.reshape(b, -1)
+    return values[torch.arange(b).unsqueeze(1), flat].view(*index.shape, values.shape[-1])
+
+
+def mlp(*widths: int, last_act: bool = True) -> nn.Sequential:
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if last_act or i < len(widths) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def orientation(d1: torch.Tensor, d2: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Columns e1, e2, e3 = e1 x e2 from two directions (Gram-Schmidt; eps keeps parallel inputs finite)."""
+    e1 = d1 / (d1.norm(dim=-1, keepdim=True) + eps)
+    e2 = d2 - (d2 * e1).sum(-1, keepdim=True) * e1
+    e2 = e2 / (e2.norm(dim=-1, keepdim=True) + eps)
+    return torch.stack([e1, e2, torch.cross(e1, e2, dim=-1)], dim=-1)
+
+
+def random_rotation_matrices(shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+    """Haar SO(3) samples of the given batch shape via normalised Gaussian quaternions."""
+    q = torch.randn(*shape, 4, generator=generator)
+    w, x, y, z = (q / q.norm(dim=-1, keepdim=True)).unbind(-1)
+    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+                        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+                        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1).view(*shape, 3, 3)
+
+
+class Disentangle(nn.Module):
+    """PointNet on a patch (..., k, 3) -> invariant feature (..., width) and directions d1, d2 (..., 3)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.encoder = mlp(3, width, 2 * width, 2 * width)
+        self.invariant = mlp(2 * width, 2 * width, width)
+        self.directions = nn.ModuleList(mlp(2 * width, width, width // 2, 3, last_act=False) for _ in range(2))
+
+    def forward(self, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = self.encoder(patch).amax(-2)
+        return self.invariant(g), self.directions[0](g), self.directions[1](g)
+
+
+class PaRotLite(nn.Module):
+    """Input clouds (B, N, 3) -> logits (B, classes); ``aux_losses`` holds the last training step's
+    direction-consistency and orthogonality losses (weighted as in the paper's defaults)."""
+
+    def __init__(self, n_classes: int, local_patches: int = 32, local_k: int = 16, global_points: int = 16,
+                 neighbours: int = 8, width: int = 64, embedding: int = 256, siamese: bool = True,
+                 pose_restoration: bool = True) -> None:
+        super().__init__()
+        self.m, self.k, self.g, self.n = local_patches, local_k, global_points, neighbours
+        self.siamese, self.pose_restoration = siamese, pose_restoration
+        self.local_net, self.global_net = Disentangle(width), Disentangle(width)
+        relation = 16 if pose_restoration else 1  # without pose restoration only the distance is kept
+        self.relation_embed = mlp(relation, 16, 32)
+        self.edge = mlp(2 * width + 32, 2 * width, 2 * width)
+        self.fusion_embed = mlp(9, 16, 32)
+        self.fusion = mlp(2 * width + width + 32, 2 * width, embedding)
+        self.head = nn.Sequential(mlp(embedding, 128, 64), nn.Dropout(0.5), nn.Linear(64, n_classes))
+        self.aux_losses: dict[str, torch.Tensor] = {}
+
+    def _disentangle(self, net: Disentangle, patches: torch.Tensor, name: str
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and pose-restored orientations of patches (B, M, k, 3); siamese losses in training."""
+        if not (self.training and self.siamese):
+            f, d1, d2 = net(patches)
+            return f, orientation(d1, d2)
+        r1, r2 = random_rotation_matrices(patches.shape[:2]), random_rotation_matrices(patches.shape[:2])
+        f, a1, a2 = net(patches @ r1.transpose(-2, -1))
+        _, b1, b2 = net(patches @ r2.transpose(-2, -1))
+        back = lambda d, r: (r.transpose(-2, -1) @ d.unsqueeze(-1)).squeeze(-1)  # noqa: E731  R^T d
+        a1, a2, b1, b2 = back(a1, r1), back(a2, r1), back(b1, r2), back(b2, r2)
+        weights = {"local": (1.0, 0.2), "global": (1.0, 0.1)}[name]
+        consistency = F.mse_loss(a1, b1) + F.mse_loss(a2, b2)
+        orthogonality = (F.normalize(a1, dim=-1) * F.normalize(a2, dim=-1)).sum(-1).pow(2).mean()
+        self.aux_losses[name] = weights[0] * consistency + weights[1] * orthogonality
+        return f, orientation(a1, a2)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        centres = gather(points, farthest_point_sampling(points, self.m))  # (B, M, 3)
+        local = gather(points, knn(centres, points, self.k)) - centres.unsqueeze(2)  # (B, M, k, 3)
+        anchors = gather(points, farthest_point_sampling(points, self.g))  # (B, G, 3)
+        global_ = anchors.unsqueeze(1) - centres.unsqueeze(2)  # (B, M, G, 3)
+        f, o = self._disentangle(self.local_net, local, "local")
+        fg, og = self._disentangle(self.global_net, global_, "global")
+        neighbours = knn(centres, centres, self.n + 1)[..., 1:]  # (B, M, n), self excluded
+        offset = gather(centres, neighbours) - centres.unsqueeze(2)
+        dist = offset.norm(dim=-1, keepdim=True)
+        if self.pose_restoration:
+            o_j = gather(o.flatten(-2), neighbours).view(*neighbours.shape, 3, 3)
+            o_i = o.unsqueeze(2)
+            unit = (offset / dist.clamp_min(1e-8)).unsqueeze(-1)
+            relation = torch.cat([(o_i.transpose(-2, -1) @ o_j).flatten(-2), (o_i.transpose(-2, -1) @ unit)[..., 0],
+                                  (o_j.transpose(-2, -1) @ unit)[..., 0], dist], -1)
+        else:
+            relation = dist
+        pair = torch.cat([f.unsqueeze(2).expand(-1, -1, self.n, -1), gather(f, neighbours),
+                          self.relation_embed(relation)], -1)
+        h = self.edge(pair).amax(2)  # (B, M, 2 width)
+        cross = self.fusion_embed((o.transpose(-2, -1) @ og).flatten(-2))
+        fused = self.fusion(torch.cat([h, fg, cross], -1)).amax(1)
+        return self.head(fused)
+
+
+class DGCNN(nn.Module):
+    """DGCNN-lite: two EdgeConv layers h_i = max_{j in kNN(i)} MLP([h_i, h_j - h_i]) (kNN recomputed in feature
+    space for the second), concatenation, shared linear, max-pool, MLP head."""
+
+    def __init__(self, n_classes: int, k: int = 10, width: int = 64, embedding: int = 256) -> None:
+        super().__init__()
+        self.k = k
+        self.conv1, self.conv2 = mlp(6, width, width), mlp(2 * width, width, width)
+        self.merge = mlp(2 * width, embedding)
+        self.head = nn.Sequential(mlp(embedding, 128), nn.Dropout(0.5), nn.Linear(128, n_classes))
+
+    def edge_conv(self, h: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+        neighbours = gather(h, knn(h, h, self.k))  # (B, N, k, d)
+        centre = h.unsqueeze(2).expand_as(neighbours)
+        return layer(torch.cat([centre, neighbours - centre], -1)).amax(2)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        h1 = self.edge_conv(points, self.conv1)
+        h2 = self.edge_conv(h1, self.conv2)
+        return self.head(self.merge(torch.cat([h1, h2], -1)).amax(1))
