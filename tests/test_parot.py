@@ -1,0 +1,102 @@
+"""PaRot: FPS and kNN against brute force, orientation matrices (O O^T = I, det +1), Haar rotations against scipy,
+rotation invariance of the patch sampling, PCA canonicalisation, permutation invariance of the networks."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from repro.core.geometry import pca_canonicalise, sample_shape
+from repro.papers.parot.models import (
+    DGCNN,
+    PaRotLite,
+    farthest_point_sampling,
+    knn,
+    orientation,
+    random_rotation_matrices,
+)
+
+
+def clouds(b: int = 3, n: int = 64, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.as_tensor(np.stack([sample_shape("l_shape", n, rng) for _ in range(b)]))
+
+
+def brute_fps(x: np.ndarray, m: int) -> list[int]:
+    chosen = [int(np.linalg.norm(x - x.mean(0), axis=1).argmax())]
+    while len(chosen) < m:
+        d = np.min([np.linalg.norm(x - x[c], axis=1) for c in chosen], axis=0)
+        chosen.append(int(d.argmax()))
+    return chosen
+
+
+def test_fps_matches_brute_force() -> None:
+    x = clouds()
+    idx = farthest_point_sampling(x, 10)
+    for b in range(len(x)):
+        assert idx[b].tolist() == brute_fps(x[b].numpy(), 10)
+
+
+def test_knn_matches_brute_force() -> None:
+    x = clouds()
+    idx = knn(x[:, :5], x, 7)
+    for b in range(len(x)):
+        for q in range(5):
+            expected = np.argsort(np.linalg.norm(x[b].numpy() - x[b, q].numpy(), axis=1))[:7]
+            assert set(idx[b, q].tolist()) == set(expected.tolist())
+
+
+def test_sampling_is_rotation_invariant() -> None:
+    x = clouds()
+    r = torch.as_tensor(Rotation.random(random_state=0).as_matrix())
+    assert torch.equal(farthest_point_sampling(x, 12), farthest_point_sampling(x @ r.T, 12))
+    assert torch.equal(knn(x[:, :4], x, 5), knn(x[:, :4] @ r.T, x @ r.T, 5))
+
+
+def test_orientation_is_a_rotation() -> None:
+    d1, d2 = torch.randn(100, 3, dtype=torch.float64), torch.randn(100, 3, dtype=torch.float64)
+    o = orientation(d1, d2)
+    torch.testing.assert_close(o @ o.transpose(-2, -1), torch.eye(3, dtype=torch.float64).expand(100, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(o), torch.ones(100, dtype=torch.float64))
+    assert torch.isfinite(orientation(d1, 2 * d1)).all()  # parallel directions stay finite
+    r = torch.as_tensor(Rotation.random(random_state=1).as_matrix())
+    torch.testing.assert_close(orientation(d1 @ r.T, d2 @ r.T), r @ o)  # equivariant construction
+
+
+def test_random_rotations_are_haar() -> None:
+    r = random_rotation_matrices((20000,), torch.Generator().manual_seed(0)).double()
+    torch.testing.assert_close(r @ r.transpose(-2, -1), torch.eye(3, dtype=torch.float64).expand_as(r),
+                               atol=1e-5, rtol=0)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(20000, dtype=torch.float64), atol=1e-5)
+    # Haar SO(3): E[trace] = 0, E[trace^2] = 1 (scipy's sampler agrees)
+    trace = r.diagonal(dim1=-2, dim2=-1).sum(-1)
+    scipy_trace = np.trace(Rotation.random(20000, random_state=0).as_matrix(), axis1=1, axis2=2)
+    assert abs(trace.mean()) < 0.03 and abs(scipy_trace.mean()) < 0.03
+    assert abs((trace**2).mean() - 1) < 0.05 and abs((scipy_trace**2).mean() - 1) < 0.05
+
+
+def test_pca_canonicalisation_is_invariant() -> None:
+    x = clouds().numpy()
+    r = Rotation.random(3, random_state=2).as_matrix()
+    moved = np.einsum("bij,bnj->bni", r, x) + 1.5
+    np.testing.assert_allclose(pca_canonicalise(moved), pca_canonicalise(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("model", [lambda: PaRotLite(8, 8, 8, 4, 2, 16, 32), lambda: DGCNN(8, 5, 16, 32)])
+def test_networks_permutation_invariant(model) -> None:
+    torch.manual_seed(0)
+    net = model().eval()
+    x = clouds().float()
+    perm = torch.randperm(x.shape[1])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x[:, perm]), net(x), atol=1e-5, rtol=0)
+
+
+def test_siamese_losses_in_training_only() -> None:
+    torch.manual_seed(0)
+    net = PaRotLite(8, 8, 8, 4, 2, 16, 32)
+    net(clouds().float())
+    assert set(net.aux_losses) == {"local", "global"} and all(v > 0 for v in net.aux_losses.values())
+    no_siamese = PaRotLite(8, 8, 8, 4, 2, 16, 32, siamese=False)
+    no_siamese(clouds().float())
+    assert no_siamese.aux_losses == {}
