@@ -1,0 +1,116 @@
+"""HiPPO: matrices, kernels and discretisation against scipy oracles; S4 convolution equals its recurrence."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.signal
+import torch
+from scipy.special import eval_legendre
+
+from repro.papers.hippo import hippo
+from repro.papers.hippo.s4 import S4Kernel, causal_convolution
+from repro.papers.hippo.task import delay_batch
+
+
+def test_legs_matches_the_cards_formula() -> None:
+    a, b = hippo.transition("legs", 5)
+    assert a[3, 1] == pytest.approx(-np.sqrt(7 * 3)) and a[2, 2] == -3 and a[1, 3] == 0
+    assert np.allclose(b, np.sqrt(2 * np.arange(5) + 1))
+
+
+@pytest.mark.parametrize("t", [0.05, 0.3, 1.0, 2.5, 6.0])
+def test_legs_kernel_is_warped_legendre(t: float) -> None:
+    """expm(tA) B = sqrt(2n+1) P_n(2 e^-t - 1) e^-t, for the time-invariant LegS system."""
+    a, b = hippo.transition("legs", 6)
+    n = np.arange(6)
+    exact = np.sqrt(2 * n + 1) * eval_legendre(n, 2 * np.exp(-t) - 1) * np.exp(-t)
+    assert np.allclose(scipy.linalg.expm(t * a) @ b, exact, atol=1e-10)
+
+
+def test_legt_kernel_converges_to_windowed_legendre() -> None:
+    def err(n: int) -> float:
+        a, b = hippo.transition("legt", n)
+        return max(np.abs(scipy.linalg.expm(t * a) @ b - np.sqrt(2 * np.arange(n) + 1)
+                          * eval_legendre(np.arange(n), 1 - 2 * t) * (t <= 1))[:4].max() for t in (0.3, 0.8, 1.5))
+
+    assert err(256) < err(16) and err(256) < 0.05
+
+
+def test_fout_kernel_is_windowed_fourier() -> None:
+    a, b = hippo.transition("fout", 256)
+    for t in (0.2, 0.7):
+        kernel = scipy.linalg.expm(t * a) @ b
+        assert kernel[0] == pytest.approx(1, abs=0.02)
+        assert kernel[2] == pytest.approx(np.sqrt(2) * np.cos(2 * np.pi * t), abs=0.02)
+        assert kernel[3] == pytest.approx(np.sqrt(2) * np.sin(2 * np.pi * t), abs=0.02)
+    assert np.abs(scipy.linalg.expm(1.5 * a) @ b)[:8].max() < 0.02
+
+
+@pytest.mark.parametrize("measure,real_part", [("legs", -0.5), ("legt", 0.0), ("fout", 0.0)])
+def test_normal_plus_low_rank(measure: str, real_part: float) -> None:
+    n = 64
+    a, _ = hippo.transition(measure, n)
+    p = hippo.rank_correction(measure, n)
+    s = a + p.T @ p
+    assert np.allclose(s + s.T, 2 * real_part * np.eye(n), atol=1e-12)      # -I/2 (or 0) + skew
+    assert np.allclose(np.linalg.eigvals(s).real, real_part, atol=1e-9)
+    if measure == "legs":
+        assert np.allclose(p[0], np.sqrt(np.arange(n) + 0.5))
+    lam, pt, bt, v = hippo.nplr(measure, n)
+    assert np.allclose(v @ v.conj().T, np.eye(n), atol=1e-12)
+    assert np.allclose(v @ (np.diag(lam) - pt.T @ pt.conj()) @ v.conj().T, a, atol=1e-9)
+    assert np.allclose(v @ bt, hippo.transition(measure, n)[1], atol=1e-12)
+
+
+def test_bilinear_matches_scipy() -> None:
+    a, b = hippo.transition("legs", 8)
+    abar, bbar = hippo.bilinear(a, b, 0.01)
+    ad, bd, *_ = scipy.signal.cont2discrete((a, b[:, None], np.eye(8), np.zeros((8, 1))), 0.01, method="bilinear")
+    assert np.allclose(abar, ad, atol=1e-12) and np.allclose(bbar, bd[:, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("init", ["legs", "legt", "fout", "random"])
+def test_convolution_mode_equals_recurrent_mode(init: str) -> None:
+    """Woodbury generating-function kernel + FFT convolution == step-by-step recurrence, float64."""
+    n, length = 16, 64
+    kernel = S4Kernel(2, n, init, (1e-2, 1e-1), np.random.default_rng(0))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        kernel.c.add_(torch.randn_like(kernel.c))
+        k = kernel(length)
+        lam = kernel.diagonal().numpy()
+        p, b, c = (torch.view_as_complex(t).numpy() for t in (kernel.p, kernel.b, kernel.c))
+        dts = kernel.log_dt.exp().numpy()
+    u = np.random.default_rng(1).standard_normal((3, length))
+    y_conv = causal_convolution(torch.as_tensor(u[:, None, :]).expand(-1, 2, -1), k).numpy()
+    a = np.diag(lam) - p.T @ p.conj()
+    for h in range(2):
+        abar, bbar = hippo.bilinear(a, b, dts[h])
+        c_h = np.linalg.solve((np.eye(n) - np.linalg.matrix_power(abar, length)).T, c[h])   # C from C~
+        assert np.allclose(k[h].numpy(), hippo.recurrent_kernel(abar, bbar, c_h, length).real, atol=1e-10)
+        for row in range(3):
+            x, y = np.zeros(n, complex), np.empty(length)
+            for step in range(length):
+                x = abar @ x + bbar * u[row, step]
+                y[step] = (c_h @ x).real
+            assert np.allclose(y_conv[row, h], y, atol=1e-10)
+
+
+def test_reconstruction_of_a_smooth_history() -> None:
+    """LegT: a degree-3 polynomial on the last window is read back almost exactly from the state."""
+    dt, length = 1e-3, 3000
+    tau = dt * np.arange(length)
+    history = 1 - 2 * tau + 3 * tau**2 - tau**3          # u(t - tau)
+    a, b = hippo.transition("legt", 32)
+    state = hippo.run_recurrence(*hippo.bilinear(a, b, dt), history[::-1])
+    window = tau <= 1
+    error = hippo.reconstruct("legt", state, tau[window]) - history[window]
+    assert np.mean(error[50:-50] ** 2) < 1e-4
+
+
+def test_delay_batch_is_a_shift_of_lowpassed_noise() -> None:
+    u, y = delay_batch(4, 256, 32, 0.1, torch.Generator().manual_seed(0))
+    assert torch.equal(y, u[:, :-32])
+    spectrum = torch.fft.rfft(u.double()).abs()
+    assert spectrum[:, 20:].max() < 1e-4 * spectrum.max()
+    assert torch.allclose(u.std(dim=1), torch.ones(4), atol=1e-5)
