@@ -43,8 +43,11 @@ def score_error(rows: pd.DataFrame):
         if len(optimum):
             sigma = np.array(sorted(optimum.index))
             ax.loglog(sigma, optimum[sigma.min()] * (sigma / sigma.min()) ** 4, "k:", label="slope 4 (theory)")
-        ax.set(xscale="log", yscale="log", title=density, xlabel="sigma",
+        sigmas = sorted(chosen["sigma"].unique())
+        ax.set(xscale="log", yscale="log", title=density, xlabel="sigma", xticks=sigmas,
+               xticklabels=[f"{s:g}" for s in sigmas],
                ylabel="E||(r-x)/sigma^2 - grad log p||^2 / E||grad log p||^2")
+        ax.xaxis.set_minor_formatter("")
         ax.legend(fontsize=7)
     return fig
 
