@@ -1,0 +1,132 @@
+"""log I_v, log K_v against independent oracles: mpmath, SciPy, closed forms, the Wronskian, the recurrence,
+small-argument limits, finite-difference gradients; the vMF pieces against p = 3 closed forms."""
+
+import math
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from scipy import special
+
+from repro.papers.log_bessel.bessel import V_DEBYE, debye_polynomials, log_bessel_i, log_bessel_k
+from repro.papers.log_bessel.reference import mpmath_log_bessel, scipy_log_bessel
+from repro.papers.log_bessel.task import relative_error
+from repro.papers.log_bessel.vmf import fit_kappa, sample_vmf
+
+# One point per region of each function (series, Debye, large x, recurrence / integral) and the card's failures.
+POINTS = [(0, 1e-3), (0, 1.5), (0, 20), (0, 300), (0.5, 7), (2.5, 0.3), (10, 9), (10, 80), (30, 500), (49.5, 49.5),
+          (50, 1e-3), (50, 50), (100, 0.01), (1000, 1), (5000, 3000), (200, 1e-3), (1e4, 5e3), (3, 1e4)]
+
+
+def t(values) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def test_debye_polynomials_match_the_known_ones() -> None:
+    u = debye_polynomials(3)
+    assert u[1] == [0, Fraction(1, 8), 0, Fraction(-5, 24)]
+    assert u[2] == [0, 0, Fraction(9, 128), 0, Fraction(-77, 192), 0, Fraction(385, 1152)]
+
+
+@pytest.mark.parametrize("function", ["log_i", "log_k"])
+def test_agrees_with_mpmath(function: str) -> None:
+    v, x = map(np.array, zip(*POINTS))
+    ours = (log_bessel_i if function == "log_i" else log_bessel_k)(t(v), t(x)).numpy()
+    reference = np.array([mpmath_log_bessel(function, a, b, 25, 5.0) for a, b in zip(v, x)])
+    assert np.isfinite(reference).sum() >= len(POINTS) - 1
+    assert np.nanmax(relative_error(ours, reference)) < 1e-13
+
+
+def test_agrees_with_scipy_where_scipy_is_finite() -> None:
+    rng = np.random.default_rng(0)
+    v, x = 10 ** rng.uniform(-2, 2.5, 2000), 10 ** rng.uniform(-2, 3, 2000)
+    for function, ours in (("log_i", log_bessel_i), ("log_k", log_bessel_k)):
+        theirs = scipy_log_bessel(function, v, x)
+        values = ours(t(v), t(x)).numpy()
+        ok = np.isfinite(theirs)
+        assert ok.mean() > 0.8
+        assert np.max(relative_error(values[ok], theirs[ok])) < 1e-11
+
+
+def test_half_integer_closed_forms() -> None:
+    x = t(np.logspace(-3, 3.5, 200))
+    log_i_half = 0.5 * torch.log(2 / (math.pi * x)) + x + torch.log(-torch.expm1(-2 * x)) - math.log(2)
+    log_k_half = 0.5 * torch.log(math.pi / (2 * x)) - x
+    torch.testing.assert_close(log_bessel_i(0.5, x), log_i_half, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(log_bessel_k(0.5, x), log_k_half, rtol=1e-13, atol=1e-13)
+
+
+def test_wronskian_in_log_space() -> None:
+    """I_v K_(v+1) + I_(v+1) K_v = 1/x, over every region of both functions."""
+    rng = np.random.default_rng(1)
+    v, x = t(10 ** rng.uniform(-2, 4, 3000)), t(10 ** rng.uniform(-3, 4, 3000))
+    log_i, log_k = log_bessel_i(v, x), log_bessel_k(v, x)
+    lhs = torch.logaddexp(log_i + log_bessel_k(v + 1, x), log_bessel_i(v + 1, x) + log_k)
+    scale = torch.maximum(log_i.abs(), log_k.abs()).clamp(min=1)   # the two terms cancel down from this size
+    assert torch.max(torch.abs(lhs + torch.log(x)) / scale) < 1e-13
+
+
+def test_recurrence_for_i() -> None:
+    """I_(v-1) = I_(v+1) + (2v/x) I_v, in log space."""
+    rng = np.random.default_rng(2)
+    v, x = t(10 ** rng.uniform(0, 4, 2000)), t(10 ** rng.uniform(-3, 4, 2000))
+    rhs = torch.logaddexp(log_bessel_i(v + 1, x), torch.log(2 * v / x) + log_bessel_i(v, x))
+    lhs = log_bessel_i(v - 1, x)
+    assert torch.max(torch.abs(lhs - rhs) / torch.clamp(lhs.abs(), min=1)) < 1e-12
+
+
+def test_small_argument_limits() -> None:
+    x = 1e-12
+    for v in (0.0, 0.5, 3.0, 70.0):
+        limit = v * math.log(x / 2) - math.lgamma(v + 1)
+        assert float(log_bessel_i(v, x)) == pytest.approx(limit, rel=1e-14, abs=1e-14)
+    assert float(log_bessel_k(0.0, x)) == pytest.approx(math.log(-math.log(x / 2) - np.euler_gamma), rel=1e-12)
+
+
+def test_continuous_across_region_switches() -> None:
+    for v, x in ((V_DEBYE, 3.0), (V_DEBYE, 300.0), (4.0, 2 * math.sqrt(5.0)), (3.0, 30.0), (0.0, 30.0)):
+        for function in (log_bessel_i, log_bessel_k):
+            below = function(t([v * (1 - 1e-12)]), t([x * (1 - 1e-12)]))
+            above = function(t([v * (1 + 1e-12) + 1e-300]), t([x * (1 + 1e-12)]))
+            assert torch.abs(below - above).item() < 1e-11 * max(1.0, abs(below.item()))
+
+
+def test_gradient_matches_finite_differences_and_scipy() -> None:
+    v, x = t([0.0, 2.5, 60.0, 1000.0, 20.0]), t([0.5, 40.0, 70.0, 5.0, 15.0]).requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: log_bessel_i(v, z), (x,), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(lambda z: log_bessel_k(v, z), (x,), eps=1e-6, atol=1e-7)
+    z = t([0.3, 2.0, 25.0]).requires_grad_()
+    log_bessel_k(0.0, z).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), -special.k1(z.detach().numpy()) / special.k0(z.detach().numpy()),
+                               rtol=1e-12)
+
+
+def test_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="v >= 0"):
+        log_bessel_i(-1.0, 2.0)
+    with pytest.raises(ValueError, match="x > 0"):
+        log_bessel_k(1.0, 0.0)
+
+
+def test_relative_error_is_absolute_near_zero() -> None:
+    np.testing.assert_allclose(relative_error(np.array([0.1, 200.0, np.inf]), np.array([0.1 + 1e-3, 202.0, 1.0])),
+                               [1e-3, 0.0099009901, np.nan], rtol=1e-6)
+
+
+def test_vmf_ratio_and_sampler_for_p_3() -> None:
+    """p = 3: A_3(kappa) = coth kappa - 1/kappa = I_(3/2)/I_(1/2), and E[mu^T y] = A_3(kappa) for the sampler."""
+    kappa = 2.0
+    a3 = 1 / math.tanh(kappa) - 1 / kappa
+    assert math.exp(float(log_bessel_i(1.5, kappa) - log_bessel_i(0.5, kappa))) == pytest.approx(a3, rel=1e-14)
+    samples = sample_vmf(3, kappa, 200_000, np.random.default_rng(0))
+    np.testing.assert_allclose(np.linalg.norm(samples, axis=1), 1.0, rtol=1e-12)
+    assert samples[:, 0].mean() == pytest.approx(a3, abs=4 * samples[:, 0].std() / math.sqrt(200_000))
+
+
+def test_fit_recovers_kappa_from_its_mean_resultant() -> None:
+    p, kappa = 8192, 3000.0
+    r_bar = math.exp(float(log_bessel_i(p / 2, kappa) - log_bessel_i(p / 2 - 1, kappa)))
+    assert fit_kappa("ours", r_bar, p, 60, 1.0) == pytest.approx(kappa, rel=1e-10)
+    assert mpmath.mpf(r_bar) > 0
