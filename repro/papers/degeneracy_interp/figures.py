@@ -1,0 +1,27 @@
+"""Predicted vs measured free directions, SGLD LLC vs (N - K)/2, edge Gini per basis."""
+
+import numpy as np
+import pandas as pd
+
+from repro.core.figures import new_figure
+
+
+def degeneracy(rows: pd.DataFrame):
+    fig, axes = new_figure(ncols=3, width=3.6)
+    free = rows[rows["part"] == "free"] if "part" in rows else rows.iloc[:0]
+    for variant, group in free.groupby("variant"):
+        axes[0].plot(group["free_predicted"], group["free_measured"], "o", label=variant)
+        axes[1].plot(group["llc_predicted"], group["llc_sgld"], "o", label=variant)
+    for ax, column in ((axes[0], "free_predicted"), (axes[1], "llc_predicted")):
+        if len(free):
+            line = np.array([free[column].min(), free[column].max()])
+            ax.plot(line, line, "k--", lw=1, label="prediction (y = x)")
+        ax.legend(fontsize=7)
+    axes[0].set(title="free directions", xlabel="predicted (Sec. 3 types a-c)", ylabel="null(H_B) measured")
+    axes[1].set(title="local learning coefficient", xlabel="(N - K) / 2", ylabel="SGLD estimate")
+    sparsity = rows[rows["part"] == "sparsity"] if "part" in rows else rows.iloc[:0]
+    if len(sparsity):
+        stats = sparsity.groupby(["layer", "basis"])["gini"].mean().unstack()
+        stats.plot.bar(ax=axes[2], rot=0)
+    axes[2].set(title="edge sparsity (digits MLP)", xlabel="layer transition", ylabel="Gini of edge strengths")
+    return fig

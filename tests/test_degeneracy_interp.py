@@ -1,0 +1,124 @@
+"""degeneracy_interp: free directions, the LLC estimator and the interaction basis against independent oracles."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from repro.papers.degeneracy_interp.degeneracy import (
+    gauss_newton,
+    null_dimension,
+    per_sample_jacobians,
+    predicted_free_directions,
+    tangent_residual,
+    tangent_vectors,
+)
+from repro.papers.degeneracy_interp.interaction import gini, interaction_bases, layer_features
+from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc
+from repro.papers.degeneracy_interp.mlp import FlatMLP
+from repro.papers.degeneracy_interp.modularity import block_mask, feature_modules
+from repro.papers.degeneracy_interp.task import plant, reparameterise
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def card_network(seed: int = 0) -> tuple[FlatMLP, torch.Tensor, torch.Tensor]:
+    """The card's worked check: 6 inputs spanning 3 dims, 8 ReLUs, 2 outputs (74 parameters), random weights."""
+    gen = torch.Generator().manual_seed(seed)
+    model = FlatMLP([6, 8, 2])
+    basis = torch.linalg.qr(torch.randn(6, 3, generator=gen, dtype=torch.float64))[0]
+    return model, model.init(gen), torch.randn(500, 3, generator=gen, dtype=torch.float64) @ basis.T
+
+
+def test_jacobians_match_autograd() -> None:
+    model, theta, x = card_network()
+    jac = per_sample_jacobians(model, theta, x[:5])
+    for i in range(5):
+        reference = torch.autograd.functional.jacobian(lambda t, i=i: model.forward(t, x[i]), theta)
+        torch.testing.assert_close(jac[i], reference)
+
+
+@pytest.mark.parametrize(("dead", "synchronised", "expected"), [(0, 0, 32), (1, 0, 37), (0, 3, 41)])
+def test_card_worked_counts(dead: int, synchronised: int, expected: int) -> None:
+    model, theta, x = card_network()
+    star = plant(model, theta, dead, synchronised, 50.0)
+    jac = per_sample_jacobians(model, star, x)
+    measured = null_dimension(gauss_newton(jac), 1e-10)
+    flat = jac.reshape(-1, model.size).numpy()
+    assert measured == expected
+    assert scipy.linalg.null_space(flat, rcond=1e-7).shape[1] == expected
+    if synchronised == 0:      # with +50 biases the Gram tolerance is ill-conditioned (see the report)
+        tangents = tangent_vectors(model, star, x, 1e-10)
+        assert predicted_free_directions(tangents, 1e-8) == expected
+        assert tangent_residual(jac, tangents) < 1e-12
+
+
+def test_llc_calibration_linear_regression() -> None:
+    """f_theta(x) = theta^T x in d dims is regular: lambda = d / 2."""
+    gen = torch.Generator().manual_seed(1)
+    d, n = 4, 1000
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    star = torch.randn(d, generator=gen, dtype=torch.float64)
+
+    def loss(t: torch.Tensor) -> torch.Tensor:
+        return ((x @ (t - star)) ** 2).mean()
+
+    hessian = (x.T @ x / n).numpy()
+    eps = 0.04 / (n / np.log(n) * np.linalg.eigvalsh(hessian).max())
+    llc = estimate_llc(loss, star, n, eps, 1.0, 3000, 500, 2, gen)
+    assert llc == pytest.approx(d / 2, rel=0.2)
+    assert localized_quadratic_llc(np.linalg.eigvalsh(hessian), n, 1.0) == pytest.approx(d / 2, rel=0.01)
+
+
+def digits_like(seed: int = 2):
+    rng = np.random.default_rng(seed)
+    x = np.abs(rng.standard_normal((400, 12)))
+    x[:, :2] = 0.0                                      # always-zero inputs (type-a degeneracy)
+    widths = [12, 10, 8, 3]
+    weights = [(rng.standard_normal((o, i)) / np.sqrt(i), 0.1 * rng.standard_normal(o))
+               for i, o in zip(widths[:-1], widths[1:])]
+    return weights, x, rng
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_interaction_basis_invariant_under_reparameterisation(centre: bool) -> None:
+    weights, x, rng = digits_like()
+    moved = reparameterise(weights, rng, dead_inputs=(x == 0).all(0))
+    feats, maps = layer_features(weights, x, centre)
+    feats_moved, maps_moved = layer_features(moved, x, centre)
+    np.testing.assert_allclose(feats_moved[-1], feats[-1], atol=1e-12)            # same function
+    assert not np.allclose(moved[0][0], weights[0][0])                          # different weights
+    for b0, b1, f0, f1 in zip(interaction_bases(feats, maps, 1e-12), interaction_bases(feats_moved, maps_moved, 1e-12),
+                              feats, feats_moved):
+        h0, h1 = f0 @ b0.c, f1 @ b1.c
+        np.testing.assert_allclose(np.abs(h0), np.abs(h1), atol=1e-7 * np.abs(h0).max())
+
+
+def test_interaction_basis_whitening() -> None:
+    """C^T G C = Lam (features uncorrelated, variances = the eigenvalues of M) and f = P fhat on the data."""
+    weights, x, _ = digits_like()
+    feats, maps = layer_features(weights, x, True)
+    for basis, f in zip(interaction_bases(feats, maps, 1e-12)[:-1], feats):
+        gram = basis.c.T @ (f.T @ f / len(f)) @ basis.c
+        np.testing.assert_allclose(gram, np.diag(basis.strengths), atol=1e-9 * basis.strengths.max())
+
+
+def test_gini_extremes() -> None:
+    assert gini(np.ones(10)) == pytest.approx(0.0, abs=1e-12)
+    assert gini(np.eye(1, 10)) == pytest.approx(0.9)
+
+
+def test_block_mask_and_modules() -> None:
+    model = FlatMLP([8, 16, 16, 2])
+    mask = block_mask(model, 2)
+    w, _ = model.unpack(mask, 1)
+    assert w[:8, :8].all() and not w[:8, 8:].any() and not w[8:, :8].any()
+    c = np.zeros((17, 2))
+    c[3, 0], c[12, 1], c[16] = 1.0, 1.0, 5.0                                   # the constant row is ignored
+    np.testing.assert_array_equal(feature_modules(c, 2, constant=True), [0, 1])
