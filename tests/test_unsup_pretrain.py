@@ -1,0 +1,91 @@
+"""unsup_pretrain: the closed-form excess risk and residual variance against Monte Carlo, the OLS risk formula,
+the FA representation against the closed-form PPCA MLE and the true posterior-mean map (the "informative"
+condition: equal up to an invertible transform), and the mixture's exact conditional errors against sampled
+labels and scipy densities."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.linalg import subspace_angles
+from scipy.special import softmax
+
+from repro.papers.unsup_pretrain import factor, mixture
+
+
+@pytest.fixture
+def truth() -> factor.FactorModel:
+    return factor.random_factor_model(12, 2, 1.0, 0.5, np.random.default_rng(0))
+
+
+def test_excess_risk_and_residual_variance_match_monte_carlo(truth: factor.FactorModel) -> None:
+    x, y = truth.sample(400_000, np.random.default_rng(1))
+    coef, intercept = np.random.default_rng(2).normal(size=12) * 0.3, 0.2
+    bayes = x @ truth.bayes_coefficients
+    monte_carlo = ((x @ coef + intercept - y) ** 2).mean() - ((bayes - y) ** 2).mean()
+    assert truth.excess_risk(coef, intercept) == pytest.approx(monte_carlo, rel=0.02)
+    assert truth.residual_variance == pytest.approx(((bayes - y) ** 2).mean(), rel=0.01)
+
+
+def test_ols_excess_risk_matches_formula(truth: factor.FactorModel) -> None:
+    rng = np.random.default_rng(3)
+    n = 60
+    risks = [truth.excess_risk(*factor.supervised("ols", *truth.sample(n, rng), np.array([1.0])))
+             for _ in range(400)]
+    assert np.mean(risks) == pytest.approx(factor.ols_expected_excess(truth.residual_variance, 12, n), rel=0.1)
+
+
+def test_fa_representation_is_affine_transform_and_spans_ppca_mle(truth: factor.FactorModel) -> None:
+    from sklearn.decomposition import FactorAnalysis
+
+    unlabeled, _ = truth.sample(20_000, np.random.default_rng(4))
+    mean, weights = factor.linear_representation(unlabeled, 2, seed=0)
+    fitted = FactorAnalysis(n_components=2, random_state=0).fit(unlabeled)
+    probe = np.random.default_rng(5).normal(size=(7, 12))
+    np.testing.assert_allclose((probe - mean) @ weights, fitted.transform(probe), atol=1e-10)
+    # PPCA MLE (Tipping & Bishop): loadings span the top-r eigenvectors of the sample covariance
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(unlabeled.T))
+    top = eigenvectors[:, -2:]
+    noise = eigenvalues[:-2].mean()
+    ppca_loadings = top * np.sqrt(eigenvalues[-2:] - noise)
+    assert noise == pytest.approx(1.0, abs=0.03)
+    assert np.max(subspace_angles(fitted.components_.T, ppca_loadings)) < 0.05
+    # informative: the learned map equals the true E[z|x] map up to an invertible r x r transform
+    assert np.max(subspace_angles(weights, truth.posterior_mean_map())) < 0.1
+
+
+def test_pretraining_with_large_m_approaches_oracle(truth: factor.FactorModel) -> None:
+    rng = np.random.default_rng(6)
+    unlabeled, _ = truth.sample(20_000, rng)
+    representation = factor.linear_representation(unlabeled, 2, seed=0)
+    x, y = truth.sample(40, rng)
+    pretrained = truth.excess_risk(*factor.ols_on_features(x, y, *representation))
+    oracle = truth.excess_risk(*factor.ols_on_features(x, y, np.zeros(12), truth.posterior_mean_map()))
+    ols = truth.excess_risk(*factor.supervised("ols", x, y, np.array([1.0])))
+    assert pretrained == pytest.approx(oracle, rel=0.3, abs=5e-3)
+    assert pretrained < ols / 2
+
+
+@pytest.fixture
+def labeled_mixture() -> mixture.LabeledMixture:
+    return mixture.random_mixture(4, 5, [2, 3], 0.05, np.random.default_rng(7))
+
+
+def test_responsibilities_match_scipy(labeled_mixture: mixture.LabeledMixture) -> None:
+    x, _ = labeled_mixture.sample(30, np.random.default_rng(8))
+    log_densities = np.stack([stats.multivariate_normal(mu, np.eye(5)).logpdf(x) for mu in labeled_mixture.means], 1)
+    np.testing.assert_allclose(labeled_mixture.responsibilities(x), softmax(log_densities, axis=1), atol=1e-12)
+
+
+def test_exact_errors_match_sampled_labels(labeled_mixture: mixture.LabeledMixture) -> None:
+    x, y = labeled_mixture.sample(200_000, np.random.default_rng(9))
+    bayes_predictions = (labeled_mixture.eta(x) > 0.5).astype(int)
+    assert labeled_mixture.bayes_error(x) == pytest.approx((bayes_predictions != y).mean(), abs=0.004)
+    assert labeled_mixture.error(bayes_predictions, x) == pytest.approx(labeled_mixture.bayes_error(x), abs=1e-12)
+    other = (x[:, 0] > 0).astype(int)
+    assert labeled_mixture.error(other, x) == pytest.approx((other != y).mean(), abs=0.004)
+    assert labeled_mixture.error(other, x) > labeled_mixture.bayes_error(x)
+
+
+def test_one_class_sample_predicts_that_class() -> None:
+    predictions = mixture.logistic_predictions(np.ones((3, 2)), np.array([1, 1, 1]), np.zeros((4, 2)))
+    np.testing.assert_array_equal(predictions, [1, 1, 1, 1])
