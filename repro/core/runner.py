@@ -73,8 +73,10 @@ def train(cfg: DictConfig) -> dict:
     device = resolve_device(str(cfg.device))
     if cfg.get("threads"):
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(int(cfg.threads))
+        threadpool_limits(int(cfg.threads))  # numpy/scipy BLAS and OpenMP pools too
     run_dir = _run_dir(cfg)
     previous = store.read_status(run_dir)
     code = store.code_hash(cfg.paper.slug)
