@@ -46,12 +46,20 @@ def gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return values[torch.arange(b).unsqueeze(1), flat].view(*index.shape, values.shape[-1])
 
 
+class RowBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over every row of a (..., C) tensor (batch x patches x points), as the paper's shared MLPs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
+
+
 def mlp(*widths: int, last_act: bool = True) -> nn.Sequential:
+    """Linear -> BatchNorm -> LeakyReLU(0.2) per layer (the last layer bare unless last_act)."""
     layers = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         layers.append(nn.Linear(a, b))
         if last_act or i < len(widths) - 2:
-            layers.append(nn.LeakyReLU(0.2))
+            layers += [RowBatchNorm(b), nn.LeakyReLU(0.2)]
     return nn.Sequential(*layers)
 
 
