@@ -1,0 +1,126 @@
+"""OLinear: OrthoTrans against closed-form correlations and eigh, DCT against scipy, NormLin, metrics, CSV parsing."""
+
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.linalg
+import torch
+from scipy import stats
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+from repro.core import forecasting
+from repro.core.errors import DataUnavailableError
+from repro.papers.olinear import data, models
+
+
+def test_ortho_basis_is_orthogonal_and_diagonalises_the_correlation() -> None:
+    train = data.latent_factor_series(2000, 4, seed=0)
+    q = models.ortho_basis(train, 24)
+    assert np.allclose(q @ q.T, np.eye(24), atol=1e-6)
+    windows, _ = forecasting.sliding_windows(train, 24, 0)
+    corr = np.mean([np.corrcoef(windows[:, :, c], rowvar=False) for c in range(4)], axis=0)
+    rotated = q @ corr @ q.T
+    assert np.allclose(rotated, np.diag(np.diag(rotated)), atol=1e-8)
+    assert np.all(np.diff(np.diag(rotated)) <= 1e-12)                   # eigenvalues decreasing
+
+
+def test_ortho_basis_spans_the_exact_toeplitz_eigenspaces() -> None:
+    """AR(1) (phi 0.9) plus a random-phase sinusoid of period 12: exact correlation is Toeplitz in
+    r_k = (a^2/2 cos(2 pi k / 12) + s^2 phi^k / (1 - phi^2)) / r_0; the leading eigenspaces agree."""
+    rng = np.random.default_rng(0)
+    length, phi, sd, amplitude = 200_000, 0.9, 0.5, 1.0
+    series = data.ar1(length, phi, sd, rng) + amplitude * np.sin(2 * np.pi * np.arange(length) / 12 + 1.0)
+    k = np.arange(16)
+    r = amplitude**2 / 2 * np.cos(2 * np.pi * k / 12) + sd**2 * phi**k / (1 - phi**2)
+    _, exact = np.linalg.eigh(scipy.linalg.toeplitz(r / r[0]))
+    estimated = models.ortho_basis(series[:, None], 16)
+    angles = scipy.linalg.subspace_angles(estimated[:3].T, exact[:, ::-1][:, :3])
+    assert np.max(angles) < 0.05
+
+
+def test_dct_basis_matches_scipy() -> None:
+    q = models.basis("dct", np.zeros((10, 1)), 16)
+    x = np.random.default_rng(0).standard_normal(16)
+    assert np.allclose(q @ x, scipy.fft.dct(x, type=2, norm="ortho"))
+    assert np.allclose(q @ q.T, np.eye(16), atol=1e-12)
+
+
+def test_normlin_mixing_is_row_stochastic_and_attention_costs_more() -> None:
+    torch.manual_seed(0)
+    mixing = models.NormLin(8, 16).mixing()
+    assert torch.all(mixing > 0) and torch.allclose(mixing.sum(1), torch.ones(8))
+    from repro.papers.olinear.task import flops
+
+    q_in, q_out = np.eye(96), np.eye(24)
+    normlin = models.OLinear(q_in, q_out, 8, 8, 64, 64, 1, "normlin", 0.0)
+    attention = models.OLinear(q_in, q_out, 8, 8, 64, 64, 1, "attention", 0.0)
+    normlin.eval()
+    attention.eval()                                   # the fused attention path must still be counted
+    mixer_gap = flops(attention, 96, 8) - flops(normlin, 96, 8)
+    # Q, K projections + QK^T + softmax(QK^T) V (4 heads of 16) - NormLin's A V, 2 FLOPs per multiply-add
+    assert mixer_gap == 2 * (2 * 8 * 64 * 64 + 2 * 8 * 8 * 64 - 8 * 8 * 64)
+    linear = models.RLinear(96, 24, 8)
+    assert flops(linear, 96, 8) == 2 * 96 * 24 * 8                      # FlopCounterMode counts 2 per MAC
+
+
+def test_olinear_shapes_and_revin_inverse() -> None:
+    torch.manual_seed(0)
+    model = models.OLinear(np.eye(32), np.eye(8), 3, 4, 16, 16, 1, "normlin", 0.0)
+    x = torch.randn(5, 32, 3)
+    assert model(x).shape == (5, 8, 3)
+    z, statistics = model.revin.normalise(x)
+    assert torch.allclose(model.revin.denormalise(z, statistics), x, atol=1e-5)
+
+
+def test_metrics_against_sklearn_and_crps() -> None:
+    rng = np.random.default_rng(0)
+    y, y_hat = rng.standard_normal(50), rng.standard_normal(50)
+    assert forecasting.mse(y, y_hat) == pytest.approx(mean_squared_error(y, y_hat))
+    assert forecasting.mae(y, y_hat) == pytest.approx(mean_absolute_error(y, y_hat))
+    history = np.sin(np.arange(100))
+    assert forecasting.mase(y, y_hat, history, 7) == pytest.approx(
+        mean_absolute_error(y, y_hat) / np.mean(np.abs(history[7:] - history[:-7])))
+    assert forecasting.quantile_loss(y, y_hat[:, None], np.array([0.5])) == pytest.approx(mean_absolute_error(y, y_hat))
+    # dense quantile grid of N(mu, sigma): mean pinball x 2 -> closed-form Gaussian CRPS
+    levels = np.linspace(0.0005, 0.9995, 2000)
+    mu, sigma, target = 0.3, 1.5, 1.1
+    z = (target - mu) / sigma
+    crps = sigma * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / np.sqrt(np.pi))
+    assert forecasting.quantile_loss(np.array([target]), mu + sigma * stats.norm.ppf(levels)[None], levels) \
+        == pytest.approx(crps, rel=1e-2)
+
+
+def test_splits_windows_and_scaler_use_training_statistics() -> None:
+    series = np.arange(100, dtype=float)[:, None] * np.array([[1.0, -2.0]])
+    parts = forecasting.chronological_splits(series, (0.7, 0.1, 0.2), lookback=5)
+    assert len(parts["train"]) == 70 and parts["val"][0, 0] == 65 and parts["test"][-1, 0] == 99
+    scaler = forecasting.StandardScaler(parts["train"])
+    assert np.allclose(scaler.mean, series[:70].mean(0))
+    assert np.allclose(scaler.inverse(scaler.transform(series)), series)
+    x, y = forecasting.sliding_windows(parts["test"], 5, 3)
+    assert x.shape == (len(parts["test"]) - 7, 5, 2) and np.array_equal(y[0, :, 0], parts["test"][5:8, 0])
+
+
+def test_macrodata_is_log_differenced() -> None:
+    values = data.macrodata()
+    assert values.shape == (202, 12) and np.isfinite(values).all()
+    assert abs(values[:, 0].mean()) < 0.05                          # quarterly GDP growth, not a level
+
+
+ETT_HEAD = "date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT\n"
+
+
+def test_parse_ett_format(tmp_path) -> None:
+    path = tmp_path / "ETTh1.csv"
+    path.write_text(ETT_HEAD + "2016-07-01 00:00:00,5.827,2.009,1.599,0.462,4.203,1.340,30.531\n"
+                    "2016-07-01 01:00:00,5.693,2.076,1.492,0.426,4.142,1.371,27.787\n")
+    values = data.parse_benchmark_csv(path)
+    assert values.shape == (2, 7) and values[1, -1] == pytest.approx(27.787)
+    (tmp_path / "bad.csv").write_text("time,a\n1,2\n")
+    with pytest.raises(ValueError, match="date"):
+        data.parse_benchmark_csv(tmp_path / "bad.csv")
+
+
+def test_bundle_data_missing_says_how_to_get_it(tmp_path) -> None:
+    with pytest.raises(DataUnavailableError, match="Time-Series-Library"):
+        data.load_benchmark("ECL", tmp_path)
