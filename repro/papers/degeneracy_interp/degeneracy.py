@@ -3,7 +3,8 @@ space of the behavioural Gauss-Newton matrix H_B = (1/n) sum_x J_theta(x)^T J_th
 
 Predicted tangent vectors (each keeps f_theta(x) fixed to first order on every data point):
 - (a) activations of layer l-1 (with the constant 1 for the bias) confined to a subspace: any in-weight change
-  along a null vector v of E[[h;1][h;1]^T], for any unit of layer l;
+  of a unit along a null vector v of E[[h;1][h;1]^T 1(unit active)] (for a ReLU, only the points where it is
+  active constrain its in-weights: our refinement of the layer-wise statement, needed for rarely active units);
 - (b) Jacobians passed back to layer l confined to a subspace: any out-weight change along a null vector u of
   E[g g^T], g = df/dp_l, for any input coordinate of layer l;
 - rescaling of each alive ReLU (in-weights x (1 + e), out-weights x (1 - e));
@@ -66,12 +67,17 @@ def tangent_vectors(model: FlatMLP, theta: torch.Tensor, x: torch.Tensor, rel_to
             v[b] += b_delta
         return v
 
-    # (a) activation-null directions: in-weights of every unit of layer l along null vectors of [h; 1].
+    # (a) activation-null directions: in-weights of a unit of layer l along null vectors of [h; 1], taken over
+    # the points where the unit is active (all points for the linear output layer; a ReLU active on few points
+    # sees a smaller subspace than the layer does).
     for layer in range(layers):
         fan_out = model.widths[layer + 1]
         augmented = np.hstack([inputs[layer], np.ones((len(x), 1))])
-        for v in _null_vectors(augmented, rel_tol).T:
-            for unit in range(fan_out):
+        for unit in range(fan_out):
+            seen = active[layer][:, unit] if layer < layers - 1 else np.ones(len(x), dtype=bool)
+            if not seen.any():
+                continue                                   # dead: all its weights are added below
+            for v in _null_vectors(augmented[seen], rel_tol).T:
                 w_delta = np.zeros((fan_out, model.widths[layer]))
                 b_delta = np.zeros(fan_out)
                 w_delta[unit], b_delta[unit] = v[:-1], v[-1]
