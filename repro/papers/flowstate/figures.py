@@ -1,0 +1,20 @@
+"""Figure: MASE and scaled quantile loss vs sampling step (hours), one line per method."""
+
+import pandas as pd
+
+from repro.core.figures import new_figure
+
+
+def mase_vs_rate(rows: pd.DataFrame):
+    fig, axes = new_figure(ncols=2, width=3.8)
+    chosen = rows[rows["dataset"].astype(str).str.startswith("synthetic") & rows["method"].notna()] \
+        if "method" in rows else rows.iloc[:0]
+    if len(chosen):
+        chosen = chosen.assign(step_h=24 / chosen["period"])
+        for ax, metric in zip(axes, ("mase", "sql")):
+            for method, group in chosen.groupby("method", sort=False):
+                curve = group.groupby("step_h")[metric].mean()
+                ax.plot(curve.index, curve.values, "o-", label=method)
+            ax.set(xscale="log", yscale="log", xlabel="sampling step (hours)", ylabel=metric)
+        axes[0].legend()
+    return fig
