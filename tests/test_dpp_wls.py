@@ -1,0 +1,103 @@
+"""DPP-based WLS against exact facts: the DPP sampler's marginals equal the kernel's diagonal, projection-DPP
+interpolation has E error ratio = m + 1 (by exact enumeration on a small pool), volume-rescaled WLS is unbiased
+(exact expectation by enumeration), E[G] = I for i.i.d. rho_m, and the basis is orthonormal on the pool."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from repro.papers.dpp_wls.sampling import (
+    orthonormal_basis,
+    sample_iid,
+    sample_projection_dpp,
+    weighted_least_squares,
+)
+from repro.papers.dpp_wls.task import runge
+
+
+def small_problem(size: int = 9, m: int = 3):
+    pool = np.random.default_rng(0).uniform(-1, 1, size)
+    return pool, orthonormal_basis(pool, m - 1), runge(pool)
+
+
+def test_basis_is_orthonormal_and_spans_legendre() -> None:
+    pool = np.random.default_rng(1).uniform(-1, 1, (500, 2))
+    q = orthonormal_basis(pool, 5)
+    assert q.shape == (500, 21)
+    np.testing.assert_allclose(q.T @ q, np.eye(21), atol=1e-12)
+    q1 = orthonormal_basis(pool[:, 0], 4)
+    cubic = pool[:, 0] ** 3 - pool[:, 0]
+    np.testing.assert_allclose(q1 @ (q1.T @ cubic), cubic, atol=1e-12)
+
+
+def test_dpp_marginals_match_kernel_diagonal() -> None:
+    """P(i in S) = K_ii = |Q_i|^2 for the projection DPP; Monte Carlo within 4 standard errors."""
+    _, q, _ = small_problem(12, 4)
+    rng = np.random.default_rng(2)
+    draws = 3000
+    counts = np.zeros(12)
+    for _ in range(draws):
+        sample = sample_projection_dpp(q, rng)
+        assert len(set(sample)) == 4
+        counts[sample] += 1
+    diagonal = np.sum(q**2, axis=1)
+    error = np.sqrt(diagonal * (1 - diagonal) / draws)
+    assert np.all(np.abs(counts / draws - diagonal) <= 4 * error + 1e-12)
+
+
+def subsets_with_dpp_probabilities(q: np.ndarray):
+    """All m-subsets S with P(S) = det(Q_S)^2 (projection DPP = volume sampling)."""
+    m = q.shape[1]
+    for subset in itertools.combinations(range(q.shape[0]), m):
+        yield np.array(subset), np.linalg.det(q[list(subset)]) ** 2
+
+
+def test_interpolation_identity_m_plus_1_exactly() -> None:
+    """E||f - f_hat||^2 = (m + 1) ||f - P_m f||^2 for the projection DPP with n = m (exact enumeration)."""
+    _, q, f = small_problem()
+    best = np.mean((f - q @ (q.T @ f)) ** 2)
+    total_probability, expected = 0.0, 0.0
+    c_star = q.T @ f / math.sqrt(len(f))
+    for subset, probability in subsets_with_dpp_probabilities(q):
+        coefficients, _ = weighted_least_squares(q, f, subset)
+        expected += probability * (best + np.sum((coefficients - c_star) ** 2))
+        total_probability += probability
+    assert total_probability == pytest.approx(1.0, rel=1e-12)
+    assert expected / best == pytest.approx(q.shape[1] + 1, rel=1e-10)
+
+
+def test_volume_rescaled_wls_is_unbiased_exactly() -> None:
+    """E[c_hat] = c* for DPP(m) united with one i.i.d. rho_m point (n = m + 1), by exact enumeration."""
+    _, q, f = small_problem(7, 3)
+    rho = np.sum(q**2, axis=1) / q.shape[1]
+    c_star = q.T @ f / math.sqrt(len(f))
+    mean = np.zeros(q.shape[1])
+    for subset, probability in subsets_with_dpp_probabilities(q):
+        for extra in range(len(f)):
+            coefficients, _ = weighted_least_squares(q, f, np.append(subset, extra))
+            mean += probability * rho[extra] * coefficients
+    np.testing.assert_allclose(mean, c_star, atol=1e-12)
+    iid_mean = np.zeros(q.shape[1])           # i.i.d. WLS with n = m + 1 is biased on the same problem
+    for sample in itertools.product(range(len(f)), repeat=q.shape[1] + 1):
+        weight = np.prod(rho[list(sample)])
+        if np.linalg.matrix_rank(q[list(sample)]) == q.shape[1]:
+            iid_mean += weight * weighted_least_squares(q, f, np.array(sample))[0]
+    assert np.linalg.norm(iid_mean - c_star) > 1e-3
+
+
+def test_iid_sampler_follows_rho_and_gram_is_unbiased() -> None:
+    _, q, f = small_problem(20, 4)
+    rng = np.random.default_rng(3)
+    sample = sample_iid(q, 200_000, rng)
+    frequencies = np.bincount(sample, minlength=20) / sample.size
+    np.testing.assert_allclose(frequencies, np.sum(q**2, axis=1) / 4, atol=4e-3)
+    m, size = 4, 20
+    phi = math.sqrt(size) * q
+    weights = m / np.sum(phi**2, axis=1)
+    rho = np.sum(q**2, axis=1) / m
+    expected_gram = (phi * (rho * weights)[:, None]).T @ phi          # E_rho[w phi phi^T] = I
+    np.testing.assert_allclose(expected_gram, np.eye(m), atol=1e-12)
+    _, deviation = weighted_least_squares(q, f, np.arange(20))
+    assert deviation >= 0
