@@ -77,7 +77,7 @@ def test_table_mean_std_and_paper_column(rows: pd.DataFrame) -> None:
     line = summary[(summary["method"] == "jump") & (summary["metric"] == "ratio")].iloc[0]
     expected = (6.0 / rows[rows["method"] == "jump"]["eps"]).to_numpy()
     assert line["mean"] == pytest.approx(expected.mean()) and line["std"] == pytest.approx(expected.std(ddof=1))
-    assert line["n"] == 12
+    assert line["n_rows"] == 12
     table = wide(summary, spec)
     assert list(table.columns) == ["method", "mae", "mae (paper)", "ratio", "ratio (paper)"]
     assert table.set_index("method").loc["flat", "mae (paper)"] == "0.09"

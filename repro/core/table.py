@@ -14,6 +14,10 @@ import numpy as np
 import pandas as pd
 
 from repro.core.claims import select
+from repro.core.errors import ConfigError
+
+# Columns of the long summary besides the index; an index column must not reuse these names.
+SUMMARY_COLUMNS = ("metric", "mean", "std", "n_rows", "paper")
 
 
 def sweep_columns(rows: pd.DataFrame, spec: dict) -> list[str]:
@@ -22,15 +26,19 @@ def sweep_columns(rows: pd.DataFrame, spec: dict) -> list[str]:
 
 
 def summarize(rows: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    """Long table: one line per (index values, metric) with mean, std, n and the paper's number."""
+    """Long table: one line per (index values, metric) with mean, std, n_rows and the paper's number."""
+    clash = set(spec["index"]) & set(SUMMARY_COLUMNS)
+    if clash:
+        raise ConfigError(f"table {spec.get('name')!r}: index columns {sorted(clash)} clash with the summary's "
+                          f"own columns {SUMMARY_COLUMNS}; rename them in the rows")
     chosen = select(rows, spec.get("where"))
     metrics = [m for m in spec["metrics"] if m in chosen.columns]
     if chosen.empty or not metrics:
-        return pd.DataFrame(columns=[*spec["index"], "metric", "mean", "std", "n", "paper"])
+        return pd.DataFrame(columns=[*spec["index"], *SUMMARY_COLUMNS])
     keys = [*spec["index"], *sweep_columns(chosen, spec)]
     long = chosen.melt(id_vars=keys, value_vars=metrics, var_name="metric").dropna(subset=["value"])
     stats = long.groupby([*keys, "metric"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
-    stats = stats.rename(columns={"count": "n"})
+    stats = stats.rename(columns={"count": "n_rows"})
     stats["std"] = stats["std"].fillna(0.0)
     reported = spec.get("reported") or {}
 
@@ -50,8 +58,9 @@ def wide(summary: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """Display form: a row per index value, `metric` columns as 'mean ± std', and 'metric (paper)'."""
     if summary.empty:
         return pd.DataFrame()
-    keys = [c for c in summary.columns if c not in ("metric", "mean", "std", "n", "paper")]
-    summary = summary.assign(ours=[_fmt(m, s, n) for m, s, n in zip(summary["mean"], summary["std"], summary["n"])])
+    keys = [c for c in summary.columns if c not in SUMMARY_COLUMNS]
+    summary = summary.assign(ours=[_fmt(m, s, n) for m, s, n in zip(summary["mean"], summary["std"],
+                                                                    summary["n_rows"])])
     table = summary.pivot_table(index=keys, columns="metric", values="ours", aggfunc="first", sort=False)
     order = [m for m in spec["metrics"] if m in table.columns]
     table = table[order]
