@@ -1,5 +1,6 @@
 """Figure: MASE and scaled quantile loss vs sampling step (hours), one line per method."""
 
+import matplotlib.ticker
 import pandas as pd
 
 from repro.core.figures import new_figure
@@ -15,6 +16,9 @@ def mase_vs_rate(rows: pd.DataFrame):
             for method, group in chosen.groupby("method", sort=False):
                 curve = group.groupby("step_h")[metric].mean()
                 ax.plot(curve.index, curve.values, "o-", label=method)
+            steps = sorted(chosen["step_h"].unique())
             ax.set(xscale="log", yscale="log", xlabel="sampling step (hours)", ylabel=metric)
+            ax.set_xticks(steps, [f"{v:g}" for v in steps])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         axes[0].legend()
     return fig
