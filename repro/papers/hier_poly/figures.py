@@ -35,6 +35,8 @@ def sample_complexity(rows: pd.DataFrame):
         for k, style in ((2, "k:"), (6, "r:")):
             axes[2].plot(d, centre * d.mean() ** slope * (d / d.mean()) ** k, style,
                          label=f"slope {k} ({'theorem' if k == 2 else 'kernel bound, kq'})")
-    axes[2].set(xlabel="d", ylabel="n*", title="sample complexity")
+    ds = sorted(stars["d"].unique())
+    axes[2].set(xlabel="d", ylabel="n*", title="sample complexity", xticks=ds, xticklabels=[str(d) for d in ds])
+    axes[2].xaxis.set_minor_formatter("")
     axes[2].legend(fontsize=6)
     return fig
