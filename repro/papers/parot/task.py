@@ -92,7 +92,8 @@ def train_one(cfg: DictConfig, ctx: RunContext, data: dict, protocol: str, metho
     model.eval()
     pred = predict(model, data["test_so3"], method)
     runs = np.stack([predict(model, clouds, method) for clouds in data["consistency"]])
-    row = {"protocol": protocol, "method": method, "seed": seed, "train_time_s": time.perf_counter() - start,
+    row = {"dataset": cfg.data.dataset, "protocol": protocol, "method": method, "seed": seed,
+           "train_time_s": time.perf_counter() - start,
            "test/acc": float((pred == data["test_y"]).mean()),
            "test/balanced_acc": float(balanced_accuracy_score(data["test_y"], pred)),
            "agreement": float((runs == runs[0]).all(0).mean())}

@@ -101,7 +101,8 @@ def train_one(cfg: DictConfig, ctx: RunContext, data: dict, inputs: dict, method
     start = time.perf_counter()
     fit(ctx, f"{method}-{seed}", model, optimizer, batches, loss_fn, t.epochs)
     model.eval()
-    row = {"protocol": cfg.protocol, "method": method, "seed": seed, "train_time_s": time.perf_counter() - start}
+    row = {"dataset": cfg.data.dataset, "protocol": cfg.protocol, "method": method, "seed": seed,
+           "train_time_s": time.perf_counter() - start}
     with torch.no_grad():
         predictions = {name: model(torch.as_tensor(x)).argmax(1).numpy() for name, x in inputs["tests"].items()}
     for name, pred in predictions.items():
