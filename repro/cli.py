@@ -82,8 +82,8 @@ def _report(cfg: DictConfig, draw: bool) -> tuple:
                 print(path)
     found = report.verdicts(cfg, rows)
     made = report.write_table_files(cfg, rows)
-    wall = store.total_wall_time(cfg.results_dir, cfg.paper.slug, cfg.scale.name, defaults_hash)
-    report.write_verdicts(cfg, found, wall)
+    wall, cpu = store.total_times(cfg.results_dir, cfg.paper.slug, cfg.scale.name, defaults_hash)
+    report.write_verdicts(cfg, found, wall, cpu)
     report.write_paper_readme(cfg, rows, found, wall)
     report.write_suite_summary(cfg.results_dir, papers())
     return made, found

@@ -39,7 +39,8 @@ def main() -> int:
         for command in ("figures", "table", "check"):
             if repro(command, *common) != 0 and slug not in failed:
                 failed.append(slug)
-    print("\nwall time per paper (s): " + ", ".join(f"{s} {t:.0f}" for s, t in times.items()))
+    if not args.report_only:
+        print("\nwall time per paper (s): " + ", ".join(f"{s} {t:.0f}" for s, t in times.items()))
     if failed:
         print(f"failed: {' '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -39,10 +39,10 @@ def write_table_files(cfg: DictConfig, rows: pd.DataFrame) -> list[tuple[str, pd
     return [(name, table) for name, _, table in made]
 
 
-def write_verdicts(cfg: DictConfig, found: list[Verdict], wall_time_s: float) -> None:
+def write_verdicts(cfg: DictConfig, found: list[Verdict], wall_time_s: float, cpu_time_s: float) -> None:
     out_dir = store.paper_dir(cfg.results_dir, cfg.paper.slug)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"scale": cfg.scale.name, "wall_time_s": round(wall_time_s, 1),
+    record = {"scale": cfg.scale.name, "wall_time_s": round(wall_time_s, 1), "cpu_time_s": round(cpu_time_s, 1),
               "verdicts": [v.as_dict() for v in found]}
     (out_dir / "verdicts.json").write_text(json.dumps(record, indent=2) + "\n")
 
@@ -78,18 +78,20 @@ def write_suite_summary(results_dir: str | Path, papers: list[dict]) -> Path:
     """results/README.md: one row per paper with the scale it was run at, verdict counts and wall time."""
     lines = ["# Results\n", "Verdicts of each paper's claims from its stored runs (regenerate with "
              "`python scripts/reproduce_all.py`).\n",
-             "| paper | title | scale | holds | does not hold | not run | wall time (s) |",
-             "|---|---|---|---|---|---|---|"]
+             "Wall time is that of the stored runs; CPU time (of the run's main process) is the better guide "
+             "when the machine was shared.\n",
+             "| paper | title | scale | holds | does not hold | not run | wall time (s) | CPU time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for paper in papers:
         path = Path(results_dir) / paper["slug"] / "verdicts.json"
         if not path.exists():
-            lines.append(f"| {paper['slug']} | {paper['title']} | — | — | — | — | — |")
+            lines.append(f"| {paper['slug']} | {paper['title']} | — | — | — | — | — | — |")
             continue
         record = json.loads(path.read_text())
         counts = {s: sum(v["status"] == s for v in record["verdicts"]) for s in ("holds", "does not hold", "not run")}
         lines.append(f"| [{paper['slug']}]({paper['slug']}/README.md) | {paper['title']} | {record['scale']} | "
                      f"{counts['holds']} | {counts['does not hold']} | {counts['not run']} | "
-                     f"{record['wall_time_s']:.0f} |")
+                     f"{record['wall_time_s']:.0f} | {record.get('cpu_time_s', 0):.0f} |")
     path = Path(results_dir) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

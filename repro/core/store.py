@@ -126,6 +126,7 @@ def load_rows(results_dir: str | Path, slug: str, scale: str, defaults: str | No
     return rows
 
 
-def total_wall_time(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> float:
-    runs = finished_runs(results_dir, slug, scale, defaults)
-    return sum(read_status(r).get("wall_time_s", 0.0) for r in runs)
+def total_times(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds summed over the finished runs (CPU time is 0 for runs that predate recording it)."""
+    statuses = [read_status(r) for r in finished_runs(results_dir, slug, scale, defaults)]
+    return sum(s.get("wall_time_s", 0.0) for s in statuses), sum(s.get("cpu_time_s", 0.0) for s in statuses)
