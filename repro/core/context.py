@@ -114,9 +114,3 @@ class RunContext:
         pd.DataFrame(rows).to_csv(tmp, index=False)
         tmp.replace(path)
         return rows
-
-    def save_artifact(self, name: str, obj: Any) -> Path:
-        """Write a JSON artifact (e.g. a probe's raw curves) into the run dir."""
-        path = self.run_dir / name
-        path.write_text(json.dumps(obj, indent=1, default=float))
-        return path

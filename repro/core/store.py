@@ -14,8 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 # Keys that say where, whether or how fast to run, not what is computed: they do not change a run's identity.
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "threads")
-# Columns the store adds to every row on read.
-RUN_COLUMNS = ("run_id", "scale")
 # Wall-clock measurements (`train_time_s`, `speedup_x`) differ between identical runs; everything else must not.
 TIMING_SUFFIXES = ("time_s", "speedup_x")
 
