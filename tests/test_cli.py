@@ -102,6 +102,21 @@ def test_interrupted_run_continues_to_the_same_rows(results_dir: Path) -> None:
     pd.testing.assert_frame_equal(rows_of(run_dir)[measured], finished[measured])
 
 
+def test_run_made_by_other_code_starts_afresh(results_dir: Path) -> None:
+    repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
+    (run_dir,) = run_dirs(results_dir, "spe")
+    # As if repro/papers/spe had been edited after this unfinished run: its cached units are stale.
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "status": "interrupted", "code_hash": "older"}))
+    stale_unit = next((run_dir / "units").glob("*.csv"))
+    stale_unit.write_text("stale\n")
+    done = repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
+    assert "changed since" in done.stdout and "starting it afresh" in done.stdout
+    assert "continuing the unfinished run" not in done.stderr
+    assert stale_unit.read_text() != "stale\n"
+    assert json.loads((run_dir / "status.json").read_text())["code_hash"] != "older"
+
+
 def test_resume_rejects_a_run_of_another_config(results_dir: Path) -> None:
     repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
     (run_dir,) = run_dirs(results_dir, "spe")
