@@ -15,6 +15,8 @@ Conventions follow state-spaces/s4 `src/models/hippo/hippo.py` (the "new" LegT a
 Each A equals S - P P^T with S normal (S = -I/2 + skew for LegS, skew for LegT and FouT).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import special
 
@@ -129,8 +131,33 @@ def run_recurrence(abar: np.ndarray, bbar: np.ndarray, u: np.ndarray) -> np.ndar
     return x
 
 
+def basis(measure: str, n: int, tau: np.ndarray) -> np.ndarray:
+    """g_n(tau) of the measure (LegS: warped Legendre; LegT / FouT: the fixed-window basis); (n, len(tau))."""
+    return legs_basis(n, tau) if measure == "legs" else fixed_window_basis(measure, n, tau)
+
+
+def measure_density(measure: str, tau: np.ndarray) -> np.ndarray:
+    """omega(tau): e^{-tau} for LegS, the indicator of the window tau in [0, 1] for LegT / FouT."""
+    return np.exp(-tau) if measure == "legs" else ((tau >= 0) & (tau <= 1)).astype(float)
+
+
 def reconstruct(measure: str, state: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """u(t - tau) ~ sum_n x_n g_n(tau): the history read back from the final state (no training)."""
-    n = len(state)
-    basis = legs_basis(n, tau) if measure == "legs" else fixed_window_basis(measure, n, tau)
-    return state @ basis
+    return state @ basis(measure, len(state), tau)
+
+
+def projection(measure: str, n: int, history: Callable[[np.ndarray], np.ndarray], tau_max: float,
+               panels: int = 400, nodes: int = 16) -> np.ndarray:
+    """Exact projection coefficients c_n = int_0^tau_max h(tau) g_n(tau) omega(tau) d tau, shape (n,).
+
+    h(tau) = u(t - tau) is the continuous history (zero for tau > tau_max, before the signal started).
+    This is what the HiPPO state is meant to hold (the optimal approximation in L2(omega)); computed by
+    composite Gauss-Legendre quadrature (`panels` x `nodes` points), independently of any SSM.
+    """
+    upper = tau_max if measure == "legs" else min(tau_max, 1.0)
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    edges = np.linspace(0.0, upper, panels + 1)
+    half = np.diff(edges)[:, None] / 2
+    tau = (edges[:-1, None] + half * (x + 1)).ravel()
+    weights = (half * w).ravel() * measure_density(measure, tau)
+    return basis(measure, n, tau) @ (weights * history(tau))

@@ -1,6 +1,7 @@
 """HiPPO experiment: kernels vs closed forms, online reconstruction (Part A), S4 on the delay task (Part B)."""
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg
@@ -20,7 +21,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
             raise ConfigError(f"paper.delay.variants: init {variant.init!r} unknown; choose from {list(INITS)}")
     start = time.perf_counter()
     with threadpool_limits(1):     # small dense matrices: BLAS threads only contend on a shared machine
-        rows = kernel_rows(cfg.kernels) + nplr_rows(cfg.kernels.n_values)
+        rows = kernel_rows(cfg.kernels) + kernel_convergence_rows(cfg.kernels) + nplr_rows(cfg.kernels.n_values)
         rows += reconstruction_rows(cfg.reconstruction, ctx)
     ctx.log.info("kernels, NPLR and reconstruction: %d rows in %.1f s", len(rows), time.perf_counter() - start)
     for seed in ctx.replicate_seeds():
@@ -43,6 +44,28 @@ def kernel_rows(k: DictConfig) -> list[dict]:
     return rows
 
 
+def kernel_convergence_rows(k: DictConfig, grid: int = 400) -> list[dict]:
+    """LegT / FouT: RMS of exp(tA)B - K_n(t) over t in [0, 2] and n < n_compare, per N (-> 0 as N grows).
+
+    exp(tA)B on the midpoints t_i = (i + 1/2) h, h = 2 / grid (never exactly on the jump at t = 1, where
+    the closed form is undefined), by repeated multiplication with expm(h A).
+    """
+    rows = []
+    h = 2 / grid
+    t = h * (np.arange(grid) + 0.5)
+    for measure in ("legt", "fout"):
+        for n in k.n_values:
+            a, b = hippo.transition(measure, n)
+            step, kernel, numeric = scipy.linalg.expm(h * a), scipy.linalg.expm(h / 2 * a) @ b, []
+            for _ in t:
+                numeric.append(kernel[: k.n_compare])
+                kernel = step @ kernel
+            error = np.array(numeric).T - hippo.closed_form_kernel(measure, n, t)[: k.n_compare]
+            rows.append({"part": "kernel_convergence", "measure": measure, "N": n,
+                         "kernel_rms": float(np.sqrt(np.mean(error**2)))})
+    return rows
+
+
 def nplr_rows(n_values: list[int]) -> list[dict]:
     """Spread of Re eig(A + P^T P) around its mean, and the NPLR reconstruction error of A."""
     rows = []
@@ -60,36 +83,58 @@ def nplr_rows(n_values: list[int]) -> list[dict]:
     return rows
 
 
-def random_signal(length: int, terms: int, max_freq: float, rng: np.random.Generator) -> np.ndarray:
-    """u(t) = sum_j c_j sin(2 pi w_j t + p_j) / sqrt(J) on t = 0 .. 1 (length samples)."""
-    t = np.linspace(0, 1, length)
-    c, w, p = rng.standard_normal(terms), rng.uniform(0, max_freq, terms), rng.uniform(0, 2 * np.pi, terms)
-    return (c[:, None] * np.sin(2 * np.pi * w[:, None] * t + p[:, None])).sum(0) / np.sqrt(terms)
+def signal_terms(terms: int, max_freq: float, rng: np.random.Generator) -> np.ndarray:
+    """(3, J) rows c_j ~ N(0, 1), w_j ~ U(0, max_freq), p_j ~ U(0, 2 pi) of the card's test signal."""
+    return np.stack([rng.standard_normal(terms), rng.uniform(0, max_freq, terms), rng.uniform(0, 2 * np.pi, terms)])
+
+
+def signal(coefficients: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """u(t) = sum_j c_j sin(2 pi w_j t + p_j) / sqrt(J), at any t (continuous, for the exact projection)."""
+    c, w, p = coefficients
+    return (c[:, None] * np.sin(2 * np.pi * w[:, None] * np.asarray(t) + p[:, None])).sum(0) / np.sqrt(len(c))
 
 
 def reconstruction_rows(r: DictConfig, ctx: RunContext) -> list[dict]:
     """Part A: run each bilinear-discretised HiPPO LTI over u, read the history back from the final state.
 
-    Time is measured in units of the SSM (one sample = Delta), tau_j = j Delta for j samples back.
-    LegT/FouT: MSE over the last window tau <= 1 (theta = 1/Delta samples). LegS: MSE over the whole
-    history weighted by e^{-tau}. Both are divided by the same-weighted signal power (normalised MSE).
+    u is sampled at t_k = k / (L - 1), k < L; in the SSM's time one sample is Delta, so j samples back is
+    tau_j = j Delta, and the history is h(tau) = u(1 - tau / (Delta (L - 1))) (zero before the signal
+    started). LegT/FouT: MSE over the last window tau <= 1 (theta = 1/Delta samples). LegS: MSE over the
+    whole history weighted by e^{-tau}. Both are divided by the same-weighted signal power (nMSE).
+    recon_nmse uses the online state; proj_nmse the exact projection of the continuous history onto the
+    same N basis functions (`hippo.projection`), the best any N-term approximation in that basis can do;
+    coef_rel_err = |x - c| / |c| compares the state x with those exact coefficients c.
     """
     rows = []
+    t = np.linspace(0, 1, r.length)
     for trial in range(r.trials):
-        u = random_signal(r.length, r.terms, r.max_freq, np.random.default_rng(ctx.child_seed("signal", trial)))
+        coefficients = signal_terms(r.terms, r.max_freq, np.random.default_rng(ctx.child_seed("signal", trial)))
+        u = signal(coefficients, t)
         for measure in hippo.MEASURES:
             a, b = hippo.transition(measure, r.n)
             for dt in r.dts:
-                abar, bbar = hippo.bilinear(a, b, dt)
-                state = hippo.run_recurrence(abar, bbar, u)
+                state = hippo.run_recurrence(*hippo.bilinear(a, b, dt), u)
+                tau_max = dt * (r.length - 1)
+                exact = hippo.projection(measure, r.n, continuous_history(coefficients, tau_max), tau_max)
                 tau = dt * np.arange(r.length)              # tau_j for u[L - 1 - j]
-                history = u[::-1]
-                weight = np.exp(-tau) if measure == "legs" else (tau <= 1.0).astype(float)
-                error = hippo.reconstruct(measure, state, tau) - history
                 rows.append({"part": "reconstruction", "measure": measure, "dt": dt, "trial": trial,
                              "window_samples": round(1 / dt) if measure != "legs" else r.length,
-                             "recon_nmse": float((weight * error**2).sum() / (weight * history**2).sum())})
+                             "recon_nmse": history_nmse(measure, state, tau, u[::-1]),
+                             "proj_nmse": history_nmse(measure, exact, tau, u[::-1]),
+                             "coef_rel_err": float(np.linalg.norm(state - exact) / np.linalg.norm(exact))})
     return rows
+
+
+def continuous_history(coefficients: np.ndarray, tau_max: float) -> Callable[[np.ndarray], np.ndarray]:
+    """h(tau) = u(1 - tau / tau_max): the signal seen tau SSM-time units before its end (t = 1)."""
+    return lambda tau: signal(coefficients, 1 - tau / tau_max)
+
+
+def history_nmse(measure: str, coefficients: np.ndarray, tau: np.ndarray, history: np.ndarray) -> float:
+    """Weighted nMSE of the history read back from `coefficients`: weight e^{-tau} (LegS) or the window."""
+    weight = np.exp(-tau) if measure == "legs" else (tau <= 1.0).astype(float)
+    error = hippo.reconstruct(measure, coefficients, tau) - history
+    return float((weight * error**2).sum() / (weight * history**2).sum())
 
 
 def delay_batch(batch: int, length: int, delay: int, cutoff: float, generator: torch.Generator):
