@@ -1,6 +1,7 @@
-"""DPP-based WLS against exact facts: the DPP sampler's marginals equal the kernel's diagonal, projection-DPP
-interpolation has E error ratio = m + 1 (by exact enumeration on a small pool), volume-rescaled WLS is unbiased
-(exact expectation by enumeration), E[G] = I for i.i.d. rho_m, and the basis is orthonormal on the pool."""
+"""DPP-based WLS against exact facts: the DPP sampler's marginals equal the kernel's diagonal and its subsets have
+probability det(Q_S)^2, projection-DPP interpolation has E error ratio = m + 1 (by exact enumeration on a small
+pool), volume-rescaled WLS is unbiased (exact expectation by enumeration), E[G] = I for i.i.d. rho_m, the basis is
+orthonormal on the pool, and a threshold the grid never reaches is censored (NaN), not the grid's end."""
 
 import itertools
 import math
@@ -14,7 +15,7 @@ from repro.papers.dpp_wls.sampling import (
     sample_projection_dpp,
     weighted_least_squares,
 )
-from repro.papers.dpp_wls.task import runge
+from repro.papers.dpp_wls.task import growth_rows, runge, threshold_rows
 
 
 def small_problem(size: int = 9, m: int = 3):
@@ -38,13 +39,22 @@ def test_dpp_marginals_match_kernel_diagonal() -> None:
     rng = np.random.default_rng(2)
     draws = 3000
     counts = np.zeros(12)
-    for _ in range(draws):
-        sample = sample_projection_dpp(q, rng)
+    for sample in sample_projection_dpp(q, rng, draws):
         assert len(set(sample)) == 4
         counts[sample] += 1
     diagonal = np.sum(q**2, axis=1)
     error = np.sqrt(diagonal * (1 - diagonal) / draws)
     assert np.all(np.abs(counts / draws - diagonal) <= 4 * error + 1e-12)
+
+
+def test_dpp_subset_frequencies_match_determinants() -> None:
+    """P(S) = det(Q_S)^2 for every m-subset S (the projection DPP's joint law); Monte Carlo within 4.5 SE."""
+    _, q, _ = small_problem(6, 2)
+    draws = 40_000
+    samples = np.sort(sample_projection_dpp(q, np.random.default_rng(5), draws), axis=1)
+    for subset, probability in subsets_with_dpp_probabilities(q):
+        frequency = np.mean(np.all(samples == subset, axis=1))
+        assert abs(frequency - probability) <= 4.5 * math.sqrt(probability * (1 - probability) / draws) + 1e-12
 
 
 def subsets_with_dpp_probabilities(q: np.ndarray):
@@ -101,3 +111,24 @@ def test_iid_sampler_follows_rho_and_gram_is_unbiased() -> None:
     np.testing.assert_allclose(expected_gram, np.eye(m), atol=1e-12)
     _, deviation = weighted_least_squares(q, f, np.arange(20))
     assert deviation >= 0
+
+
+def test_runge_target_in_two_dimensions() -> None:
+    x = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.6, 0.0]])
+    np.testing.assert_allclose(runge(x), [1.0, 1 / 26, 1 / 26, 1 / (1 + 25 * 0.18)])
+
+
+def test_unreached_threshold_is_censored_not_the_grid_end() -> None:
+    cells = [{"strategy": s, "n_over_m": r, "stable_prob": p, "ratio_mean": 1 + 1 / r}
+             for s, probabilities in (("iid", (0.1, 0.5, 0.8)), ("dpp_rep", (0.2, 0.95, 1.0)))
+             for r, p in zip((2.0, 4.0, 8.0), probabilities)]
+    rows = {r["strategy"]: r for r in threshold_rows(cells, 1, 10, 0, 0.9)}
+    assert rows["dpp_rep"]["n_stable"] == 4.0 and rows["dpp_rep"]["censored"] == 0
+    assert rows["dpp_rep"]["ratio_at_stable"] == 1.25
+    assert math.isnan(rows["iid"]["n_stable"]) and rows["iid"]["censored"] == 1
+    assert math.isnan(rows["iid"]["ratio_at_stable"])
+    assert rows["iid"]["ratio_at_dpp_stable"] == 1.25          # i.i.d. ratio at the DPP threshold n/m = 4
+    growth = growth_rows([r | {"m": 10} for r in rows.values()]
+                         + [r | {"m": 40, "n_stable": 2 * r["n_stable"]} for r in rows.values()])
+    by_strategy = {r["strategy"]: r["threshold_growth"] for r in growth}
+    assert by_strategy["dpp_rep"] == 2.0 and math.isnan(by_strategy["iid"])

@@ -12,13 +12,22 @@ from numpy.polynomial import legendre
 STRATEGIES = ("iid", "dpp_rep", "volume")
 
 
+def total_degree_indices(d: int, degree: int) -> list[tuple[int, ...]]:
+    """Multi-indices k in N^d with |k|_1 <= degree (the downward-closed total-degree set); m = C(degree + d, d)."""
+    if d == 1:
+        return [(k,) for k in range(degree + 1)]
+    if d == 2:
+        return [(i, j) for i in range(degree + 1) for j in range(degree + 1) if i + j <= degree]
+    raise ValueError(f"d = {d} is not supported; use d = 1 or d = 2")
+
+
 def orthonormal_basis(points: np.ndarray, degree: int) -> np.ndarray:
     """Q (N_c x m): QR of the Legendre Vandermonde matrix (1-D: m = degree + 1; 2-D: total degree <= degree)."""
     if points.ndim == 1:
         vandermonde = legendre.legvander(points, degree)
     else:
         full = legendre.legvander2d(points[:, 0], points[:, 1], [degree, degree])
-        keep = [i * (degree + 1) + j for i in range(degree + 1) for j in range(degree + 1) if i + j <= degree]
+        keep = [i * (degree + 1) + j for i, j in total_degree_indices(2, degree)]
         vandermonde = full[:, keep]
     q, _ = np.linalg.qr(vandermonde)
     return q
@@ -30,22 +39,26 @@ def sample_iid(q: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(np.searchsorted(cumulative, rng.uniform(size=n) * cumulative[-1], side="right"), q.shape[0] - 1)
 
 
-def sample_projection_dpp(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """m pool indices from the projection DPP with kernel K = Q Q^T, by the chain rule: P(next = i) is the squared
-    norm of Q_i's component orthogonal to the rows chosen so far, divided by the remaining rank."""
+def sample_projection_dpp(q: np.ndarray, rng: np.random.Generator, count: int = 1) -> np.ndarray:
+    """`count` independent m-point samples (count x m pool indices) of the projection DPP with kernel K = Q Q^T,
+    by the chain rule: P(next = i) is the squared norm of Q_i's component orthogonal to the rows chosen so far,
+    divided by the remaining rank. The samples run side by side (one matrix product per step for all of them)."""
     size, m = q.shape
-    residual = np.sum(q**2, axis=1)
-    basis = np.zeros((m, m))
-    chosen = np.empty(m, dtype=int)
+    residual = np.tile(np.sum(q**2, axis=1), (count, 1))                 # (count, N_c)
+    basis = np.zeros((count, m, m))                                        # orthonormal rows spanning chosen Q_i
+    chosen = np.empty((count, m), dtype=int)
     for step in range(m):
-        cumulative = np.cumsum(np.clip(residual, 0, None))
-        index = min(int(np.searchsorted(cumulative, rng.uniform() * cumulative[-1], side="right")), size - 1)
-        chosen[step] = index
-        direction = q[index] - basis[:step].T @ (basis[:step] @ q[index])
-        direction -= basis[:step].T @ (basis[:step] @ direction)        # re-orthogonalise (loss of orthogonality)
-        basis[step] = direction / np.linalg.norm(direction)
-        residual -= (q @ basis[step]) ** 2
-        residual[chosen[: step + 1]] = 0.0
+        cumulative = np.cumsum(np.clip(residual, 0, None), axis=1)
+        targets = rng.uniform(size=count) * cumulative[:, -1]
+        index = np.minimum(np.sum(cumulative <= targets[:, None], axis=1), size - 1)
+        chosen[:, step] = index
+        direction = q[index]                                               # (count, m)
+        previous = basis[:, :step]                                         # (count, step, m)
+        for _ in range(2):                                                 # twice: re-orthogonalise (round-off)
+            direction = direction - np.einsum("bs,bsm->bm", np.einsum("bsm,bm->bs", previous, direction), previous)
+        basis[:, step] = direction / np.linalg.norm(direction, axis=1, keepdims=True)
+        residual -= (basis[:, step] @ q.T) ** 2
+        np.put_along_axis(residual, chosen[:, : step + 1], 0.0, axis=1)
     return chosen
 
 
