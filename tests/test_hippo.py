@@ -1,4 +1,9 @@
-"""HiPPO: matrices, kernels and discretisation against scipy oracles; S4 convolution equals its recurrence."""
+"""HiPPO: matrices, kernels and discretisation against scipy oracles; S4 convolution equals its recurrence;
+LRA parsers on tiny files in the real formats."""
+
+import io
+import pickle
+import tarfile
 
 import mpmath
 import numpy as np
@@ -9,8 +14,8 @@ import torch
 from omegaconf import OmegaConf
 from scipy.special import eval_legendre
 
-from repro.papers.hippo import hippo
-from repro.papers.hippo.s4 import S4Kernel, causal_convolution
+from repro.papers.hippo import hippo, lra
+from repro.papers.hippo.s4 import S4Classifier, S4Kernel, bidirectional_convolution, causal_convolution, ssm_parameters
 from repro.papers.hippo.task import delay_batch, kernel_convergence_rows, signal, signal_terms
 
 
@@ -39,10 +44,10 @@ def test_legt_kernel_converges_to_windowed_legendre() -> None:
 
 
 def test_legt_kernel_error_is_not_a_numerical_artefact() -> None:
-    """scipy's expm(tA)B for LegT agrees with 25-digit mpmath, so the kernel_err at finite N is the
+    """scipy's expm(tA)B for LegT agrees with 20-digit mpmath, so the kernel_err at finite N is the
     truncated system's own ringing around the windowed Legendre basis, not round-off."""
-    a, b = hippo.transition("legt", 32)
-    mpmath.mp.dps = 25
+    a, b = hippo.transition("legt", 24)
+    mpmath.mp.dps = 20
     exact = mpmath.expm(mpmath.matrix(a.tolist()) * 0.8) * mpmath.matrix(b.tolist())
     assert np.allclose(scipy.linalg.expm(0.8 * a) @ b, np.array(exact.tolist(), dtype=float)[:, 0], atol=1e-10)
 
@@ -154,3 +159,104 @@ def test_delay_batch_is_a_shift_of_lowpassed_noise() -> None:
     spectrum = torch.fft.rfft(u.double()).abs()
     assert spectrum[:, 20:].max() < 1e-4 * spectrum.max()
     assert torch.allclose(u.std(dim=1), torch.ones(4), atol=1e-5)
+
+
+# ------------------------------------------------------------------------ Long Range Arena (scale=paper)
+
+def test_listops_tsv_parser_and_unpacked_release(tmp_path) -> None:
+    folder = tmp_path / "hippo" / "lra_release" / "lra_release" / "listops-1000"
+    folder.mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        (folder / f"basic_{split}.tsv").write_text(
+            "Source\tTarget\n( ( ( [MAX 2 9 ] ) 1 ) )\t9\n( ( [SM 3 ( ( [MIN 4 7 ] ) 5 ) ] ) )\t2\n")
+    assert lra.lra_release(tmp_path) == folder.parent
+    (train, val, test), classes, vocab = lra.load_task("listops", tmp_path, max_length=8, seed=0)
+    v = lra.LISTOPS_VOCAB.index
+    assert train.x[0].tolist() == [v("[MAX"), v("2"), v("9"), v("]"), v("1"), 0, 0, 0]
+    assert train.lengths.tolist() == [5, 8] and train.y.tolist() == [9, 2]       # second one truncated to 8
+    assert classes == 10 and vocab == len(lra.LISTOPS_VOCAB)
+    with pytest.raises(ValueError, match="ListOps token"):
+        lra.listops_tokens("( [MAX 2 x ] )")
+
+
+def test_aan_tsv_parser(tmp_path) -> None:
+    path = tmp_path / "new_aan_pairs.train.tsv"
+    path.write_text("1.0\tid-a\tid-b\tdeep nets\tshallow\n0.0\tid-c\tid-d\tx\ty z\n")
+    split = lra.parse_aan(path, max_length=6)
+    assert split.y.tolist() == [1, 0]
+    assert split.x[0].tolist() == [b + 1 for b in b"deep n"] and split.lengths.tolist() == [6, 1]
+    assert split.x2[1, :3].tolist() == [b + 1 for b in b"y z"] and split.lengths2.tolist() == [6, 3]
+
+
+def _add(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    archive.addfile(info, io.BytesIO(payload))
+
+
+def test_imdb_archive_parser(tmp_path) -> None:
+    path = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        _add(archive, "aclImdb/train/pos/0_9.txt", b"Great film.")
+        _add(archive, "aclImdb/train/neg/1_2.txt", "Dull, sadly — avoid.".encode())
+        _add(archive, "aclImdb/train/unsup/2_0.txt", b"not labelled")
+        _add(archive, "aclImdb/train/urls_pos.txt", b"http://")
+        _add(archive, "aclImdb/test/neg/3_1.txt", b"Bad.")
+    reviews = lra.parse_imdb_archive(path)
+    assert sorted(zip(*reviews["train"])) == [("Dull, sadly — avoid.", 0), ("Great film.", 1)]
+    assert reviews["test"] == (["Bad."], [0])
+    assert lra.byte_tokens("é") == [0xC3 + 1, 0xA9 + 1]
+
+
+def test_cifar_archive_parser_is_grayscale(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    batches = {name: {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(range(n))}
+               for name, n in (("data_batch_1", 3), ("data_batch_2", 2), ("test_batch", 2))}
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, batch in batches.items():
+            _add(archive, f"cifar-10-batches-py/{name}", pickle.dumps(batch))
+    cifar = lra.parse_cifar_archive(path)
+    assert cifar["train"][0].shape == (5, 1024) and cifar["test"][1].tolist() == [0, 1]
+    r, g, b = (batches["data_batch_2"][b"data"][1, c * 1024 + 37] for c in range(3))   # pixel (1, 5)
+    assert cifar["train"][0][4, 37] == pytest.approx((0.299 * r + 0.587 * g + 0.114 * b) / 255, abs=1e-6)
+
+
+def test_pathfinder_parser(tmp_path) -> None:
+    from PIL import Image
+
+    (tmp_path / "imgs" / "0").mkdir(parents=True)
+    (tmp_path / "metadata").mkdir()
+    pictures = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture, mode="L").save(tmp_path / "imgs" / "0" / f"sample_{i}.png")
+    (tmp_path / "imgs" / "0" / "sample_2.png").write_bytes(b"")          # the release's one empty image
+    (tmp_path / "metadata" / "0.npy").write_text(
+        "imgs/0 sample_0.png 0 1 14 1.5 2\nimgs/0 sample_1.png 1 0 14 1.5 2\nimgs/0 sample_2.png 2 1 14 1.5 2\n")
+    pixels, labels = lra.parse_pathfinder(tmp_path)
+    assert labels.tolist() == [1, 0]
+    assert np.allclose(pixels, pictures.reshape(2, -1) / 255)
+
+
+def test_bidirectional_convolution_is_the_two_sided_sum() -> None:
+    torch.manual_seed(0)
+    u, kernel = torch.randn(2, 3, 10, dtype=torch.float64), torch.randn(6, 10, dtype=torch.float64)
+    direct = torch.zeros_like(u)
+    for t in range(10):
+        for s in range(10):
+            if s <= t:
+                direct[..., t] += kernel[:3, t - s] * u[..., s]
+            if s >= t:
+                direct[..., t] += kernel[3:, s - t] * u[..., s]
+    assert torch.allclose(bidirectional_convolution(u, kernel), direct, atol=1e-10)
+
+
+@pytest.mark.parametrize("vocab,pool,pair", [(16, "mean", False), (None, "last", False), (257, "mean", True)])
+def test_s4_classifier_shapes_and_padding(vocab, pool: str, pair: bool) -> None:
+    model = S4Classifier(3, vocab, 8, 8, 2, "legs", (1e-3, 1e-1), seed=0, pool=pool, pair=pair).eval()
+    x = torch.randint(1, 16, (4, 12)) if vocab else torch.randn(4, 12)
+    lengths = torch.tensor([12, 5, 7, 1])
+    logits = model(x, lengths, x if pair else None, lengths if pair else None)
+    assert logits.shape == (4, 3) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(p.grad is not None for p in ssm_parameters(model))

@@ -1,4 +1,5 @@
-"""HiPPO experiment: kernels vs closed forms, online reconstruction (Part A), S4 on the delay task (Part B)."""
+"""HiPPO experiment: kernels vs closed forms, online reconstruction (Part A), S4 on the delay task (Part B),
+and at scale=paper S4 on Long Range Arena (`lra`)."""
 
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
-from repro.papers.hippo import hippo
+from repro.papers.hippo import hippo, lra
 from repro.papers.hippo.s4 import INITS, DelayModel
 
 
@@ -19,6 +20,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     for variant in cfg.delay.variants:
         if variant.init not in INITS:
             raise ConfigError(f"paper.delay.variants: init {variant.init!r} unknown; choose from {list(INITS)}")
+    for name in cfg.lra.tasks:
+        if name not in lra.TASKS or name not in cfg.lra.settings:
+            raise ConfigError(f"paper.lra.tasks: {name!r} unknown; choose from {list(lra.TASKS)}")
     start = time.perf_counter()
     with threadpool_limits(1):     # small dense matrices: BLAS threads only contend on a shared machine
         rows = kernel_rows(cfg.kernels) + kernel_convergence_rows(cfg.kernels) + nplr_rows(cfg.kernels.n_values)
@@ -27,6 +31,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     for seed in ctx.replicate_seeds():
         for variant in cfg.delay.variants:
             rows += ctx.unit(f"delay-{variant.name}-{seed}", lambda v=variant, s=seed: delay_run(cfg.delay, v, s, ctx))
+    for seed in ctx.replicate_seeds():
+        for name in cfg.lra.tasks:
+            rows += ctx.unit(f"lra-{name}-{seed}",
+                             lambda t=name, s=seed: lra.lra_run(t, cfg.lra.settings[t], cfg.lra, s, ctx))
     return rows
 
 

@@ -1,0 +1,282 @@
+"""Long Range Arena (scale=paper): loaders for the LRA tasks, and S4 trained on them (test accuracy).
+
+Sources, downloaded into <data_dir>/hippo/ with `repro.core.data.fetch` (offline: DataUnavailableError naming
+the file and where it goes):
+
+- the LRA release archive (google-research/long-range-arena, `lra_release.gz`), unpacked once, gives
+  ListOps   listops-1000/basic_{train,val,test}.tsv: header `Source\tTarget`, e.g. `( ( [MAX 2 9 ] ) 1 )\t9`;
+  Retrieval tsv_data/new_aan_pairs.{train,eval,test}.tsv: no header, `label\tid1\tid2\ttext1\ttext2`;
+  Pathfinder pathfinder32/curv_contour_length_14/: metadata/<k>.npy (text despite the name), lines
+            `<dir> <file> <i> <label> ...`, images imgs/<dir>/<file> (32 x 32 grayscale PNG);
+  Path-X    pathfinder128/curv_contour_length_14/ (same layout, 128 x 128).
+- Text: the IMDB reviews the LRA Text task is built from (aclImdb_v1.tar.gz, Stanford),
+  aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt, read at the byte level (LRA: 4096 bytes).
+- Image: CIFAR-10 python batches (cifar-10-python.tar.gz, Toronto): pickled dicts, b"data" (M, 3072) uint8
+  as R, G, B planes of 32 x 32, b"labels"; grayscale by the ITU-R 601 luma as in LRA.
+
+Every task becomes token ids (0 = padding) or pixel values, the true lengths and labels; the model is the
+s4 configs' bidirectional S4 classifier (`S4Classifier`), trained with AdamW (A, B, Delta at the SSM
+learning rate without weight decay) under a linear-warmup cosine schedule; the epoch with the best
+validation accuracy is kept and its test accuracy reported.
+"""
+
+import io
+import math
+import pickle
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from repro.core.context import RunContext
+from repro.core.data import fetch
+from repro.core.errors import ConfigError, DataUnavailableError
+from repro.core.train import fit
+from repro.papers.hippo.s4 import S4Classifier, ssm_parameters
+
+LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
+
+LISTOPS_VOCAB = ("<pad>", "[MAX", "[MIN", "[MED", "[SM", "]", *"0123456789")
+
+
+@dataclass
+class Split:
+    """One split: x (M, L) long token ids or float pixels, lengths (M,), y (M,); x2 / lengths2 for pairs."""
+
+    x: torch.Tensor
+    lengths: torch.Tensor
+    y: torch.Tensor
+    x2: torch.Tensor | None = None
+    lengths2: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, index: torch.Tensor, device: str) -> tuple:
+        pair = (self.x2[index].to(device), self.lengths2[index].to(device)) if self.x2 is not None else (None, None)
+        return self.x[index].to(device), self.lengths[index].to(device), *pair, self.y[index].to(device)
+
+
+# ----------------------------------------------------------------------------------------------- parsers
+
+def listops_tokens(source: str) -> list[int]:
+    """`( ( [MAX 2 9 ] ) 1 )` -> ids of [MAX 2 9 ] 1: brackets of the tree are dropped (as in s4)."""
+    ids = []
+    for token in source.replace("(", " ").replace(")", " ").split():
+        if token not in LISTOPS_VOCAB[1:]:
+            raise ValueError(f"ListOps token {token!r} is not one of {LISTOPS_VOCAB[1:]}: not a ListOps TSV?")
+        ids.append(LISTOPS_VOCAB.index(token))
+    return ids
+
+
+def byte_tokens(text: str) -> list[int]:
+    """UTF-8 bytes shifted by one (0 is padding): the byte-level vocabulary of LRA Text and Retrieval."""
+    return [b + 1 for b in text.encode("utf-8")]
+
+
+def pad(sequences: list[list[int]], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Truncate to max_length and right-pad with 0: (M, max_length) long ids and (M,) true lengths >= 1."""
+    out = torch.zeros(len(sequences), max_length, dtype=torch.long)
+    lengths = torch.empty(len(sequences), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        seq = seq[:max_length] or [0]
+        out[i, : len(seq)] = torch.as_tensor(seq)
+        lengths[i] = len(seq)
+    return out, lengths
+
+
+def parse_listops(path: Path, max_length: int) -> Split:
+    frame = pd.read_csv(path, sep="\t")
+    if list(frame.columns) != ["Source", "Target"]:
+        raise ValueError(f"{path}: expected the columns Source, Target, got {list(frame.columns)}")
+    x, lengths = pad([listops_tokens(s) for s in frame["Source"]], max_length)
+    return Split(x, lengths, torch.tensor(frame["Target"].to_numpy(np.int64)))
+
+
+def parse_aan(path: Path, max_length: int) -> Split:
+    frame = pd.read_csv(path, sep="\t", header=None, names=["label", "id1", "id2", "text1", "text2"],
+                        dtype={"text1": str, "text2": str}, keep_default_na=False)
+    x, lengths = pad([byte_tokens(t) for t in frame["text1"]], max_length)
+    x2, lengths2 = pad([byte_tokens(t) for t in frame["text2"]], max_length)
+    labels = torch.tensor(frame["label"].astype(float).astype(np.int64).to_numpy())
+    return Split(x, lengths, labels, x2, lengths2)
+
+
+def parse_imdb_archive(path: Path) -> dict[str, tuple[list[str], list[int]]]:
+    """aclImdb_v1.tar.gz -> {"train": (texts, labels), "test": ...}; label 1 = pos, 0 = neg (unsup skipped)."""
+    out: dict[str, tuple[list[str], list[int]]] = {"train": ([], []), "test": ([], [])}
+    with tarfile.open(path, "r:gz") as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) == 4 and parts[1] in out and parts[2] in ("pos", "neg"):
+                texts, labels = out[parts[1]]
+                texts.append(archive.extractfile(member).read().decode("utf-8"))
+                labels.append(int(parts[2] == "pos"))
+    if not out["train"][0] or not out["test"][0]:
+        raise ValueError(f"{path}: no aclImdb/{{train,test}}/{{pos,neg}}/*.txt members: not the IMDB archive?")
+    return out
+
+
+def cifar_grayscale(data: np.ndarray) -> np.ndarray:
+    """(M, 3072) uint8 R, G, B planes -> (M, 1024) luma 0.299 R + 0.587 G + 0.114 B, in [0, 1]."""
+    rgb = data.reshape(-1, 3, 1024).astype(np.float32) / 255
+    return 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
+
+
+def parse_cifar_archive(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """cifar-10-python.tar.gz -> {"train": (pixels (50000, 1024), labels), "test": (10000, ...)}, grayscale."""
+    batches: dict[str, list[dict]] = {"train": [], "test": []}
+    with tarfile.open(path, "r:gz") as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            name = member.name.rsplit("/", 1)[-1]
+            split = "train" if name.startswith("data_batch_") else "test" if name == "test_batch" else None
+            if split:
+                batches[split].append(pickle.load(io.BytesIO(archive.extractfile(member).read()), encoding="bytes"))
+    if not batches["train"] or not batches["test"]:
+        raise ValueError(f"{path}: no data_batch_* / test_batch members: not the CIFAR-10 python archive?")
+    return {split: (cifar_grayscale(np.concatenate([b[b"data"] for b in found])),
+                    np.concatenate([b[b"labels"] for b in found]).astype(np.int64))
+            for split, found in batches.items()}
+
+
+def parse_pathfinder(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A pathfinder difficulty directory -> (pixels (M, side^2) in [0, 1], labels (M,)), in metadata order."""
+    from PIL import Image
+
+    files = sorted((directory / "metadata").glob("*.npy"), key=lambda p: int(p.stem))
+    if not files:
+        raise ValueError(f"{directory}: no metadata/<k>.npy files: not a pathfinder directory?")
+    images, labels = [], []
+    for metadata in files:
+        for line in metadata.read_text().splitlines():
+            fields = line.split()
+            image = directory / fields[0] / fields[1]
+            if image.stat().st_size == 0:      # the release holds an empty PNG; s4 skips it too
+                continue
+            images.append(np.asarray(Image.open(image).convert("L"), dtype=np.float32).ravel() / 255)
+            labels.append(int(fields[3]))
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------------- loaders
+
+def lra_release(data_dir: Path) -> Path:
+    """The unpacked LRA release (downloaded and unpacked on first use): the folder holding listops-1000."""
+    root = data_dir / "hippo" / "lra_release"
+    for candidate in (root, root / "lra_release"):
+        if (candidate / "listops-1000").is_dir():
+            return candidate
+    try:
+        archive = fetch(LRA_URL, data_dir / "hippo" / "lra_release.gz")
+    except DataUnavailableError as error:
+        raise DataUnavailableError(f"{error} (or unpack the LRA release there yourself so that {root}/"
+                                   "listops-1000 exists)") from error
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(root, filter="data")
+    return lra_release(data_dir)
+
+
+def split_off(pixels: np.ndarray, labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[Split]:
+    """Random split of pixel sequences into len(fractions) parts (seeded), each a Split of floats."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    bounds = np.cumsum([0, *[round(f * len(labels)) for f in fractions[:-1]], len(labels)])
+    bounds[-1] = len(labels)
+    return [Split(torch.as_tensor(pixels[order[a:b]]), torch.full((b - a,), pixels.shape[1]),
+                  torch.as_tensor(labels[order[a:b]])) for a, b in zip(bounds, bounds[1:])]
+
+
+def standardise(splits: list[Split]) -> list[Split]:
+    """Pixels scaled by the training split's mean and standard deviation."""
+    mean, std = splits[0].x.mean(), splits[0].x.std()
+    return [Split((s.x - mean) / std, s.lengths, s.y) for s in splits]
+
+
+def load_task(task: str, data_dir: Path, max_length: int, seed: int) -> tuple[list[Split], int, int | None]:
+    """(train, val, test) splits, the number of classes and the vocabulary size (None for pixels)."""
+    if task == "listops":
+        folder = lra_release(data_dir) / "listops-1000"
+        splits = [parse_listops(folder / f"basic_{s}.tsv", max_length) for s in ("train", "val", "test")]
+        return splits, 10, len(LISTOPS_VOCAB)
+    if task == "retrieval":
+        folder = lra_release(data_dir) / "tsv_data"
+        return [parse_aan(folder / f"new_aan_pairs.{s}.tsv", max_length) for s in ("train", "eval", "test")], 2, 257
+    if task == "text":
+        reviews = parse_imdb_archive(fetch(IMDB_URL, data_dir / "hippo" / "aclImdb_v1.tar.gz"))
+        encoded = {s: (pad([byte_tokens(t) for t in texts], max_length), torch.as_tensor(labels))
+                   for s, (texts, labels) in reviews.items()}
+        (x, lengths), y = encoded["train"]
+        order = torch.as_tensor(np.random.default_rng(seed).permutation(len(y)))
+        val, train = order[: len(y) // 10], order[len(y) // 10:]         # 10% of train for validation
+        (xt, lt), yt = encoded["test"]
+        return [Split(x[train], lengths[train], y[train]), Split(x[val], lengths[val], y[val]),
+                Split(xt, lt, yt)], 2, 257
+    if task == "image":
+        cifar = parse_cifar_archive(fetch(CIFAR_URL, data_dir / "hippo" / "cifar-10-python.tar.gz"))
+        train, val = split_off(*cifar["train"], (0.9, 0.1), seed)
+        test = Split(torch.as_tensor(cifar["test"][0]), torch.full((len(cifar["test"][1]),), 1024),
+                     torch.as_tensor(cifar["test"][1]))
+        return standardise([train, val, test]), 10, None
+    if task in ("pathfinder", "pathx"):
+        side = 32 if task == "pathfinder" else 128
+        folder = lra_release(data_dir) / f"pathfinder{side}" / "curv_contour_length_14"
+        return standardise(split_off(*parse_pathfinder(folder), (0.8, 0.1, 0.1), seed)), 2, None
+    raise ConfigError(f"paper.lra.tasks: unknown LRA task {task!r}; choose from {TASKS}")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr factor t / warmup for t < warmup, then (1 + cos(pi (t - warmup) / (total - warmup))) / 2."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def accuracy(model: S4Classifier, split: Split, batch: int, device: str) -> float:
+    correct = 0
+    for index in torch.arange(len(split)).split(batch):
+        x, lengths, x2, lengths2, y = split.batch(index, device)
+        correct += (model(x, lengths, x2, lengths2).argmax(-1) == y).sum().item()
+    return 100.0 * correct / len(split)
+
+
+def lra_run(task: str, s: DictConfig, lra: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
+    """Train S4 on one LRA task (the s4 config's sizes in `s`) and return its test accuracy row."""
+    (train, val, test), classes, vocab = load_task(task, ctx.data_dir, s.max_length, seed)
+    model = S4Classifier(classes, vocab, s.channels, s.n, s.depth, lra.init, tuple(s.dt_range), seed, s.norm,
+                         s.prenorm, s.dropout, s.pool, pair=train.x2 is not None).to(ctx.device)
+    ssm = {id(p) for p in ssm_parameters(model)}
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in model.parameters() if id(p) not in ssm], "lr": s.lr, "weight_decay": s.weight_decay},
+        {"params": ssm_parameters(model), "lr": s.ssm_lr, "weight_decay": 0.0}])
+    steps = math.ceil(len(train) / s.batch)
+    scheduler = warmup_cosine(optimizer, steps * s.warmup_epochs, steps * s.epochs)
+
+    def batches(epoch: int):
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + epoch))
+        return order.split(s.batch)
+
+    def loss_fn(model: S4Classifier, index: torch.Tensor) -> torch.Tensor:
+        x, lengths, x2, lengths2, y = train.batch(index, ctx.device)
+        return torch.nn.functional.cross_entropy(model(x, lengths, x2, lengths2), y)
+
+    def evaluate(model: S4Classifier) -> dict[str, float]:
+        val_acc, test_acc = (accuracy(model, split, 2 * s.batch, ctx.device) for split in (val, test))
+        return {"val/acc": val_acc, "val/err": 100 - val_acc, "test/acc": test_acc}
+
+    start = time.perf_counter()
+    result = fit(ctx, f"lra-{task}-{seed}", model, optimizer, batches, loss_fn, s.epochs, evaluate,
+                 select="val/err", scheduler=scheduler, grad_clip=lra.grad_clip)
+    return [{"part": "lra", "task": task, "seed": seed, "best_epoch": result.best_epoch,
+             "val/acc": result.best_metrics["val/acc"], "test/acc": result.best_metrics["test/acc"],
+             "train_time_s": time.perf_counter() - start}]
