@@ -1,5 +1,5 @@
 """SPE: spectral quantities against scipy/numpy and closed forms, exact basis invariance, the stability
-probe's behaviour, cycle counts, and ZINC parsing on files written in the real format."""
+probe's behaviour, cycle counts, and ZINC and Alchemy parsing on files written in the real format."""
 
 import pickle
 from pathlib import Path
@@ -12,7 +12,7 @@ from scipy.sparse.csgraph import laplacian as scipy_laplacian
 from torch_geometric.data import Batch
 
 from repro.core.errors import DataUnavailableError
-from repro.papers.spe.data import cycle_counts, graph_to_data, load_zinc
+from repro.papers.spe.data import cycle_counts, graph_to_data, load_alchemy, load_zinc
 from repro.papers.spe.models import LapPEEncoder, SignNetEncoder, SPEEncoder
 from repro.papers.spe.probe import dense_adjacency, random_basis_change, sensitivity
 from repro.papers.spe.spectral import (
@@ -200,3 +200,45 @@ def test_zinc_parsing_from_files_in_the_real_format(tmp_path: Path) -> None:
 def test_zinc_missing_offline_says_what_to_fetch(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError, match="train/val/test.pickle"):
         load_zinc(tmp_path / "zinc", subset=True, d=6)
+
+
+def _write_alchemy_raw(root: Path) -> None:
+    """Two molecules in the TU-collection layout of alchemy_full (1-based node ids, one row per directed
+    edge, 12 targets per graph) + the benchmark's one-line split files."""
+    raw = root / "alchemy_full" / "raw"
+    raw.mkdir(parents=True)
+    triangle = [(1, 2), (2, 3), (3, 1)]
+    edge = [(4, 5)]
+    directed = [e for a, b in triangle + edge for e in ((a, b), (b, a))]
+    (raw / "alchemy_full_A.txt").write_text("".join(f"{a}, {b}\n" for a, b in directed))
+    (raw / "alchemy_full_edge_labels.txt").write_text("".join(f"{k}\n" for k in [0, 0, 1, 1, 2, 2, 3, 3]))
+    (raw / "alchemy_full_graph_indicator.txt").write_text("1\n1\n1\n2\n2\n")
+    (raw / "alchemy_full_node_labels.txt").write_text("0\n5\n2\n1\n0\n")
+    targets = [[float(g * 12 + t) for t in range(12)] for g in range(2)]
+    (raw / "alchemy_full_graph_attributes.txt").write_text("".join(", ".join(map(str, t)) + "\n" for t in targets))
+    for name, indices in (("train", "1,0"), ("val", "0"), ("test", "1")):
+        (root / f"{name}_al_10.index").write_text(indices + "\n")
+
+
+def test_alchemy_parsing_from_files_in_the_real_format(tmp_path: Path) -> None:
+    _write_alchemy_raw(tmp_path)
+    splits = load_alchemy(tmp_path, d=4)
+    pair, triangle = splits["train"]  # train order follows the index file: graph 1, then graph 0
+    assert triangle.x.view(-1).tolist() == [0, 5, 2] and pair.x.view(-1).tolist() == [1, 0]
+    assert triangle.y.tolist() == [[float(t) for t in range(12)]]
+    assert sorted(set(triangle.edge_attr.tolist())) == [0, 1, 2] and pair.edge_attr.tolist() == [3, 3]
+    assert np.allclose(triangle.eigvals[0, :3].numpy(), [0.0, 1.5, 1.5], atol=1e-6)  # K3: 0, 3/2, 3/2
+    assert triangle.eig_mask.tolist() == [[True, True, True, False]]
+    assert [g.num_nodes for g in splits["test"]] == [2]
+
+
+def test_alchemy_without_split_files_says_what_to_place(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError, match="train_al_10.index"):
+        load_alchemy(tmp_path, d=4)
+
+
+def test_alchemy_offline_download_fails_clearly(tmp_path: Path) -> None:
+    for name in ("train", "val", "test"):
+        (tmp_path / f"{name}_al_10.index").write_text("0\n")
+    with pytest.raises(DataUnavailableError, match="alchemy_full.zip"):
+        load_alchemy(tmp_path, d=4)
