@@ -13,6 +13,7 @@ from repro.papers.parot.models import (
     farthest_point_sampling,
     knn,
     orientation,
+    pose_relation,
     random_rotation_matrices,
 )
 
@@ -102,3 +103,67 @@ def test_siamese_losses_in_training_only() -> None:
     no_siamese = PaRotLite(8, 8, 8, 4, 2, 16, 32, siamese=False)
     no_siamese(clouds().float())
     assert no_siamese.aux_losses == {}
+
+
+class EquivariantOracle(torch.nn.Module):
+    """An exactly invariant/equivariant stand-in for a trained disentanglement net: f = MLP of the sorted point
+    norms (invariant), d1, d2 = sums of the points weighted by two functions of their norms (equivariant)."""
+
+    def __init__(self, k: int, width: int) -> None:
+        super().__init__()
+        self.features, self.weights = torch.nn.Linear(k, width), torch.nn.Linear(1, 2)
+
+    def forward(self, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        norms = patch.norm(dim=-1, keepdim=True)
+        w = torch.tanh(self.weights(norms))  # (..., k, 2)
+        d = (w.unsqueeze(-1) * patch.unsqueeze(-2)).sum(-3)  # (..., 2, 3)
+        return torch.tanh(self.features(norms[..., 0].sort(-1).values)), d[..., 0, :], d[..., 1, :]
+
+
+def generic_cloud(n: int, seed: int) -> torch.Tensor:
+    """A cloud without near-ties: every FPS choice and kNN boundary is decided by a margin far above float64
+    round-off, so the patches of a rotated copy are exactly the rotated patches (checked by the test)."""
+    return torch.as_tensor(np.random.default_rng(seed).standard_normal((1, n, 3)) * [1.0, 0.7, 0.4])
+
+
+@pytest.mark.parametrize("pose_restoration", [True, False])
+def test_parot_invariant_given_equivariant_disentanglement(pose_restoration: bool) -> None:
+    """Everything after the disentanglement (patch relations, pose restoration, inter-scale fusion, head) is exactly
+    rotation invariant: with invariant f and equivariant directions the logits agree under a random rotation."""
+    torch.manual_seed(0)
+    net = PaRotLite(8, 8, 8, 4, 3, 16, 32, pose_restoration=pose_restoration).double()
+    net.local_net, net.global_net = EquivariantOracle(8, 16).double(), EquivariantOracle(4, 16).double()
+    net.eval()
+    x = generic_cloud(64, 3)
+    for seed in range(3):
+        r = torch.as_tensor(Rotation.random(random_state=seed).as_matrix())
+        moved = x @ r.T
+        assert torch.equal(farthest_point_sampling(moved, 8), farthest_point_sampling(x, 8))  # same patches
+        assert torch.equal(knn(x, x, 9).sort(-1).values, knn(moved, moved, 9).sort(-1).values)
+        with torch.no_grad():
+            torch.testing.assert_close(net(moved), net(x), atol=1e-9, rtol=0)
+
+
+def test_disentanglement_equivariance_is_learned_not_built_in() -> None:
+    """The disentanglement nets are plain PointNets on raw patch coordinates (as in the paper's code), so an
+    untrained net's directions are not equivariant, d(R P) != R d(P): invariance has to come from siamese training."""
+    torch.manual_seed(0)
+    net = PaRotLite(8, 8, 8, 4, 3, 16, 32).double().eval()
+    patches = generic_cloud(64, 3)[0, :32].view(4, 8, 3)
+    r = torch.as_tensor(Rotation.random(random_state=0).as_matrix())
+    with torch.no_grad():
+        _, d, _ = net.local_net(patches)
+        _, d_moved, _ = net.local_net(patches @ r.T)
+    cosine = (d_moved * (d @ r.T)).sum(-1)
+    assert cosine.min() < 0.9
+
+
+def test_pose_relation_detects_a_wrong_frame() -> None:
+    """The relation is invariant when both frames and the offset rotate together, and changes when only one does
+    (so the invariance test above could fail)."""
+    g = torch.Generator().manual_seed(0)
+    o_a, o_b = (orientation(*torch.randn(2, 5, 3, dtype=torch.float64, generator=g)) for _ in range(2))
+    offset = torch.randn(5, 3, dtype=torch.float64, generator=g)
+    r = torch.as_tensor(Rotation.random(random_state=4).as_matrix())
+    torch.testing.assert_close(pose_relation(r @ o_a, r @ o_b, offset @ r.T), pose_relation(o_a, o_b, offset))
+    assert (pose_relation(r @ o_a, o_b, offset @ r.T) - pose_relation(o_a, o_b, offset)).abs().max() > 1e-2

@@ -1,6 +1,9 @@
 """TinvNN: MDS against PCA (sklearn) and full eigh, exact invariance under random O(3) x scale x shift,
 distance preservation (scipy pdist), permutation equivariance, the shared shape generator and the ModelNet40
-parser on OFF files written in the real layout."""
+parser on OFF files written in the real layout; TSP: Held-Karp against brute force over all tours (n <= 7), greedy
+decoding against a nearest-neighbour loop, invariance of the edge scorer on TinvNN inputs."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -11,6 +14,16 @@ from sklearn.decomposition import PCA
 
 from repro.core.geometry import SHAPES, PointNet, fix_signs, load_modelnet40, sample_shape
 from repro.papers.tinvnn.mds import classical_mds, tinvnn_coordinates
+from repro.papers.tinvnn.tsp import (
+    EdgeScorer,
+    greedy_tours,
+    held_karp,
+    inputs,
+    pairwise,
+    tour_edges,
+    tour_length,
+    transform_instances,
+)
 
 
 def cloud(seed: int = 0, name: str = "l_shape", n: int = 200) -> np.ndarray:
@@ -118,3 +131,73 @@ def test_modelnet40_parser_on_off_files(tmp_path) -> None:
     assert np.isclose(np.sqrt((points[0].astype(float) ** 2).sum(1).mean()), 1.0, atol=1e-5)
     # sampled points lie on the tetrahedron's faces: x, y, z >= 0 and x + y + z <= 1 before normalisation
     assert np.allclose(points[0].mean(0), 0, atol=1e-5)
+
+
+# --- TSP -------------------------------------------------------------------------------------------------------
+
+
+def instances(b: int, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((b, n, 2))
+
+
+@pytest.mark.parametrize("n", [4, 5, 6, 7])
+def test_held_karp_matches_brute_force(n: int) -> None:
+    points = instances(12, n, seed=n)
+    lengths, tours = held_karp(pairwise(points))
+    every_tour = np.array([[0, *perm] for perm in itertools.permutations(range(1, n))])
+    for b in range(len(points)):
+        brute = tour_length(np.broadcast_to(points[b], (len(every_tour), n, 2)), every_tour).min()
+        assert lengths[b] == pytest.approx(brute, rel=1e-12)
+        assert sorted(tours[b].tolist()) == list(range(n)) and tours[b, 0] == 0  # a permutation from city 0
+    np.testing.assert_allclose(tour_length(points, tours), lengths, rtol=1e-12)
+
+
+def test_optimal_tour_follows_the_transform() -> None:
+    """x -> s Q x + t scales every tour by s, so the optimal length scales by s and the optimal tour is kept."""
+    points = instances(20, 8, seed=1)
+    moved, scales = transform_instances(points, np.random.default_rng(2), (0.5, 2.0), 2.0)
+    lengths, tours = held_karp(pairwise(points))
+    moved_lengths, moved_tours = held_karp(pairwise(moved))
+    np.testing.assert_allclose(moved_lengths, scales * lengths, rtol=1e-10)
+    np.testing.assert_array_equal(tour_edges(moved_tours), tour_edges(tours))  # same cycle (either direction)
+
+
+def test_tour_edges_and_greedy_decoding() -> None:
+    points = instances(30, 9, seed=3)
+    _, tours = held_karp(pairwise(points))
+    edges = tour_edges(tours)
+    np.testing.assert_array_equal(edges, edges.transpose(0, 2, 1))
+    np.testing.assert_array_equal(edges.sum(2), 2)
+    # scores = -distance makes greedy decoding the nearest-neighbour heuristic; check it against a plain loop
+    greedy = greedy_tours(torch.as_tensor(-pairwise(points)))
+    for b in range(len(points)):
+        tour, left = [0], set(range(1, 9))
+        while left:
+            tour.append(min(left, key=lambda j: np.linalg.norm(points[b, j] - points[b, tour[-1]])))
+            left.remove(tour[-1])
+        assert greedy[b].tolist() == tour
+    assert (tour_length(points, greedy) >= held_karp(pairwise(points))[0] - 1e-12).all()  # never below optimal
+
+
+def test_edge_scorer_symmetric_and_permutation_equivariant() -> None:
+    torch.manual_seed(0)
+    model = EdgeScorer(16, 2).double()
+    x = torch.as_tensor(instances(4, 7))
+    perm = torch.randperm(7)
+    with torch.no_grad():
+        logits = model(x)
+        torch.testing.assert_close(logits, logits.transpose(1, 2))
+        torch.testing.assert_close(model(x[:, perm]), logits[:, perm][:, :, perm])
+
+
+def test_tsp_backbone_invariant_only_on_tinvnn_inputs() -> None:
+    """The same backbone's edge scores are unchanged by O(2) x scale x shift on TinvNN inputs, not on raw ones."""
+    torch.manual_seed(0)
+    model = EdgeScorer(16, 2)
+    points = instances(16, 10, seed=4)
+    moved, _ = transform_instances(points, np.random.default_rng(5), (0.5, 2.0), 2.0)
+    with torch.no_grad():
+        same = model(inputs("tinvnn", moved)) - model(inputs("tinvnn", points))
+        raw = model(inputs("raw", moved)) - model(inputs("raw", points))
+    assert same.abs().max() < 1e-4
+    assert raw.abs().max() > 1e-2

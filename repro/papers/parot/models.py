@@ -11,7 +11,11 @@ PaRot (Zhang et al., AAAI 2023), scaled down:
 3. Pose restoration between patches: for the n nearest patches j of i, the rotation-invariant relation
    r_ij = [O_i^T O_j (9), O_i^T u_ij (3), O_j^T u_ij (3), |c_j - c_i| (1)], u_ij the unit offset, is embedded
    and an EdgeConv-like block h_i = max_j MLP([f_i, f_j, emb(r_ij)]) mixes patches.
-4. Inter-scale fusion with the local-to-global relative rotation O_i^T O^g_i, max-pool over patches, MLP head.
+4. Inter-scale fusion: the same relation between a patch's local frame O_i and its global frame O^g_i, offset the
+   centre c_i minus the cloud's centroid; max-pool over patches, MLP head.
+Given an invariant f and equivariant directions (d(R P) = R d(P)), everything after step 2 is exactly
+rotation invariant; the disentanglement nets themselves are plain PointNets, so invariance is learned (the
+paper's siamese training), not built in: predictions under rotation agree only as well as training achieved.
 """
 
 import torch
@@ -80,6 +84,19 @@ def random_rotation_matrices(shape: tuple[int, ...], generator: torch.Generator 
                         2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1).view(*shape, 3, 3)
 
 
+def pose_relation(o_a: torch.Tensor, o_b: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """The rotation-invariant relation of two oriented patches (..., 16):
+    [O_a^T O_b (9), O_a^T u (3), O_b^T u (3), |offset| (1)], u = offset / |offset|.
+
+    Invariant because a rotation R maps O -> R O and offset -> R offset, and R^T R = I cancels in every product.
+    """
+    dist = offset.norm(dim=-1, keepdim=True)
+    unit = (offset / dist.clamp_min(1e-8)).unsqueeze(-1)
+    o_a_t = o_a.transpose(-2, -1)
+    return torch.cat([(o_a_t @ o_b).flatten(-2), (o_a_t @ unit)[..., 0], (o_b.transpose(-2, -1) @ unit)[..., 0],
+                      dist], -1)
+
+
 class Disentangle(nn.Module):
     """PointNet on a patch (..., k, 3) -> invariant feature (..., width) and directions d1, d2 (..., 3)."""
 
@@ -91,7 +108,8 @@ class Disentangle(nn.Module):
 
     def forward(self, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.encoder(patch).amax(-2)
-        return self.invariant(g), self.directions[0](g), self.directions[1](g)
+        # unit directions, as the paper's code: unnormalised ones could shrink to satisfy the consistency loss
+        return self.invariant(g), F.normalize(self.directions[0](g), dim=-1), F.normalize(self.directions[1](g), dim=-1)
 
 
 class PaRotLite(nn.Module):
@@ -103,15 +121,22 @@ class PaRotLite(nn.Module):
                  pose_restoration: bool = True) -> None:
         super().__init__()
         self.m, self.k, self.g, self.n = local_patches, local_k, global_points, neighbours
-        self.siamese, self.pose_restoration = siamese, pose_restoration
+        self.siamese, self.pose_restoration, self.embedding = siamese, pose_restoration, embedding
         self.local_net, self.global_net = Disentangle(width), Disentangle(width)
         relation = 16 if pose_restoration else 1  # without pose restoration only the distance is kept
         self.relation_embed = mlp(relation, 16, 32)
         self.edge = mlp(2 * width + 32, 2 * width, 2 * width)
-        self.fusion_embed = mlp(9, 16, 32)
+        self.fusion_embed = mlp(relation, 16, 32)
         self.fusion = mlp(2 * width + width + 32, 2 * width, embedding)
         self.head = nn.Sequential(mlp(embedding, 128, 64), nn.Dropout(0.5), nn.Linear(64, n_classes))
         self.aux_losses: dict[str, torch.Tensor] = {}
+
+    def relation(self, o_a: torch.Tensor, o_b: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Pose relation of two frames (..., 3, 3) a distance vector apart (..., 3): 16 numbers, or only |offset|
+        in the no-pose-restoration ablation."""
+        if self.pose_restoration:
+            return pose_relation(o_a, o_b, offset)
+        return offset.norm(dim=-1, keepdim=True)
 
     def _disentangle(self, net: Disentangle, patches: torch.Tensor, name: str
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,10 +145,12 @@ class PaRotLite(nn.Module):
             f, d1, d2 = net(patches)
             return f, orientation(d1, d2)
         r1, r2 = random_rotation_matrices(patches.shape[:2]), random_rotation_matrices(patches.shape[:2])
-        f, a1, a2 = net(patches @ r1.transpose(-2, -1))
-        _, b1, b2 = net(patches @ r2.transpose(-2, -1))
-        back = lambda d, r: (r.transpose(-2, -1) @ d.unsqueeze(-1)).squeeze(-1)  # noqa: E731  R^T d
-        a1, a2, b1, b2 = back(a1, r1), back(a2, r1), back(b1, r2), back(b2, r2)
+        # both branches in one pass (half the kernel launches); BatchNorm statistics pool the two branches
+        f, d1, d2 = net(torch.cat([patches @ r1.transpose(-2, -1), patches @ r2.transpose(-2, -1)]))
+        r = torch.cat([r1, r2])
+        d1, d2 = ((r.transpose(-2, -1) @ d.unsqueeze(-1)).squeeze(-1) for d in (d1, d2))  # R^T d: original pose
+        b = patches.shape[0]
+        f, (a1, b1), (a2, b2) = f[:b], d1.split(b), d2.split(b)
         weights = {"local": (1.0, 0.2), "global": (1.0, 0.1)}[name]
         consistency = F.mse_loss(a1, b1) + F.mse_loss(a2, b2)
         orthogonality = (F.normalize(a1, dim=-1) * F.normalize(a2, dim=-1)).sum(-1).pow(2).mean()
@@ -131,6 +158,10 @@ class PaRotLite(nn.Module):
         return f, orientation(a1, a2)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
+        return self.head(self.patch_features(points)[0].amax(1))
+
+    def patch_features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clouds (B, N, 3) -> fused patch features (B, M, embedding), centres (B, M, 3), local frames (B, M, 3, 3)."""
         centres = gather(points, farthest_point_sampling(points, self.m))  # (B, M, 3)
         local = gather(points, knn(centres, points, self.k)) - centres.unsqueeze(2)  # (B, M, k, 3)
         anchors = gather(points, farthest_point_sampling(points, self.g))  # (B, G, 3)
@@ -138,22 +169,42 @@ class PaRotLite(nn.Module):
         f, o = self._disentangle(self.local_net, local, "local")
         fg, og = self._disentangle(self.global_net, global_, "global")
         neighbours = knn(centres, centres, self.n + 1)[..., 1:]  # (B, M, n), self excluded
-        offset = gather(centres, neighbours) - centres.unsqueeze(2)
-        dist = offset.norm(dim=-1, keepdim=True)
-        if self.pose_restoration:
-            o_j = gather(o.flatten(-2), neighbours).view(*neighbours.shape, 3, 3)
-            o_i = o.unsqueeze(2)
-            unit = (offset / dist.clamp_min(1e-8)).unsqueeze(-1)
-            relation = torch.cat([(o_i.transpose(-2, -1) @ o_j).flatten(-2), (o_i.transpose(-2, -1) @ unit)[..., 0],
-                                  (o_j.transpose(-2, -1) @ unit)[..., 0], dist], -1)
-        else:
-            relation = dist
+        o_j = gather(o.flatten(-2), neighbours).view(*neighbours.shape, 3, 3)
+        offset = gather(centres, neighbours) - centres.unsqueeze(2)  # c_j - c_i
+        relation = self.relation(o.unsqueeze(2).expand_as(o_j), o_j, offset)  # (B, M, n, 16 or 1)
         pair = torch.cat([f.unsqueeze(2).expand(-1, -1, self.n, -1), gather(f, neighbours),
                           self.relation_embed(relation)], -1)
         h = self.edge(pair).amax(2)  # (B, M, 2 width)
-        cross = self.fusion_embed((o.transpose(-2, -1) @ og).flatten(-2))
-        fused = self.fusion(torch.cat([h, fg, cross], -1)).amax(1)
-        return self.head(fused)
+        cross = self.fusion_embed(self.relation(o, og, centres - points.mean(1, keepdim=True)))  # local -> global
+        return self.fusion(torch.cat([h, fg, cross], -1)), centres, o
+
+
+class PaRotSeg(PaRotLite):
+    """Part segmentation: clouds (B, N, 3) and categories (B,) -> part logits (B, N, parts).
+
+    Each point x takes the inverse-distance-weighted features of its 3 nearest patch centres (PointNet++-style
+    propagation), the max-pooled shape feature, its offset expressed in the nearest patch's frame
+    O_j^T (x - c_j) (rotation invariant as the frames are equivariant: the pose-aware part of the paper's
+    propagation) and the category one-hot; a shared MLP gives the part logits.
+    """
+
+    def __init__(self, n_categories: int, n_parts: int, **kwargs) -> None:
+        super().__init__(n_parts, **kwargs)  # the per-point head below replaces the classification head
+        self.n_categories = n_categories
+        self.head = nn.Sequential(mlp(2 * self.embedding + 3 + n_categories, 128, 64), nn.Dropout(0.5),
+                                        nn.Linear(64, n_parts))
+
+    def forward(self, points: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        features, centres, o = self.patch_features(points)
+        nearest = knn(points, centres, 3)  # (B, N, 3) patch indices
+        weights = 1 / ((gather(centres, nearest) - points.unsqueeze(2)).norm(dim=-1) + 1e-8)
+        weights = weights / weights.sum(-1, keepdim=True)
+        propagated = (weights.unsqueeze(-1) * gather(features, nearest)).sum(2)  # (B, N, embedding)
+        o_near = gather(o.flatten(-2), nearest[..., 0]).view(*points.shape[:2], 3, 3)
+        local_pose = (o_near.transpose(-2, -1) @ (points - gather(centres, nearest[..., 0])).unsqueeze(-1))[..., 0]
+        shape = features.amax(1, keepdim=True).expand_as(propagated)
+        one_hot = F.one_hot(categories, self.n_categories).to(points.dtype).unsqueeze(1).expand(-1, points.shape[1], -1)
+        return self.head(torch.cat([propagated, shape, local_pose, one_hot], -1))
 
 
 class DGCNN(nn.Module):

@@ -1,5 +1,6 @@
 """TinvNN experiment: PointNet-lite on raw xyz, raw xyz + SO(3) augmentation, and TinvNN (MDS) coordinates,
-trained on canonical clouds and tested on canonical and transformed (O(3) x scale x shift) clouds."""
+trained on canonical clouds and tested on canonical and transformed (O(3) x scale x shift) clouds; then the
+TSP task (repro.papers.tinvnn.tsp): a learned edge scorer on raw vs TinvNN coordinates."""
 
 import time
 
@@ -13,6 +14,8 @@ from repro.core.errors import ConfigError
 from repro.core.geometry import PointNet, load_modelnet40, random_rotations, rotate, shape_dataset
 from repro.core.train import fit
 from repro.papers.tinvnn.mds import tinvnn_coordinates
+from repro.papers.tinvnn.tsp import METHODS as TSP_METHODS
+from repro.papers.tinvnn.tsp import run_tsp
 
 METHODS = ("raw", "raw_aug", "tinvnn")
 
@@ -117,6 +120,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     unknown = sorted(set(cfg.methods) - set(METHODS))
     if unknown:
         raise ConfigError(f"paper.methods has unknown {unknown}; choose from {list(METHODS)}")
+    unknown = sorted(set(cfg.tsp.methods) - set(TSP_METHODS))
+    if unknown:
+        raise ConfigError(f"paper.tsp.methods has unknown {unknown}; choose from {list(TSP_METHODS)}")
     if cfg.protocol not in ("aligned", "z"):
         raise ConfigError(f"paper.protocol={cfg.protocol!r}; choose aligned or z")
     data = load_data(cfg, ctx)
@@ -135,4 +141,4 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     for r in rows:
         if r.get("method") == "tinvnn" and r["seed"] in aug:  # the claim's "within a few points" of augmentation
             r["vs_aug/o3"] = r["acc/o3"] - aug[r["seed"]]["acc/o3"]
-    return rows
+    return rows + run_tsp(cfg, ctx)

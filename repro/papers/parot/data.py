@@ -1,0 +1,91 @@
+"""PaRot's real data sets (scale=paper): ScanObjectNN OBJ_BG (classification) and ShapeNetPart (segmentation).
+
+Both come as y-up clouds; ``to_z_up`` turns them z-up so that the z/SO3 protocol rotates about the gravity axis
+(ModelNet40's Princeton meshes are already z-up, see repro.core.geometry.load_modelnet40).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from repro.core.data import require
+from repro.core.errors import DataUnavailableError
+
+SCANOBJECTNN_FILES = {True: "training_objectdataset.h5", False: "test_objectdataset.h5"}
+SCANOBJECTNN_HOW = ("ScanObjectNN is distributed after a licence form (https://hkust-vgd.github.io/scanobjectnn/); "
+                    "download h5_files.zip and place main_split/training_objectdataset.h5 and "
+                    "main_split/test_objectdataset.h5 (the OBJ_BG variant) in this folder")
+
+# ShapeNetPart: 16 categories with 50 parts numbered consecutively (category c owns parts PART_START[c] ...).
+SHAPENET_PARTS = (4, 2, 2, 4, 4, 3, 3, 2, 4, 2, 6, 2, 3, 3, 3, 3)
+PART_START = tuple(int(s) for s in np.cumsum((0,) + SHAPENET_PARTS[:-1]))
+
+
+def to_z_up(points: np.ndarray) -> np.ndarray:
+    """y-up -> z-up: the rotation by +90 degrees about x, (x, y, z) -> (x, -z, y)."""
+    return np.stack([points[..., 0], -points[..., 2], points[..., 1]], -1)
+
+
+def normalise(points: np.ndarray) -> np.ndarray:
+    """Centre each cloud (..., N, 3) and scale it to unit RMS radius (as the synthetic shapes)."""
+    points = points - points.mean(-2, keepdims=True)
+    return (points / np.sqrt((points**2).sum(-1).mean(-1))[..., None, None]).astype(np.float32)
+
+
+def load_scanobjectnn(data_dir: str | Path, n_points: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """ScanObjectNN OBJ_BG (2309 train / 581 test objects with background, 15 classes, 2048 points each).
+
+    Reads data_dir/scanobjectnn/main_split/{training,test}_objectdataset.h5 (datasets ``data`` (M, 2048, 3) and
+    ``label`` (M,)), keeps the first n_points points (the files store them in random order), turns y-up to z-up.
+    """
+    path = require(Path(data_dir) / "scanobjectnn" / "main_split" / SCANOBJECTNN_FILES[train],
+                   "ScanObjectNN OBJ_BG", SCANOBJECTNN_HOW)
+    try:
+        import h5py
+    except ImportError as error:  # not a dependency of the CPU reproduction
+        raise DataUnavailableError("reading ScanObjectNN needs h5py: pip install h5py") from error
+    with h5py.File(path, "r") as f:
+        points, labels = f["data"][:, :n_points, :3].astype(np.float64), f["label"][:].astype(np.int64).ravel()
+    return normalise(to_z_up(points)), labels
+
+
+def load_shapenetpart(data_dir: str | Path, n_points: int, train: bool, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ShapeNetPart (torch_geometric.datasets.ShapeNet: 14007 trainval / 2874 test shapes, 16 categories,
+    50 parts) as clouds (M, n_points, 3) z-up, categories (M,) and part labels (M, n_points) in 0..49.
+
+    PyG downloads and parses the Stanford release into data_dir/shapenetpart (DataUnavailableError offline);
+    every shape is resampled to n_points points (with replacement when it has fewer) by ``seed``.
+    """
+    import urllib.error
+
+    from torch_geometric.datasets import ShapeNet
+
+    root = Path(data_dir) / "shapenetpart"
+    try:
+        dataset = ShapeNet(str(root), split="trainval" if train else "test")
+    except (urllib.error.URLError, OSError) as error:
+        raise DataUnavailableError(f"cannot download ShapeNetPart ({error}); fetch {ShapeNet.url} on a machine "
+                                   f"with network and unzip it into {root / 'raw'}") from error
+    rng = np.random.default_rng(seed)
+    clouds, categories, parts = [], [], []
+    for shape in dataset:
+        n = len(shape.pos)
+        index = rng.choice(n, n_points, replace=n < n_points)
+        clouds.append(shape.pos[index].double().numpy())
+        parts.append(shape.y[index].numpy())
+        categories.append(int(shape.category))
+    return normalise(to_z_up(np.stack(clouds))), np.array(categories), np.stack(parts).astype(np.int64)
+
+
+def part_miou(pred: np.ndarray, parts: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Per-shape mIoU (M,): mean over the parts of the shape's category of |pred = p and true = p| /
+    |pred = p or true = p|, a part absent from both counting as IoU 1 (the ShapeNetPart convention)."""
+    out = np.empty(len(pred))
+    for s, (p, t, c) in enumerate(zip(pred, parts, categories)):
+        ious = []
+        for part in range(PART_START[c], PART_START[c] + SHAPENET_PARTS[c]):
+            union = np.sum((p == part) | (t == part))
+            ious.append(1.0 if union == 0 else np.sum((p == part) & (t == part)) / union)
+        out[s] = np.mean(ious)
+    return out
