@@ -59,43 +59,45 @@ class RevIN(nn.Module):
 
 
 class NormLin(nn.Module):
-    """Token mixing y = W_o A W_v x with A = rownorm_L1(softplus(W)), W (N x N) = I + N(0, 1) at init."""
+    """Token mixing y = W_o drop(A) W_v x with A = rownorm_L1(softplus(W)), W (N x N) = I + N(0, 1) at init
+    (the repository's LinearEncoder also applies dropout to A itself)."""
 
-    def __init__(self, tokens: int, width: int) -> None:
+    def __init__(self, tokens: int, width: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.eye(tokens) + torch.randn(tokens, tokens))
         self.value = nn.Linear(width, width)
         self.out = nn.Linear(width, width)
+        self.drop = nn.Dropout(dropout)
 
     def mixing(self) -> torch.Tensor:
         a = nn.functional.softplus(self.weight)
         return a / a.sum(dim=1, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.mixing() @ self.value(x))
+        return self.out(self.drop(self.mixing()) @ self.value(x))
 
 
 class Attention(nn.Module):
     """Multi-head self-attention over the channel tokens (iTransformer style), the NormLin ablation."""
 
-    def __init__(self, tokens: int, width: int, heads: int = 4) -> None:
+    def __init__(self, tokens: int, width: int, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
-        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.attention(x, x, x, need_weights=False)[0]
 
 
 class MixerBlock(nn.Module):
-    """x = LN(x + drop(mix(x))); x = LN(x + drop(FFN(x))); x is (B, N, d)."""
+    """x = LN(x + drop(mix(x))); x = LN(x + drop(W_2 drop(GELU(W_1 x)))); x is (B, N, d)."""
 
     def __init__(self, mixer: str, tokens: int, width: int, hidden: int, dropout: float) -> None:
         super().__init__()
         if mixer not in MIXERS:
             raise ValueError(f"unknown mixer {mixer!r}; choose from {MIXERS}")
-        self.mix = NormLin(tokens, width) if mixer == "normlin" else Attention(tokens, width)
+        self.mix = NormLin(tokens, width, dropout) if mixer == "normlin" else Attention(tokens, width, dropout=dropout)
         self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+        self.ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, width))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
