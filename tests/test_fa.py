@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from scipy.stats import ortho_group
 
 from repro.papers.fa.frames import frame_permutations, frame_size, invariant_node_columns, pca_frames
-from repro.papers.fa.graphs import DenseGIN, SampledAverage, id_features, pad, triangle_graphs
+from repro.papers.fa.graphs import GraphSet, graph_model, id_features, node_ranks, triangle_graphs
 from repro.papers.fa.nbody import GNN, FrameAveraged, simulate_charged
 
 
@@ -118,14 +118,189 @@ def test_fa_gin_invariant_on_unique_frames_and_gin_blind() -> None:
     graphs = [a for a in triangle_graphs(60, [12], 1)[0] if frame_size(a) == 1][:5]
     assert graphs, "need graphs with a one-element frame"
     torch.manual_seed(0)
-    net = SampledAverage(DenseGIN(17)).eval()
+    net = graph_model("fa_gin_id", 1, 16, 32, 3).eval()
     perms = [rng.permutation(12) for _ in graphs]
     moved = [a[np.ix_(p, p)] for a, p in zip(graphs, perms)]
+    every = np.arange(len(graphs))
     with torch.no_grad():
-        out = net(id_features(graphs, 16, 3, "frame", rng), *pad(graphs, 16))
-        out_moved = net(id_features(moved, 16, 3, "frame", rng), *pad(moved, 16))
+        out = net(*GraphSet(graphs, every, 16, "fa_gin_id").inputs(every, 3, rng))
+        out_moved = net(*GraphSet(moved, every, 16, "fa_gin_id").inputs(every, 3, rng))
         torch.testing.assert_close(out, out_moved, atol=1e-5, rtol=0)
-        gin = DenseGIN(1).eval()
-        adj, mask = pad(graphs, 16)
-        plain = gin(mask.unsqueeze(-1), adj, mask)
+        gin = graph_model("gin", 1, 16, 32, 3).eval()
+        plain = gin(*GraphSet(graphs, every, 16, "gin").inputs(every, 1, rng))
     assert torch.allclose(plain, plain[0].expand_as(plain))  # 1-WL-equivalent graphs: one output
+
+
+def test_simulator_matches_a_per_particle_reference() -> None:
+    """EGNN's loop written particle by particle: a kick before the loop, then per step drift, save, kick."""
+    data = simulate_charged(2, 3, n_balls=3, every=50, frames=(1, 3))
+    rng = np.random.default_rng(3)  # the same draws, in the same order, as the simulator
+    q = rng.choice([1.0, -1.0], size=(2, 3))
+    x = rng.standard_normal((2, 3, 3))
+    v = rng.standard_normal((2, 3, 3))
+    v *= 0.5 / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    def force(s: int, x: np.ndarray) -> np.ndarray:
+        f = np.zeros((3, 3))
+        for i in range(3):
+            for j in range(3):
+                if i != j:
+                    r = x[s, i] - x[s, j]
+                    f[i] += q[s, i] * q[s, j] * r / np.linalg.norm(r) ** 3
+        return np.clip(f, -100, 100)
+
+    for s in range(2):
+        v[s] += 1e-3 * force(s, x)
+        for step in range(1, 201):
+            x[s] += 1e-3 * v[s]
+            if step == 100:  # saved frame 1 = step (1 + 1) * 50
+                np.testing.assert_allclose(data["x_in"][s], x[s], atol=1e-12)
+                np.testing.assert_allclose(data["v_in"][s], v[s], atol=1e-12)
+            v[s] += 1e-3 * force(s, x)
+        np.testing.assert_allclose(data["x_out"][s], x[s], atol=1e-12)  # frame 3 = step 200
+
+
+def test_gnn_equals_the_concatenated_edge_mlp() -> None:
+    """phi_e(h_i, h_j, a_ij) evaluated per node must equal the plain concatenation over all pairs j != i."""
+    torch.manual_seed(0)
+    net = GNN(8, 2).double()
+    x, v = torch.cat([cloud(3), 2 * cloud(5)]), torch.cat([cloud(4), cloud(6)])
+    q = torch.tensor([[1.0, -1, 1, -1, 1], [1, 1, -1, -1, 1]], dtype=torch.float64)
+    h = net.embed(torch.cat([x, v], -1))
+    for edge, node in zip(net.edge, net.node):
+        messages = torch.zeros_like(h)
+        for i in range(5):
+            for j in range(5):
+                if i != j:
+                    attr = torch.stack([q[:, i] * q[:, j], ((x[:, i] - x[:, j]) ** 2).sum(-1)], -1)
+                    messages[:, i] += edge(torch.cat([h[:, i], h[:, j], attr], -1))
+        h = h + node(torch.cat([h, messages], -1))
+    torch.testing.assert_close(net(x, v, q), x + net.out(h))
+
+
+def test_sampled_sorts_cover_the_frame_uniformly() -> None:
+    """Sampled sorts of a graph are exactly its frame: |{sampled sorts}| = |F(G)| (from the tie counts), each
+    sort puts the invariant rows in lexicographic order, and every frame element is about equally likely."""
+    rng = np.random.default_rng(0)
+    g = next(g for g in (nx.random_regular_graph(3, 12, seed=s) for s in range(50))
+             if 1 < frame_size(nx.to_numpy_array(g)) <= 48)
+    a = nx.to_numpy_array(g)
+    perms = frame_permutations(a, 4000, rng)
+    keys = invariant_node_columns(a)
+    for perm in perms[:20]:
+        rows = [tuple(r) for r in keys[perm]]
+        assert rows == sorted(rows)
+    distinct, counts = np.unique(perms, axis=0, return_counts=True)
+    assert len(distinct) == frame_size(a)
+    expected = len(perms) / len(distinct)
+    assert counts.min() > 0.5 * expected and counts.max() < 1.5 * expected
+
+
+def test_id_features_are_permutations_on_real_nodes() -> None:
+    graphs = triangle_graphs(6, [12, 14], 2)[0]
+    for kind in ("frame", "group"):
+        ids = id_features(node_ranks(graphs, 16, kind), 5, np.random.default_rng(1))
+        assert ids.shape == (6, 5, 16, 16)
+        for i, a in enumerate(graphs):
+            n = len(a)
+            block = ids[i, :, :n, :n]
+            torch.testing.assert_close(block.sum(-1), torch.ones(5, n))  # one ID per real node
+            torch.testing.assert_close(block.sum(-2), torch.ones(5, n))  # IDs 0..n-1 each used once
+            assert ids[i, :, n:].abs().sum() == 0 and ids[i, :, :, n:].abs().sum() == 0  # padding: no ID
+
+
+def write_pyg1_pickle(path, graphs: list[dict]) -> None:
+    """Write a list of graphs as GRAPHSAT.pkl stores them: PyG 1.x Data objects (no __getstate__, so pickled as
+    class + attribute dict, the class referenced as torch_geometric.data.data.Data) holding CPU tensors."""
+    import copyreg
+    import pickle
+
+    from torch_geometric.data.data import Data
+
+    class Old:  # the attribute layout of a PyG 1.x Data object, pickled under Data's name
+        def __init__(self, **attributes) -> None:
+            self.__dict__.update(attributes)
+
+        @property
+        def __class__(self):  # pickle's NEWOBJ check compares the object's class with the one it names
+            return Data
+
+    class Writer(pickle.Pickler):
+        def reducer_override(self, obj):
+            if type(obj) is Old:
+                return copyreg.__newobj__, (Data,), obj.__dict__
+            return NotImplemented
+
+    with open(path, "wb") as f:
+        Writer(f, protocol=3).dump([Old(edge_attr=None, face=None, pos=None, norm=None, **g) for g in graphs])
+
+
+def test_exp_parser_reads_the_published_format(tmp_path) -> None:
+    from repro.papers.fa.exp import parse_exp
+
+    path = tmp_path / "GRAPHSAT.pkl"
+    triangle = torch.tensor([[0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2]])
+    path_graph = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    write_pyg1_pickle(path, [{"x": torch.tensor([[0], [1], [1]]), "edge_index": triangle, "y": torch.tensor([1])},
+                             {"x": torch.tensor([[1], [0], [0], [1]]), "edge_index": path_graph,
+                              "y": torch.tensor([0])}])
+    adjacencies, node_labels, labels = parse_exp(path)
+    np.testing.assert_array_equal(labels, [1, 0])
+    np.testing.assert_array_equal(node_labels[1], [1, 0, 0, 1])
+    np.testing.assert_array_equal(adjacencies[0], np.ones((3, 3)) - np.eye(3))
+    assert nx.is_isomorphic(nx.from_numpy_array(adjacencies[1]), nx.path_graph(4))
+
+
+def test_exp_parser_refuses_foreign_pickles(tmp_path) -> None:
+    import pickle
+
+    from repro.papers.fa.exp import parse_exp
+
+    path = tmp_path / "GRAPHSAT.pkl"
+    with open(path, "wb") as f:
+        pickle.dump([np.zeros(3)], f)  # refers to numpy globals, which EXP never does
+    with pytest.raises(pickle.UnpicklingError, match="not GRAPHSAT.pkl"):
+        parse_exp(path)
+
+
+def test_exp_loader_offline_names_the_file(tmp_path, monkeypatch) -> None:
+    from repro.core.errors import DataUnavailableError
+    from repro.papers.fa import exp
+
+    monkeypatch.setattr(exp, "EXP_URL", "http://127.0.0.1:9/GRAPHSAT.pkl")  # a closed port: no network needed
+    with pytest.raises(DataUnavailableError, match="GRAPHSAT.pkl"):
+        exp.load_exp(tmp_path)
+
+
+def test_gin_blind_on_a_1wl_pair_with_node_labels() -> None:
+    """EXP's premise: two non-isomorphic 1-WL-equivalent labelled graphs get one plain-GIN output."""
+    pair = [nx.to_numpy_array(nx.circulant_graph(8, [1, 2])),  # two 4-regular graphs on 8 nodes
+            nx.to_numpy_array(nx.circulant_graph(8, [1, 3]))]
+    assert not nx.is_isomorphic(*(nx.from_numpy_array(a) for a in pair))
+    labels = [np.zeros(8, dtype=int), np.zeros(8, dtype=int)]
+    torch.manual_seed(0)
+    gin = graph_model("gin", 2, 8, 16, 3).eval()
+    plain = gin(*GraphSet(pair, np.array([0, 1]), 8, "gin", labels).inputs(np.arange(2), 1, np.random.default_rng(0)))
+    assert torch.allclose(plain[0], plain[1])
+
+
+def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:
+    """The paper-scale EXP path on a tiny file in the published format placed where the loader looks (no
+    download): 210 pairs (hexagon, two triangles), 1-WL-equivalent with opposite labels, so GIN scores 50%."""
+    from tests.helpers import repro, rows_of, run_dirs
+
+    hexagon = torch.tensor([[i for i in range(6)] + [(i + 1) % 6 for i in range(6)],
+                            [(i + 1) % 6 for i in range(6)] + [i for i in range(6)]])
+    triangles = torch.tensor([[0, 1, 2, 3, 4, 5, 1, 2, 0, 4, 5, 3], [1, 2, 0, 4, 5, 3, 0, 1, 2, 3, 4, 5]])
+    zeros = torch.zeros(6, 1, dtype=torch.long)
+    pair = [{"x": zeros, "edge_index": hexagon, "y": torch.tensor([0])},
+            {"x": zeros, "edge_index": triangles, "y": torch.tensor([1])}]
+    (tmp_path / "data" / "fa" / "EXP").mkdir(parents=True)
+    write_pyg1_pickle(tmp_path / "data" / "fa" / "EXP" / "GRAPHSAT.pkl", pair * 210)
+    repro("train", "paper=fa", "scale=smoke", f"results_dir={tmp_path / 'results'}", f"data_dir={tmp_path / 'data'}",
+          "paper.exp_classify.enabled=true", "paper.exp_classify.epochs=2", "paper.nbody.methods=[const_vel]",
+          "paper.graphs.methods=[gin]")
+    rows = rows_of(run_dirs(tmp_path / "results", "fa")[0])
+    exp = rows[rows["experiment"] == "exp_classify"].set_index("method")
+    assert set(exp.index) == {"gin", "ga_gin_id", "fa_gin_id"}
+    assert exp.loc["gin", "test/acc"] == 0.5

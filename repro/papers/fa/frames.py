@@ -68,15 +68,27 @@ def invariant_node_columns(adjacency: np.ndarray, eig_tol: float = 1e-6, decimal
     return np.round(np.stack(columns, axis=1), decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def frame_permutations(adjacency: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """(samples, n) frame elements: perm[k] = the node put at position k by the lexicographic sort."""
+def tie_ranks(adjacency: np.ndarray) -> np.ndarray:
+    """(n,) dense rank of each node's invariant row in the lexicographic order; identical rows share a rank."""
     keys = invariant_node_columns(adjacency)
-    n = len(keys)
-    out = []
-    for _ in range(samples):
-        ties = rng.permutation(n)  # last priority: random order among identical rows
-        out.append(np.lexsort((ties, *keys.T[::-1])))  # lexsort sorts by its last key first
-    return np.stack(out)
+    _, ranks = np.unique(keys, axis=0, return_inverse=True)  # np.unique sorts rows lexicographically
+    return ranks.reshape(-1)
+
+
+def sample_sorts(ranks: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(..., n) ranks -> (..., samples, n) sorts: perm[k] = the node put at position k, ties in random order.
+
+    Sorting ranks + u with u ~ U[0, 1) never reorders distinct ranks and orders the nodes of one rank by u,
+    i.e. uniformly over the tie permutations: a uniform sample from the frame F(G). All-equal ranks give
+    uniformly random permutations (the whole group: group averaging).
+    """
+    noise = rng.random((*ranks.shape[:-1], samples, ranks.shape[-1]))
+    return np.argsort(ranks[..., None, :] + noise, axis=-1, kind="stable")
+
+
+def frame_permutations(adjacency: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples, n) frame elements of one graph: perm[k] = the node put at position k by the lexicographic sort."""
+    return sample_sorts(tie_ranks(adjacency), samples, rng)
 
 
 def frame_size(adjacency: np.ndarray) -> int:

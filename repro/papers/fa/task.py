@@ -10,13 +10,13 @@ from omegaconf import DictConfig
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
 from repro.core.geometry import random_rotations
-from repro.core.train import fit
+from repro.core.train import FitResult, fit
+from repro.papers.fa.exp import load_exp
 from repro.papers.fa.frames import frame_size
-from repro.papers.fa.graphs import DenseGIN, SampledAverage, id_features, pad, triangle_graphs
+from repro.papers.fa.graphs import GRAPH_METHODS, GraphSet, graph_model, triangle_graphs
 from repro.papers.fa.nbody import GNN, FrameAveraged, constant_velocity, simulate_charged
 
 NBODY_METHODS = ("fa_gnn", "gnn", "gnn_aug", "const_vel")
-GRAPH_METHODS = ("gin", "ga_gin_id", "fa_gin_id")
 
 
 def nbody_splits(cfg: DictConfig, ctx: RunContext) -> dict[str, tuple[torch.Tensor, ...]]:
@@ -97,49 +97,77 @@ def train_nbody(cfg: DictConfig, ctx: RunContext, splits: dict, method: str, see
     return [row, *curve]
 
 
-def train_graphs(cfg: DictConfig, ctx: RunContext, data: dict, method: str, seed: int) -> list[dict]:
+def fit_graph_classifier(cfg: DictConfig, ctx: RunContext, unit: str, method: str, seed: int, train: GraphSet,
+                         val: GraphSet | None = None) -> tuple[torch.nn.Module, FitResult]:
+    """Adam on binary cross-entropy; the state kept is the epoch of lowest validation loss (training loss
+    without a validation set). IDs are resampled in every forward pass, train and evaluation alike."""
     torch.manual_seed(seed)
-    size, k = max(cfg.sizes), cfg.samples
-    with_ids = method != "gin"
-    net = SampledAverage(DenseGIN(1 + size, cfg.width, cfg.layers)) if with_ids else DenseGIN(1, cfg.width,
-                                                                                                 cfg.layers)
+    net = graph_model(method, train.features.shape[-1], train.adj.shape[-1], cfg.width, cfg.layers)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    kind = "frame" if method == "fa_gin_id" else "group"
-
-    def inputs(graphs: list, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        adj, mask = pad(graphs, size)
-        if not with_ids:
-            return mask.unsqueeze(-1), adj, mask
-        return id_features(graphs, size, k, kind, rng), adj, mask
-
-    train_graphs_, train_y = data["train"]
-    labels = torch.as_tensor(train_y, dtype=torch.float)
+    labels = torch.as_tensor(train.labels, dtype=torch.float)
 
     def batches(epoch: int):
         rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(train_graphs_))
+        order = rng.permutation(len(train))
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            yield inputs([train_graphs_[i] for i in idx], rng), labels[idx]
+            yield train.inputs(idx, cfg.samples, rng), labels[idx]
 
     def loss_fn(net, batch) -> torch.Tensor:
         return torch.nn.functional.binary_cross_entropy_with_logits(net(*batch[0]), batch[1])
 
-    start = time.perf_counter()
-    fit(ctx, f"graphs-{method}-{seed}", net, optimizer, batches, loss_fn, cfg.epochs)
+    def evaluate(net) -> dict[str, float]:
+        loss, acc = loss_and_accuracy(net, val, cfg.samples, np.random.default_rng([seed, 10**6 + 1]))
+        return {"val/loss": loss, "val/acc": acc}
+
+    result = fit(ctx, unit, net, optimizer, batches, loss_fn, cfg.epochs, evaluate if val is not None else None,
+                 select="val/loss" if val is not None else None)
     net.eval()
-    test_graphs, test_y = data["test"]
-    rng = np.random.default_rng([seed, 10**6])
+    return net, result
+
+
+def loss_and_accuracy(net, graphs: GraphSet, samples: int, rng: np.random.Generator) -> tuple[float, float]:
     with torch.no_grad():
-        predictions = (net(*inputs(test_graphs, rng)) > 0).numpy().astype(int)
-    row = {"experiment": "graphs", "method": method, "seed": seed, "samples": k if with_ids else 0,
-           "test/acc": float((predictions == test_y).mean()), "majority_rate": data["majority_rate"],
+        logits = net(*graphs.inputs(np.arange(len(graphs)), samples, rng))
+    labels = torch.as_tensor(graphs.labels, dtype=torch.float)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    return float(loss), float(((logits > 0).float() == labels).float().mean())
+
+
+def train_graphs(cfg: DictConfig, ctx: RunContext, data: dict, method: str, seed: int) -> list[dict]:
+    size = max(cfg.sizes)
+    start = time.perf_counter()
+    train, test = (GraphSet(*data[split], size, method) for split in ("train", "test"))
+    net, _ = fit_graph_classifier(cfg, ctx, f"graphs-{method}-{seed}", method, seed, train)
+    rng = np.random.default_rng([seed, 10**6])
+    _, accuracy = loss_and_accuracy(net, test, cfg.samples, rng)
+    row = {"experiment": "graphs", "method": method, "seed": seed, "samples": cfg.samples if method != "gin" else 0,
+           "test/acc": accuracy, "majority_rate": data["majority_rate"],
            "size_only_rate": data["size_only_rate"], "train_time_s": time.perf_counter() - start}
     row["excess_over_size_only"] = row["test/acc"] - row["size_only_rate"]
     if method == "fa_gin_id":  # exact invariance where the frame is a single permutation
-        row["perm_invariance_error"] = permutation_error(net, data["unique_frame"], size, k, rng)
+        row["perm_invariance_error"] = permutation_error(net, data["unique_frame"], size, cfg.samples, rng)
     ctx.log.info("graphs %s seed %d: acc %.3f", method, seed, row["test/acc"])
     return [row]
+
+
+def train_exp(cfg: DictConfig, ctx: RunContext, data: tuple, method: str, seed: int) -> list[dict]:
+    """EXP-classify as the official script: graphs 0-199 validation, 200-399 test, 400-1199 training; the test
+    accuracy is read at the epoch of lowest validation loss."""
+    adjacencies, node_labels, labels = data
+    size = max(len(a) for a in adjacencies)
+    splits = {name: GraphSet([adjacencies[i] for i in idx], labels[idx], size, method,
+                             [node_labels[i] for i in idx])
+              for name, idx in (("val", np.arange(0, 200)), ("test", np.arange(200, 400)),
+                                ("train", np.arange(400, len(labels))))}
+    start = time.perf_counter()
+    net, result = fit_graph_classifier(cfg, ctx, f"exp-{method}-{seed}", method, seed, splits["train"],
+                                       splits["val"])
+    _, accuracy = loss_and_accuracy(net, splits["test"], cfg.samples, np.random.default_rng([seed, 10**6]))
+    ctx.log.info("EXP-classify %s seed %d: acc %.3f", method, seed, accuracy)
+    return [{"experiment": "exp_classify", "method": method, "seed": seed, "test/acc": accuracy,
+             "val/acc": result.best_metrics["val/acc"], "best_epoch": result.best_epoch,
+             "train_time_s": time.perf_counter() - start}]
 
 
 def permutation_error(net, graphs: list, size: int, samples: int, rng: np.random.Generator) -> float:
@@ -148,10 +176,12 @@ def permutation_error(net, graphs: list, size: int, samples: int, rng: np.random
     for a in graphs:
         p = rng.permutation(len(a))
         permuted.append(a[np.ix_(p, p)])
-    with torch.no_grad():
-        a = net(id_features(graphs, size, samples, "frame", rng), *pad(graphs, size))
-        b = net(id_features(permuted, size, samples, "frame", rng), *pad(permuted, size))
-    return float((a - b).abs().max())
+    outputs = []
+    for adjacencies in (graphs, permuted):
+        graph_set = GraphSet(adjacencies, np.zeros(len(adjacencies)), size, "fa_gin_id")
+        with torch.no_grad():
+            outputs.append(net(*graph_set.inputs(np.arange(len(adjacencies)), samples, rng)))
+    return float((outputs[0] - outputs[1]).abs().max())
 
 
 def size_only_rate(graphs: list[np.ndarray], labels: np.ndarray) -> float:
@@ -163,7 +193,8 @@ def size_only_rate(graphs: list[np.ndarray], labels: np.ndarray) -> float:
 
 def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     for name, chosen, known in (("nbody.methods", cfg.nbody.methods, NBODY_METHODS),
-                                ("graphs.methods", cfg.graphs.methods, GRAPH_METHODS)):
+                                ("graphs.methods", cfg.graphs.methods, GRAPH_METHODS),
+                                ("exp_classify.methods", cfg.exp_classify.methods, GRAPH_METHODS)):
         unknown = sorted(set(chosen) - set(known))
         if unknown:
             raise ConfigError(f"paper.{name} has unknown {unknown}; choose from {list(known)}")
@@ -185,4 +216,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     for method in g.methods:
         for seed in ctx.replicate_seeds():
             rows += ctx.unit(f"graphs-{method}-{seed}", lambda m=method, s=seed: train_graphs(g, ctx, data, m, s))
+    if cfg.exp_classify.enabled:  # the published EXP file: scale=paper (downloads)
+        exp_data, checksum = load_exp(ctx.data_dir)
+        ctx.log.info("EXP: %d graphs, GRAPHSAT.pkl SHA-256 %s", len(exp_data[2]), checksum)
+        for method in cfg.exp_classify.methods:
+            for seed in ctx.replicate_seeds():
+                rows += ctx.unit(f"exp-{method}-{seed}",
+                                 lambda m=method, s=seed: train_exp(cfg.exp_classify, ctx, exp_data, m, s))
     return rows
