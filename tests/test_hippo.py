@@ -235,7 +235,19 @@ def test_pathfinder_parser(tmp_path) -> None:
         "imgs/0 sample_0.png 0 1 14 1.5 2\nimgs/0 sample_1.png 1 0 14 1.5 2\nimgs/0 sample_2.png 2 1 14 1.5 2\n")
     pixels, labels = lra.parse_pathfinder(tmp_path)
     assert labels.tolist() == [1, 0]
-    assert np.allclose(pixels, pictures.reshape(2, -1) / 255)
+    assert np.array_equal(pixels, pictures.reshape(2, -1))
+    x = lra.normalised(pixels, 0.5, 0.5)
+    assert x.dtype == torch.float16 and torch.allclose(x.float(), torch.as_tensor(pictures.reshape(2, -1) / 127.5 - 1,
+                                                                                 dtype=torch.float32), atol=1e-2)
+
+
+def test_split_off_is_a_seeded_partition() -> None:
+    x, labels = torch.arange(20, dtype=torch.float16)[:, None].expand(20, 3), np.arange(20)
+    parts = lra.split_off(x, labels, (0.8, 0.1, 0.1), seed=0)
+    assert [len(p) for p in parts] == [16, 2, 2]
+    assert sorted(torch.cat([p.y for p in parts]).tolist()) == list(range(20))
+    assert all(torch.equal(p.x[:, 0].long(), p.y) for p in parts)           # pixels stay with their labels
+    assert lra.split_off(x, labels, (0.8, 0.1, 0.1), seed=0)[1].y.tolist() == parts[1].y.tolist()
 
 
 def test_bidirectional_convolution_is_the_two_sided_sum() -> None:

@@ -49,7 +49,9 @@ LISTOPS_VOCAB = ("<pad>", "[MAX", "[MIN", "[MED", "[SM", "]", *"0123456789")
 
 @dataclass
 class Split:
-    """One split: x (M, L) long token ids or float pixels, lengths (M,), y (M,); x2 / lengths2 for pairs."""
+    """One split: x (M, L) token ids (int16) or normalised pixels (float16), lengths (M,), y (M,); x2 / lengths2
+    for pairs. Stored small (Retrieval's 2 x 4000 ids and Path-X's 16384 pixels per example add up) and cast
+    per batch."""
 
     x: torch.Tensor
     lengths: torch.Tensor
@@ -61,8 +63,10 @@ class Split:
         return len(self.y)
 
     def batch(self, index: torch.Tensor, device: str) -> tuple:
-        pair = (self.x2[index].to(device), self.lengths2[index].to(device)) if self.x2 is not None else (None, None)
-        return self.x[index].to(device), self.lengths[index].to(device), *pair, self.y[index].to(device)
+        def cast(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device).float() if x.is_floating_point() else x.to(device).long()
+        pair = (cast(self.x2[index]), self.lengths2[index].to(device)) if self.x2 is not None else (None, None)
+        return cast(self.x[index]), self.lengths[index].to(device), *pair, self.y[index].to(device)
 
 
 # ----------------------------------------------------------------------------------------------- parsers
@@ -83,12 +87,12 @@ def byte_tokens(text: str) -> list[int]:
 
 
 def pad(sequences: list[list[int]], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Truncate to max_length and right-pad with 0: (M, max_length) long ids and (M,) true lengths >= 1."""
-    out = torch.zeros(len(sequences), max_length, dtype=torch.long)
+    """Truncate to max_length and right-pad with 0: (M, max_length) int16 ids and (M,) true lengths >= 1."""
+    out = torch.zeros(len(sequences), max_length, dtype=torch.int16)
     lengths = torch.empty(len(sequences), dtype=torch.long)
     for i, seq in enumerate(sequences):
         seq = seq[:max_length] or [0]
-        out[i, : len(seq)] = torch.as_tensor(seq)
+        out[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.int16)
         lengths[i] = len(seq)
     return out, lengths
 
@@ -148,7 +152,7 @@ def parse_cifar_archive(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def parse_pathfinder(directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A pathfinder difficulty directory -> (pixels (M, side^2) in [0, 1], labels (M,)), in metadata order."""
+    """A pathfinder difficulty directory -> (pixels (M, side^2) uint8, labels (M,)), in metadata order."""
     from PIL import Image
 
     files = sorted((directory / "metadata").glob("*.npy"), key=lambda p: int(p.stem))
@@ -161,7 +165,7 @@ def parse_pathfinder(directory: Path) -> tuple[np.ndarray, np.ndarray]:
             image = directory / fields[0] / fields[1]
             if image.stat().st_size == 0:      # the release holds an empty PNG; s4 skips it too
                 continue
-            images.append(np.asarray(Image.open(image).convert("L"), dtype=np.float32).ravel() / 255)
+            images.append(np.asarray(Image.open(image).convert("L"), dtype=np.uint8).ravel())
             labels.append(int(fields[3]))
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
@@ -184,19 +188,23 @@ def lra_release(data_dir: Path) -> Path:
     return lra_release(data_dir)
 
 
-def split_off(pixels: np.ndarray, labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[Split]:
-    """Random split of pixel sequences into len(fractions) parts (seeded), each a Split of floats."""
-    order = np.random.default_rng(seed).permutation(len(labels))
-    bounds = np.cumsum([0, *[round(f * len(labels)) for f in fractions[:-1]], len(labels)])
-    bounds[-1] = len(labels)
-    return [Split(torch.as_tensor(pixels[order[a:b]]), torch.full((b - a,), pixels.shape[1]),
-                  torch.as_tensor(labels[order[a:b]])) for a, b in zip(bounds, bounds[1:])]
+PIXEL_NORMALISATION = {"image": (122.6 / 255, 61.0 / 255), "pathfinder": (0.5, 0.5), "pathx": (0.5, 0.5)}
 
 
-def standardise(splits: list[Split]) -> list[Split]:
-    """Pixels scaled by the training split's mean and standard deviation."""
-    mean, std = splits[0].x.mean(), splits[0].x.std()
-    return [Split((s.x - mean) / std, s.lengths, s.y) for s in splits]
+def normalised(pixels: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    """(pixels in [0, 1] (float) or [0, 255] (uint8) - mean) / std, as float16 (s4's fixed constants)."""
+    x = torch.from_numpy(pixels).to(torch.float16)
+    if pixels.dtype == np.uint8:
+        x.div_(255)
+    return x.sub_(mean).div_(std)
+
+
+def split_off(x: torch.Tensor, labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[Split]:
+    """Random split of pixel sequences into len(fractions) parts (seeded permutation)."""
+    order = torch.as_tensor(np.random.default_rng(seed).permutation(len(labels)))
+    bounds = np.cumsum([0, *[round(f * len(labels)) for f in fractions[:-1]]]).tolist() + [len(labels)]
+    return [Split(x[order[a:b]], torch.full((b - a,), x.shape[1]), torch.as_tensor(labels)[order[a:b]])
+            for a, b in zip(bounds, bounds[1:])]
 
 
 def load_task(task: str, data_dir: Path, max_length: int, seed: int) -> tuple[list[Split], int, int | None]:
@@ -220,14 +228,16 @@ def load_task(task: str, data_dir: Path, max_length: int, seed: int) -> tuple[li
                 Split(xt, lt, yt)], 2, 257
     if task == "image":
         cifar = parse_cifar_archive(fetch(CIFAR_URL, data_dir / "hippo" / "cifar-10-python.tar.gz"))
-        train, val = split_off(*cifar["train"], (0.9, 0.1), seed)
-        test = Split(torch.as_tensor(cifar["test"][0]), torch.full((len(cifar["test"][1]),), 1024),
-                     torch.as_tensor(cifar["test"][1]))
-        return standardise([train, val, test]), 10, None
+        (pixels, labels), (test_pixels, test_labels) = cifar["train"], cifar["test"]
+        train, val = split_off(normalised(pixels, *PIXEL_NORMALISATION[task]), labels, (0.9, 0.1), seed)
+        test = Split(normalised(test_pixels, *PIXEL_NORMALISATION[task]), torch.full((len(test_labels),), 1024),
+                     torch.as_tensor(test_labels))
+        return [train, val, test], 10, None
     if task in ("pathfinder", "pathx"):
         side = 32 if task == "pathfinder" else 128
         folder = lra_release(data_dir) / f"pathfinder{side}" / "curv_contour_length_14"
-        return standardise(split_off(*parse_pathfinder(folder), (0.8, 0.1, 0.1), seed)), 2, None
+        pixels, labels = parse_pathfinder(folder)
+        return split_off(normalised(pixels, *PIXEL_NORMALISATION[task]), labels, (0.8, 0.1, 0.1), seed), 2, None
     raise ConfigError(f"paper.lra.tasks: unknown LRA task {task!r}; choose from {TASKS}")
 
 
