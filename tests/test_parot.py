@@ -5,11 +5,15 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
+from sklearn.metrics import jaccard_score
 
+from repro.core.errors import DataUnavailableError
 from repro.core.geometry import pca_canonicalise, sample_shape
+from repro.papers.parot.data import PART_START, SHAPENET_PARTS, load_scanobjectnn, load_shapenetpart, part_miou
 from repro.papers.parot.models import (
     DGCNN,
     PaRotLite,
+    PaRotSeg,
     farthest_point_sampling,
     knn,
     orientation,
@@ -167,3 +171,85 @@ def test_pose_relation_detects_a_wrong_frame() -> None:
     r = torch.as_tensor(Rotation.random(random_state=4).as_matrix())
     torch.testing.assert_close(pose_relation(r @ o_a, r @ o_b, offset @ r.T), pose_relation(o_a, o_b, offset))
     assert (pose_relation(r @ o_a, o_b, offset @ r.T) - pose_relation(o_a, o_b, offset)).abs().max() > 1e-2
+
+
+# --- paper-scale data: parsers on tiny files in the real layouts, the mIoU metric --------------------------------
+
+
+def test_shapenetpart_parser_on_raw_files(tmp_path) -> None:
+    """torch_geometric's ShapeNet layout: raw/<synset>/<id>.txt rows 'x y z nx ny nz part' and
+    raw/train_test_split/shuffled_{train,val,test}_file_list.json; clouds come back z-up, resampled, normalised."""
+    import json
+
+    from torch_geometric.datasets import ShapeNet
+
+    raw = tmp_path / "shapenetpart" / "raw"
+    for synset in ShapeNet.category_ids.values():
+        (raw / synset).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    shapes = {"02691156/a": 0, "02691156/b": 1, "03001627/c": 3, "03001627/d": 2}  # planes: parts 0-3; chairs: 12-15
+    for name, part in shapes.items():
+        category = name.split("/")[0]
+        points = rng.standard_normal((30, 3)) * [1.0, 0.2, 0.5]  # y is the thin axis (y-up files)
+        labels = np.full(30, PART_START[list(ShapeNet.category_ids.values()).index(category)] + part)
+        np.savetxt(raw / f"{name}.txt", np.column_stack([points, np.zeros((30, 3)), labels]))
+    (raw / "train_test_split").mkdir()
+    lists = {"train": ["shape_data/02691156/a", "shape_data/03001627/c"], "val": ["shape_data/03001627/d"],
+             "test": ["shape_data/02691156/b"]}
+    for split, names in lists.items():
+        (raw / "train_test_split" / f"shuffled_{split}_file_list.json").write_text(json.dumps(names))
+    x, categories, parts = load_shapenetpart(tmp_path, 64, True, seed=0)
+    assert x.shape == (3, 64, 3) and parts.shape == (3, 64)  # trainval = train + val
+    assert categories.tolist() == [0, 4, 4] and parts[:, 0].tolist() == [0, 15, 14] and (parts == parts[:, :1]).all()
+    np.testing.assert_allclose(x.mean(1), 0, atol=1e-6)
+    np.testing.assert_allclose((x**2).sum(-1).mean(-1), 1, rtol=1e-5)
+    assert (x[..., 2].std(1) < x[..., 1].std(1)).all()  # the thin y axis became z
+    x_test, categories_test, _ = load_shapenetpart(tmp_path, 16, False, seed=0)
+    assert x_test.shape == (1, 16, 3) and categories_test.tolist() == [0]
+
+
+def test_scanobjectnn_parser_on_h5_files(tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    folder = tmp_path / "scanobjectnn" / "main_split"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in (("training_objectdataset.h5", 3), ("test_objectdataset.h5", 2)):
+        with h5py.File(folder / name, "w") as f:
+            f["data"] = (rng.standard_normal((n, 2048, 3)) * [1.0, 0.2, 0.5]).astype(np.float32)
+            f["label"] = np.arange(n, dtype=np.uint8)
+            f["mask"] = np.zeros((n, 2048), dtype=np.int8)
+    x, y = load_scanobjectnn(tmp_path, 256, True)
+    assert x.shape == (3, 256, 3) and y.tolist() == [0, 1, 2]
+    assert (x[..., 2].std(1) < x[..., 1].std(1)).all()  # y-up to z-up
+    assert load_scanobjectnn(tmp_path, 256, False)[0].shape == (2, 256, 3)
+
+
+def test_scanobjectnn_missing_names_the_files(tmp_path) -> None:
+    with pytest.raises(DataUnavailableError, match="training_objectdataset.h5"):
+        load_scanobjectnn(tmp_path, 256, True)
+
+
+def test_part_miou_matches_sklearn_jaccard() -> None:
+    rng = np.random.default_rng(0)
+    categories = np.array([0, 4, 10, 15])
+    parts = np.stack([PART_START[c] + rng.integers(0, SHAPENET_PARTS[c], 50) for c in categories])
+    pred = np.where(rng.random(parts.shape) < 0.7, parts, np.stack(
+        [PART_START[c] + rng.integers(0, SHAPENET_PARTS[c], 50) for c in categories]))
+    pred[0, :] = PART_START[0]  # a part predicted everywhere; others absent from the prediction
+    expected = [jaccard_score(t, p, labels=range(PART_START[c], PART_START[c] + SHAPENET_PARTS[c]), average="macro",
+                              zero_division=1.0) for t, p, c in zip(parts, pred, categories)]
+    np.testing.assert_allclose(part_miou(pred, parts, categories), expected)
+    assert part_miou(parts, parts, categories).tolist() == [1.0] * 4
+
+
+def test_segmentation_head_shapes_and_invariance_given_equivariant_disentanglement() -> None:
+    torch.manual_seed(0)
+    net = PaRotSeg(16, 50, local_patches=8, local_k=8, global_points=4, neighbours=3, width=16, embedding=32).double()
+    net.local_net, net.global_net = EquivariantOracle(8, 16).double(), EquivariantOracle(4, 16).double()
+    net.eval()
+    x, categories = generic_cloud(64, 5), torch.tensor([3])
+    r = torch.as_tensor(Rotation.random(random_state=5).as_matrix())
+    with torch.no_grad():
+        logits = net(x, categories)
+        assert logits.shape == (1, 64, 50)
+        torch.testing.assert_close(net(x @ r.T, categories), logits, atol=1e-9, rtol=0)
