@@ -1,76 +1,146 @@
-"""FlowState: ZOH against scipy, FFT scan against the recurrence, Legendre basis, OU law, rate consistency."""
+"""FlowState against independent oracles: HiPPO-N spectrum, ZOH (scipy), FFT scan vs recurrence, rate
+consistency of the continuous-time encoder, Legendre basis (numpy, scipy, Gauss quadrature), causal RevIN,
+the parallel-prediction loss, the OU law, GIFT-Eval's protocol and metrics (closed-form CRPS), its parser."""
+
+import math
 
 import numpy as np
 import pytest
 import scipy.signal
+import scipy.stats
 import torch
+from numpy.polynomial import legendre
 from scipy.special import eval_legendre
 
-from repro.papers.flowstate import data
-from repro.papers.flowstate.models import FlowState, ScaledSSM, legendre_basis
+from repro.core.errors import DataUnavailableError
+from repro.papers.flowstate import data, gift_eval
+from repro.papers.flowstate.models import FlowState, ScaledSSM, causal_stats, decoder_grid, hippo_n, legendre_basis
 from repro.papers.flowstate.task import resampled, rollout
-from repro.papers.hippo.hippo import nplr
+from repro.papers.flowstate.training import forecast_rollout, parallel_pinball
 
 
-def _ssm(seed: int = 0) -> ScaledSSM:
-    return ScaledSSM(width=3, states=8, block=4, rng=np.random.default_rng(seed)).double()
+def _ssm(seed: int = 0, width: int = 3, states: int = 8, block: int = 4) -> ScaledSSM:
+    return ScaledSSM(width, states, block, rng=np.random.default_rng(seed)).double()
 
 
-def test_hippo_n_init_has_real_part_one_half() -> None:
-    lam = nplr("legs", 16)[0]
-    assert np.allclose(np.linalg.eigvals(np.diag(lam)).real, -0.5, atol=1e-12)
-    ssm = _ssm()
-    assert torch.allclose(-ssm.log_neg_re.exp(), torch.full((8,), -0.5, dtype=torch.float64))
+def _model(seed: int = 0, layers: int = 2) -> FlowState:
+    return FlowState(width=8, states=8, block=4, layers=layers, degree=6, quantiles=3, patch=24.0, seed=seed).double()
 
 
-def test_zoh_matches_scipy_and_fft_scan_matches_recurrence() -> None:
+def test_hippo_n_spectrum_has_real_part_one_half() -> None:
+    a = hippo_n(16)
+    assert np.allclose(a + a.T, -np.eye(16))                       # -I/2 + skew-symmetric
+    assert np.allclose(np.linalg.eigvals(a).real, -0.5, atol=1e-10)
+    assert a[1, 0] == pytest.approx(np.sqrt(3 * 5) / 2)            # n_k = sqrt(2k + 3), lower part +n n^T/2
+    assert torch.allclose(_ssm().eigenvalues().real, torch.full((8,), -0.5, dtype=torch.float64))
+
+
+def _recurrence(ssm: ScaledSSM, u: np.ndarray, s: float) -> np.ndarray:
+    """x_k = Lambda_bar x_{k-1} + B_bar u_k with scipy's ZOH matrices, y_k = Re(C x_k) + D u_k."""
+    lam = ssm.eigenvalues().detach().numpy()
+    b, c = (torch.view_as_complex(p).detach().numpy() for p in (ssm.b, ssm.c))
+    dt = ssm.log_delta.exp().detach().numpy() * s
+    a_bar, b_bar = np.empty(len(lam), complex), np.empty_like(b)
+    for p in range(len(lam)):           # each state has its own step, so discretise state by state
+        ad, bd, *_ = scipy.signal.cont2discrete((lam[p:p + 1, None], b[p:p + 1], np.eye(1), np.zeros((1, b.shape[1]))),
+                                                dt[p], method="zoh")
+        a_bar[p], b_bar[p] = ad[0, 0], bd[0]
+    x, out = np.zeros(len(lam), complex), []
+    for u_k in u:
+        x = a_bar * x + b_bar @ u_k
+        out.append((c @ x).real + ssm.d.detach().numpy() * u_k)
+    return np.array(out)
+
+
+def test_fft_scan_matches_zoh_recurrence_per_sample_and_shared_scale() -> None:
     ssm = _ssm()
     u = torch.randn(2, 40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    s = torch.tensor([1.0, 0.25], dtype=torch.float64)
-    y = ssm(u, s)
-    lam = torch.complex(-ssm.log_neg_re.exp(), ssm.im).detach().numpy()
-    b, c = (torch.view_as_complex(t).detach().numpy() for t in (ssm.b, ssm.c))
-    dt = ssm.log_dt.exp().detach().numpy()
-    for batch in range(2):
-        step = dt * s[batch].item()
-        lam_bar, b_bar = np.exp(lam * step), (np.exp(lam * step) - 1) / lam
-        # scipy's ZOH of one real mode x' = -a x + u
-        ad, bd, *_ = scipy.signal.cont2discrete((np.array([[-0.5]]), np.array([[1.0]]), np.eye(1), np.zeros((1, 1))),
-                                                step[0], method="zoh")
-        assert ad[0, 0] == pytest.approx(np.exp(-0.5 * step[0])) and bd[0, 0] == pytest.approx((1 - ad[0, 0]) / 0.5)
-        x = np.zeros(8, complex)
-        for k in range(40):
-            x = lam_bar * x + b_bar * (b @ u[batch, k].numpy())
-            expected = (c @ x).real + ssm.d.detach().numpy() * u[batch, k].numpy()
-            assert np.allclose(y[batch, k].detach().numpy(), expected, atol=1e-8)
+    per_sample = ssm(u, torch.tensor([1.0, 0.25], dtype=torch.float64))
+    shared = ssm(u, torch.tensor([0.25], dtype=torch.float64))
+    for batch, s in enumerate((1.0, 0.25)):
+        assert np.allclose(per_sample[batch].detach().numpy(), _recurrence(ssm, u[batch].numpy(), s), atol=1e-8)
+    assert np.allclose(shared[1].detach().numpy(), per_sample[1].detach().numpy(), atol=1e-10)
 
 
-def test_scaled_ssm_is_consistent_across_sampling_rates() -> None:
-    """A smooth input seen hourly (s = 1) or every 15 min (s = 1/4) gives about the same final output."""
-    ssm = _ssm(1)
+def test_untrained_ssm_is_rate_consistent() -> None:
+    """The same continuous signal sampled every 1/r and 1/(2r) hours, with s = step in hours, gives nearly
+    the same outputs at shared times; with s left at 1 the finer sampling runs the dynamics 2x too fast."""
+    ssm = _ssm(1, width=3, states=16, block=8)
     with torch.no_grad():
-        ssm.log_dt.fill_(np.log(0.05))
+        ssm.log_delta.copy_(torch.linspace(np.log(0.02), np.log(0.2), 16))
+
     def signal(t: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 50), t / 100], -1))[None]
-    hourly = ssm(signal(np.arange(1, 201.0)), torch.tensor([1.0], dtype=torch.float64))[0, -1]
-    fine = ssm(signal(np.arange(1, 801) / 4), torch.tensor([0.25], dtype=torch.float64))[0, -1]
-    unscaled = ssm(signal(np.arange(1, 801) / 4), torch.tensor([1.0], dtype=torch.float64))[0, -1]
-    assert torch.linalg.norm(hourly - fine) < 0.1 * torch.linalg.norm(hourly - unscaled)
+        return torch.as_tensor(np.stack([np.sin(2 * np.pi * t / 24), np.cos(2 * np.pi * t / 60), t / 100], -1))[None]
+
+    def outputs(step: float, s: float) -> np.ndarray:
+        t = step * np.arange(1, round(200 / step) + 1)
+        return ssm(signal(t), torch.tensor([s], dtype=torch.float64))[0].detach().numpy()
+
+    coarse, fine, unscaled = outputs(0.5, 0.5), outputs(0.25, 0.25), outputs(0.25, 0.5)
+    shared = slice(1, None, 2)                                     # fine steps at the coarse times
+    error = np.abs(fine[shared] - coarse).max()
+    assert error < 0.05 * np.abs(coarse).max()
+    assert error < 0.1 * np.abs(unscaled[shared] - coarse).max()
+    reference = outputs(1 / 32, 1 / 32)                            # towards the continuous-time response
+    coarse_error = np.abs(reference[15::16] - coarse).max()
+    assert np.abs(reference[7::8] - fine).max() < 0.75 * coarse_error   # ZOH error shrinks with the step
 
 
-def test_legendre_basis_matches_scipy() -> None:
+def test_legendre_basis_matches_numpy_scipy_and_is_orthogonal() -> None:
     grid = np.linspace(-1, 1, 11)
-    assert np.allclose(legendre_basis(6, grid), np.stack([eval_legendre(n, grid) for n in range(6)], 1))
+    basis = legendre_basis(6, torch.as_tensor(grid)).numpy()
+    assert np.allclose(basis, legendre.legvander(grid, 5))
+    assert np.allclose(basis, np.stack([eval_legendre(n, grid) for n in range(6)], 1))
+    nodes, weights = legendre.leggauss(20)                         # exact for degree <= 39
+    p = legendre_basis(12, torch.as_tensor(nodes)).numpy()
+    assert np.allclose((p * weights[:, None]).T @ p, np.diag(2 / (2 * np.arange(12) + 1)), atol=1e-12)
 
 
-def test_decoder_emits_any_horizon() -> None:
-    model = FlowState(8, 8, 4, 1, 6, 3, seed=0)
-    context = torch.randn(2, 64)
-    assert model(context, 1.0, 48).shape == (2, 48, 3) and model(context, 0.25, 192).shape == (2, 192, 3)
-    # decoder alone (no encoder layers, so the coefficients do not depend on s): step 4 at s = 1/4 is
-    # the model time of step 1 at s = 1
-    model.layers = torch.nn.ModuleList()
-    assert torch.allclose(model(context, 0.25, 192)[:, 3], model(context, 1.0, 48)[:, 0], atol=1e-5)
+def test_decoder_grid_and_any_horizon() -> None:
+    s = torch.tensor([1.0, 0.25], dtype=torch.float64)
+    grid = decoder_grid(s, 96, patch=24.0)
+    assert grid[0, 23].item() == pytest.approx(0.95) and grid[1, 95].item() == pytest.approx(0.95)
+    assert torch.allclose(grid[1, 3::4], grid[0, :24])            # step 4j at s = 1/4 is step j at s = 1
+    model = _model()
+    context = torch.randn(2, 64, dtype=torch.float64)
+    assert model.forecast(context, 1.0, 24).shape == (2, 24, 3)
+    assert model.forecast(context, 0.25, 96).shape == (2, 96, 3)
+    assert forecast_rollout(model, context, 2.0, 30).shape == (2, 30, 3)
+    with pytest.raises(ValueError, match="patch"):
+        model.forecast(context, 1.0, 25)
+    model.layers = torch.nn.ModuleList()                           # decoder alone: coefficients do not see s
+    assert torch.allclose(model.forecast(context, 0.25, 96)[:, 3::4], model.forecast(context, 1.0, 24))
+
+
+def test_causal_revin_statistics_and_causality() -> None:
+    x = torch.randn(3, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 4 + 2
+    mean, std = causal_stats(x)
+    for t in (0, 7, 49):
+        assert np.allclose(mean[:, t], x[:, :t + 1].mean(1))
+        assert np.allclose(std[:, t], np.sqrt(np.maximum(x[:, :t + 1].numpy().var(1), 1e-5)))
+    model = _model()
+    z = model.normalised_forecasts(x, torch.tensor([1.0], dtype=torch.float64), 5)
+    changed = x.clone()
+    changed[:, 30:] += 10
+    z_changed = model.normalised_forecasts(changed, torch.tensor([1.0], dtype=torch.float64), 5)
+    assert torch.allclose(z[:, :30], z_changed[:, :30], atol=1e-10)   # position t sees only the prefix
+    assert not torch.allclose(z[:, 30:], z_changed[:, 30:])
+
+
+def test_parallel_loss_equals_a_loop_over_context_lengths() -> None:
+    """Every position t >= min_context - 1 forecasts the next patch; the same as forecasting from each prefix."""
+    model, s, min_context = _model(layers=1), 2.0, 8.0
+    levels = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    window = torch.randn(2, 30 + 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).cumsum(1)
+    losses = []
+    for t in range(3, 30):                                          # first position floor(8 / 2) - 1 = 3
+        prefix = window[:, :t + 1]
+        mean, std = causal_stats(prefix)
+        z = (model.forecast(prefix, s, 12) - mean[:, -1, None, None]) / std[:, -1, None, None]
+        diff = ((window[:, t + 1:t + 13] - mean[:, -1:]) / std[:, -1:])[..., None] - z
+        losses.append(torch.maximum(levels * diff, (levels - 1) * diff).mean())
+    expected = torch.stack(losses).mean()
+    assert parallel_pinball(model, window, s, min_context, levels).item() == pytest.approx(expected.item(), rel=1e-9)
 
 
 def test_ou_exact_transition_law() -> None:
@@ -84,7 +154,7 @@ def test_rollout_and_resampling_helpers() -> None:
     context = np.arange(10.0)[None]
     assert rollout(lambda c: c[:, -2:] + 2, context, 5).tolist() == [[10, 11, 12, 13, 14]]
     line = np.arange(-255, 1, dtype=float)[None] * 0.5                   # a ramp sampled every 2 h
-    out = resampled(lambda x: x[:, -1:] + 0.25 * np.arange(1, 49)[None], line, 2.0, 24)
+    out = resampled(lambda x: x[:, -1:] + 0.25 * np.arange(1, 49)[None], line, 2.0, 256, 24)
     assert np.allclose(out[0], 0.5 * np.arange(1, 25))                   # the same ramp continued
 
 
@@ -92,3 +162,72 @@ def test_co2_rates() -> None:
     weekly, monthly = data.co2("weekly"), data.co2("monthly")
     assert len(weekly) == 2284 and np.isfinite(weekly).all()
     assert 500 < len(monthly) < 540 and np.isfinite(monthly).all()
+
+
+def test_gift_eval_protocol() -> None:
+    assert [gift_eval.seasonality(f) for f in ("15T", "H", "2H", "D", "W-SUN", "M", "Q-DEC", "10S", "A-DEC")] == \
+        [96, 24, 12, 1, 1, 12, 4, 360, 1]
+    assert gift_eval.scale_factor("H", False) == 1 and gift_eval.scale_factor("15T", False) == 0.25
+    assert gift_eval.scale_factor("D", True) == pytest.approx(24 / 7)
+    assert gift_eval.scale_factor("D", False) == pytest.approx(24 / 365)
+    assert gift_eval.scale_factor("W-SUN", False) == pytest.approx(24 / (365 / 7))
+    assert gift_eval.scale_factor("M", False) == 2 and gift_eval.scale_factor("Q-DEC", False) == 6
+    assert gift_eval.prediction_length("ett1/H", "H", "long") == 720
+    assert gift_eval.prediction_length("m4_yearly", "A-DEC", "short") == 6
+    assert gift_eval.num_windows("ett1/H", 17420, 48) == 20 and gift_eval.num_windows("x", 500, 48) == 2
+    windows = list(gift_eval.test_instances(np.arange(20.0), 4, 2))
+    assert [(len(h), f.tolist()) for h, f in windows] == [(12, [12, 13, 14, 15]), (16, [16, 17, 18, 19])]
+    assert gift_eval.fill_missing(np.array([np.nan, 1, np.nan, 3])).tolist() == [1, 1, 1, 3]
+    with pytest.raises(ValueError, match="frequency"):
+        gift_eval.parse_freq("fortnightly")
+
+
+def test_gift_eval_metrics_against_closed_forms() -> None:
+    rng = np.random.default_rng(0)
+    histories = [rng.normal(5, 1, 60) for _ in range(40)]
+    futures = [rng.normal(5, 1, 10) for _ in range(40)]
+    levels = np.round(np.arange(1, 10) / 10, 1)
+    # a point forecast at every level: mean over 0.1..0.9 of 2 x pinball = |error| -> CRPS proxy = MAE / mean |y|
+    point = np.full((40, 10), 5.0)
+    metrics = gift_eval.score(histories, futures, np.repeat(point[..., None], 9, 2), 7, levels)
+    errors = np.abs(np.stack(futures) - 5)
+    assert metrics["crps"] == pytest.approx(errors.sum() / np.abs(np.stack(futures)).sum())
+    scales = [np.mean(np.abs(h[7:] - h[:-7])) for h in histories]
+    assert metrics["mase"] == pytest.approx(np.mean([e.mean() / s for e, s in zip(errors, scales)]))
+    # dense quantiles of N(5, 1): the weighted quantile loss approaches the closed-form Gaussian CRPS
+    dense = np.linspace(0.005, 0.995, 199)
+    q = np.broadcast_to(scipy.stats.norm.ppf(dense, loc=5), (40, 10, 199))
+    z = np.stack(futures) - 5
+    crps = z * (2 * scipy.stats.norm.cdf(z) - 1) + 2 * scipy.stats.norm.pdf(z) - 1 / math.sqrt(math.pi)
+    got = gift_eval.score(histories, futures, q, 7, dense)["crps"]
+    assert got == pytest.approx(crps.sum() / np.abs(np.stack(futures)).sum(), rel=0.02)
+
+
+def test_gift_eval_offline_message(tmp_path) -> None:
+    with pytest.raises(DataUnavailableError, match="huggingface-cli download Salesforce/GiftEval"):
+        gift_eval.load_configuration(tmp_path / "GiftEval", "ett1/H")
+
+
+def _write_arrow(folder, pa, targets: list, target_type) -> None:
+    """A `datasets.save_to_disk` data file: an Arrow IPC stream with item_id, start, freq, target."""
+    folder.mkdir(parents=True)
+    table = pa.table({"item_id": [f"item{i}" for i in range(len(targets))],
+                      "start": pa.array([np.datetime64("2016-07-01T00:00")] * len(targets), pa.timestamp("s")),
+                      "freq": ["H"] * len(targets),
+                      "target": pa.array(targets, target_type)})
+    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, \
+            pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def test_gift_eval_arrow_parser(tmp_path) -> None:
+    """Tiny files in the real format: univariate (list<float>) and multivariate (list<list<float>>) targets."""
+    pa = pytest.importorskip("pyarrow")
+    _write_arrow(tmp_path / "ett1" / "H", pa, [[1.0, 2.0, None], [3.0, 4.0, 5.0]], pa.list_(pa.float32()))
+    _write_arrow(tmp_path / "jena_weather" / "H", pa, [[[1.0, 2.0], [6.0, 7.0]]], pa.list_(pa.list_(pa.float32())))
+    uni = gift_eval.load_configuration(tmp_path, "ett1/H")
+    assert [r["item_id"] for r in uni] == ["item0", "item1"] and uni[0]["freq"] == "H"
+    assert np.isnan(uni[0]["target"][2]) and uni[1]["target"].tolist() == [3.0, 4.0, 5.0]
+    multi = gift_eval.load_configuration(tmp_path, "jena_weather/H")
+    assert [r["item_id"] for r in multi] == ["item0_dim0", "item0_dim1"]
+    assert multi[1]["target"].tolist() == [6.0, 7.0]

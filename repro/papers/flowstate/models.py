@@ -1,55 +1,89 @@
-"""FlowState at small size: a scale-aware diagonal SSM (S5-style) encoder and a Legendre basis decoder.
+"""FlowState at small size: causal RevIN, a scale-aware S5 encoder and a functional-basis (Legendre) decoder.
 
-Time is measured in model units ("hours" of the training rate). A series with seasonal period m steps
-gets the scale factor s = 24 / m: one of its steps lasts s model units. s enters (i) every SSM layer's
-step Delta s, (ii) the decoder's time grid, (iii) the number of output steps (horizon = 48 / s steps).
+Time is measured in model units ("hours" of the training rate). A series with seasonal period m steps gets
+the scale factor s = 24 / m: one of its steps lasts s model units. s enters three places (paper Sec. 3,
+`FlowStateS5Block.get_discretized` and `FlowStateFunctionalBasisDecoder.get_t` in the official code):
+(i) every S5 layer's step Delta s, (ii) the decoder's time grid, (iii) the number of output steps of one
+decoder patch, floor(patch / s).
 """
 
 import numpy as np
 import torch
-from numpy.polynomial import legendre
 from torch import nn
 
-from repro.papers.hippo.hippo import nplr
+DECODER_RANGE = (-1.0, 0.95)   # the Legendre decoder's grid of one patch ("legs" in the official code)
 
-DECODER_SPAN = 48.0           # model units covered by the decoder (2 days at the training rate)
+
+def hippo_n(block: int) -> np.ndarray:
+    """HiPPO-N (the normal part of HiPPO-LegS), (block, block):
+
+    A = -I/2 + triu(-n n^T / 2) - tril(-n n^T / 2), n_k = sqrt(2 k + 3), k = 0..block-1.
+
+    The diagonals of triu and tril cancel, so A = -I/2 + a skew-symmetric matrix: every eigenvalue has
+    real part exactly -1/2. The index starts at sqrt(3) (n_k = sqrt(2 (k+1) + 1)) as in the official code.
+    """
+    n = np.sqrt(2 * np.arange(1, block + 1) + 1.0)
+    outer = -np.outer(n, n) / 2
+    return -0.5 * np.eye(block) + np.triu(outer) - np.tril(outer)
 
 
 class ScaledSSM(nn.Module):
-    """x_k = exp(Lambda Delta s) x_{k-1} + (exp(Lambda Delta s) - 1) / Lambda B u_k, y_k = Re(C x_k) + D u_k.
+    """Diagonal S5 layer with a scalable step: for a sequence u (B, L, H) and scale factors s (B,),
 
-    Lambda starts at HiPPO-N blocks (the normal part of LegS: -1/2 + i omega, from hippo.nplr), log Delta ~
-    U[log 1e-3, log 1e-1] per state; the scan is an FFT convolution per state. u is (B, L, H).
+        x_k = Lambda_bar x_{k-1} + B_bar u_k,   y_k = Re(C x_k) + D u_k,
+        Lambda_bar = exp(Lambda Delta s),       B_bar = (Lambda_bar - 1) / Lambda B   (zero-order hold),
+
+    with P complex states. Lambda starts at the eigenvalues of block-diagonal HiPPO-N (V its eigenvectors;
+    B = V^-1 B0 and C = C0 V for complex Gaussian B0, C0), log Delta ~ U[log 1e-3, log 1e-1] per state.
+    The scan is a causal FFT convolution with the kernel Lambda_bar^k, k = 0..L-1.
     """
 
     def __init__(self, width: int, states: int, block: int, rng: np.random.Generator) -> None:
         super().__init__()
-        lam = np.concatenate([nplr("legs", block)[0] for _ in range(states // block)])
-        self.log_neg_re = nn.Parameter(torch.as_tensor(np.log(-lam.real), dtype=torch.float32))
-        self.im = nn.Parameter(torch.as_tensor(lam.imag, dtype=torch.float32))
-        scale = 1 / np.sqrt(width)
-        self.b = nn.Parameter(torch.as_tensor(rng.normal(0, scale, (states, width, 2)), dtype=torch.float32))
-        self.c = nn.Parameter(torch.as_tensor(rng.normal(0, scale, (width, states, 2)), dtype=torch.float32))
-        self.d = nn.Parameter(torch.ones(width))
-        self.log_dt = nn.Parameter(torch.as_tensor(rng.uniform(np.log(1e-3), np.log(1e-1), states),
-                                                   dtype=torch.float32))
+        if states % block:
+            raise ValueError(f"model.states={states} must be a multiple of model.block={block}")
+        a = np.kron(np.eye(states // block), hippo_n(block))
+        lam, v = np.linalg.eig(a)
+        v_inv = np.linalg.inv(v)
+
+        def gaussian(rows: int, cols: int, scale: float) -> np.ndarray:
+            return scale * (rng.standard_normal((rows, cols)) + 1j * rng.standard_normal((rows, cols)))
+
+        b = v_inv @ gaussian(states, width, 0.5 / np.sqrt(width))
+        c = gaussian(width, states, 0.5 / np.sqrt(states)) @ v
+
+        def param(x: np.ndarray) -> nn.Parameter:
+            return nn.Parameter(torch.as_tensor(x, dtype=torch.float32))
+
+        self.log_neg_re = param(np.log(-lam.real))
+        self.im = param(lam.imag)
+        self.b = param(np.stack([b.real, b.imag], -1))          # (P, H, 2)
+        self.c = param(np.stack([c.real, c.imag], -1))          # (H, P, 2)
+        self.d = param(rng.standard_normal(width))
+        self.log_delta = param(rng.uniform(np.log(1e-3), np.log(1e-1), states))
+
+    def eigenvalues(self) -> torch.Tensor:
+        return torch.complex(-self.log_neg_re.exp(), self.im)
 
     def forward(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """u (B, L, H) real, s (B,) or (1,) (one factor shared by the batch) -> y (B, L, H)."""
         length = u.shape[1]
-        lam = torch.complex(-self.log_neg_re.exp(), self.im)                         # (P,)
-        step = self.log_dt.exp()[None, :] * s[:, None]                              # (B, P): Delta s
-        lam_bar = torch.exp(lam * step)                                             # (B, P)
-        v = torch.einsum("pw,blw->bpl", torch.view_as_complex(self.b), torch.complex(u, torch.zeros_like(u)))
-        v = v * ((lam_bar - 1) / lam)[..., None]                                    # Bbar u
-        powers = lam_bar[..., None] ** torch.arange(length, device=u.device)         # (B, P, L)
+        lam = self.eigenvalues()                                                  # (P,)
+        log_lam_bar = lam * (self.log_delta.exp() * s[:, None])                   # (S, P): Lambda Delta s
+        b_bar = ((log_lam_bar.exp() - 1) / lam)[..., None] * torch.view_as_complex(self.b)   # (S, P, H)
+        b_bar = b_bar.transpose(1, 2)                                             # (S, H, P)
+        bu = torch.complex(u @ b_bar.real, u @ b_bar.imag)                        # (B, L, P), u real
+        steps = torch.arange(length, device=u.device, dtype=u.dtype)
+        kernel = torch.exp(log_lam_bar[:, None, :] * steps[None, :, None])       # (S, L, P): Lambda_bar^k
         n = 2 * length
-        x = torch.fft.ifft(torch.fft.fft(v, n=n) * torch.fft.fft(powers, n=n), n=n)[..., :length]
-        y = torch.einsum("wp,bpl->blw", torch.view_as_complex(self.c), x).real
-        return y + self.d * u
+        x = torch.fft.ifft(torch.fft.fft(bu, n=n, dim=1) * torch.fft.fft(kernel, n=n, dim=1), n=n, dim=1)
+        x = x[:, :length]                                                         # (B, L, P)
+        c_real, c_imag = self.c.unbind(-1)                                        # (H, P) each
+        return x.real @ c_real.T - x.imag @ c_imag.T + self.d * u
 
 
 class EncoderLayer(nn.Module):
-    """SSM -> SELU -> self-gate x sigmoid(W x) -> LayerNorm -> residual."""
+    """x + LayerNorm(g * sigmoid(W g)), g = SELU(S5(x)): the official layer (SSM, self-gate, norm, residual)."""
 
     def __init__(self, width: int, states: int, block: int, rng: np.random.Generator) -> None:
         super().__init__()
@@ -58,48 +92,90 @@ class EncoderLayer(nn.Module):
         self.norm = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        h = nn.functional.selu(self.ssm(x, s))
-        return x + self.norm(h * torch.sigmoid(self.gate(h)))
+        g = nn.functional.selu(self.ssm(x, s))
+        return x + self.norm(g * torch.sigmoid(self.gate(g)))
 
 
-def legendre_basis(degree: int, grid: np.ndarray) -> np.ndarray:
-    """P_0..P_{degree-1} at grid in [-1, 1], (len(grid), degree) (numpy's Legendre Vandermonde)."""
-    return legendre.legvander(grid, degree - 1)
+def causal_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal RevIN statistics of x (B, L): prefix mean and std at every position, each (B, L).
+
+    mean_t = sum_{k<=t} x_k / (t+1); std_t = sqrt(max(sum_{k<=t} (x_k - mean_t)^2 / (t+1), eps)); position t
+    uses only the prefix, so every position can forecast in parallel during training.
+    """
+    count = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
+    mean = x.cumsum(1) / count
+    var = (x.pow(2).cumsum(1) / count - mean.pow(2)).clamp(min=eps)
+    return mean.detach(), var.sqrt().detach()
+
+
+def legendre_basis(degree: int, t: torch.Tensor) -> torch.Tensor:
+    """P_0..P_{degree-1} at t (any shape), (..., degree), by the three-term recurrence
+    (n+1) P_{n+1}(t) = (2n+1) t P_n(t) - n P_{n-1}(t)."""
+    values = [torch.ones_like(t), t]
+    for n in range(1, degree - 1):
+        values.append(((2 * n + 1) * t * values[n] - n * values[n - 1]) / (n + 1))
+    return torch.stack(values[:degree], -1)
+
+
+def patch_steps(patch: float, s: float) -> int:
+    """Output steps of one decoder patch at scale s: floor(patch / s) (1e-6 guards 48 / (24/52) = 103.99..)."""
+    return int(patch / s + 1e-6)
+
+
+def decoder_grid(s: torch.Tensor, steps: int, patch: float) -> torch.Tensor:
+    """Decoder times of output steps j = 1..steps for scales s (B,): t_j = lo + j s (hi - lo) / patch, (B, steps).
+
+    One step of a series lasts s model units, so step j sits at model time j s within the patch."""
+    lo, hi = DECODER_RANGE
+    j = torch.arange(1, steps + 1, dtype=s.dtype, device=s.device)
+    return (lo + s[:, None] * j * (hi - lo) / patch).clamp(min=lo)
 
 
 class FlowState(nn.Module):
-    """Context (B, L) and scale s (B,) -> quantile forecasts (B, horizon, Q) for horizon = 48 / s steps.
+    """Values (B, L) and scale factors s -> quantile forecasts (B, L, steps, Q) from every position.
 
-    Instance normalisation by the context's mean and std; embedding Linear(1 -> W); encoder layers; the
-    last position's state gives Legendre coefficients (degree x Q); the forecast at step j is the basis
-    evaluated at model time j s (mapped from [0, 48] to [-1, 1]), so any horizon and rate come out of
-    one set of coefficients.
+    Causal RevIN normalises position t by its prefix statistics; Linear(1 -> W) embeds; encoder layers run
+    with step Delta s; the decoder maps each position's output to `degree` Legendre coefficients per
+    quantile, evaluated on the grid of the next floor(patch / s) steps and divided by 4 (official scaling).
+    Forecasts stay in normalised units; `forecast` denormalises the last position's.
     """
 
     def __init__(self, width: int, states: int, block: int, layers: int, degree: int, quantiles: int,
-                 seed: int) -> None:
+                 patch: float, seed: int) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        self.degree, self.quantiles = degree, quantiles
+        self.degree, self.quantiles, self.patch = degree, quantiles, patch
         self.embed = nn.Linear(1, width)
         self.layers = nn.ModuleList(EncoderLayer(width, states, block, rng) for _ in range(layers))
         self.head = nn.Linear(width, degree * quantiles)
 
-    def forward(self, context: torch.Tensor, s: float, horizon: int) -> torch.Tensor:
-        mean, std = context.mean(1, keepdim=True), context.std(1, keepdim=True).clamp(min=1e-5)
-        x = self.embed(((context - mean) / std)[..., None])
-        scale = torch.full((len(context),), float(s))
+    def normalised_forecasts(self, values: torch.Tensor, s: torch.Tensor, steps: int,
+                             first: int = 0) -> torch.Tensor:
+        """Forecasts (B, L - first, steps, Q) of the next `steps` steps from positions first..L-1, in the
+        units of each position's causal RevIN statistics."""
+        s = s.to(values.dtype)
+        mean, std = causal_stats(values)
+        h = self.embed(((values - mean) / std)[..., None])
         for layer in self.layers:
-            x = layer(x, scale)
-        coefficients = self.head(x[:, -1]).view(-1, self.degree, self.quantiles)
-        grid = -1 + 2 * s * np.arange(1, horizon + 1) / DECODER_SPAN
-        basis = torch.as_tensor(legendre_basis(self.degree, grid), dtype=torch.float32)
-        return (basis @ coefficients) * std[..., None] + mean[..., None]
+            h = layer(h, s)
+        coefficients = self.head(h[:, first:]).unflatten(-1, (self.quantiles, self.degree))  # (B, L', Q, N)
+        basis = legendre_basis(self.degree, decoder_grid(s, steps, self.patch)) / 4            # (B, steps, N)
+        return torch.einsum("blqn,bjn->bljq", coefficients, basis)
+
+    def forecast(self, context: torch.Tensor, s: float, horizon: int) -> torch.Tensor:
+        """Quantile forecasts (B, horizon, Q) after the context (B, L); horizon <= floor(patch / s)."""
+        if horizon > patch_steps(self.patch, s):
+            raise ValueError(f"horizon {horizon} exceeds one decoder patch ({patch_steps(self.patch, s)} steps at "
+                             f"s={s:g}); raise model.patch")
+        scale = torch.tensor([float(s)], dtype=context.dtype)
+        z = self.normalised_forecasts(context, scale, horizon, first=context.shape[1] - 1)[:, 0]
+        mean, std = causal_stats(context)
+        return z * std[:, -1, None, None] + mean[:, -1, None, None]
 
 
 class MLP(nn.Module):
-    """Fixed-rate baseline: normalised context (256) -> 48 steps, two hidden layers."""
+    """Fixed-rate baseline: context (B, 256) normalised by its mean and std -> the next 48 steps."""
 
     def __init__(self, context: int, horizon: int, hidden: int) -> None:
         super().__init__()

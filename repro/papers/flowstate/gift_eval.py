@@ -1,0 +1,255 @@
+"""GIFT-Eval zero-shot evaluation (Aksu et al. 2024, arXiv 2410.10393) for scale=paper.
+
+Data: the Hugging Face dataset `Salesforce/GiftEval` holds one folder per configuration (`m4_yearly`,
+`ett1/H`, `LOOP_SEATTLE/5T`, ...), each a `datasets.save_to_disk` folder whose `data-*.arrow` files are
+Arrow IPC streams with columns item_id (str), start (timestamp), freq (str, pandas alias such as "15T"),
+target (list<float>, or list<list<float>> for multivariate series; NaN = missing). The non-leaking
+pretraining corpus `Salesforce/GiftEvalPretrain` has the same format.
+
+Protocol (the benchmark's `gift_eval/data.py`): prediction length = term multiplier (short 1, medium 10,
+long 15) x a base length per frequency (M4 has its own); windows = min(max(1, ceil(0.1 min_length /
+pred_len)), 20) (M4: 1); the last windows x pred_len steps are test, cut into non-overlapping windows;
+multivariate targets are evaluated per dimension. Metrics: MASE = mean over windows of MAE / in-sample
+seasonal-naive MAE (gluonts seasonality); CRPS ~ mean weighted quantile loss over levels 0.1..0.9, each
+level 2 sum pinball / sum |y| over the whole configuration. Both are divided by seasonal naive's value on
+the same configuration and aggregated by geometric mean over configurations.
+"""
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from repro.core.context import RunContext
+from repro.core.data import require
+from repro.core.errors import DataUnavailableError
+from repro.papers.flowstate.models import FlowState, patch_steps
+from repro.papers.flowstate.training import Batches, build_flowstate, fit_flowstate, forecast_rollout
+
+TEST_SPLIT, MAX_WINDOWS = 0.1, 20
+TERM_MULTIPLIER = {"short": 1, "medium": 10, "long": 15}
+BASE_LENGTH = {"M": 12, "W": 8, "D": 30, "H": 48, "T": 48, "S": 60}
+M4_BASE_LENGTH = {"A": 6, "Q": 8, "M": 18, "W": 13, "D": 14, "H": 48}
+SEASONALITY = {"S": 3600, "T": 1440, "H": 24, "D": 1, "W": 1, "M": 12, "B": 5, "Q": 4}   # gluonts defaults
+UNIT_ALIASES = {"min": "T", "h": "H", "s": "S", "ME": "M", "MS": "M", "QE": "Q", "QS": "Q", "Y": "A",
+                "YE": "A", "AS": "A"}
+
+Forecaster = Callable[[list[np.ndarray], float, int], np.ndarray]
+
+
+def parse_freq(freq: str) -> tuple[int, str]:
+    """A pandas frequency alias -> (multiple, unit in S T H D B W M Q A): "15T" -> (15, "T"), "W-SUN" -> (1, "W")."""
+    match = re.fullmatch(r"(\d*)([A-Za-z]+)(-[A-Za-z]+)?", freq)
+    if not match:
+        raise ValueError(f"cannot parse frequency {freq!r}")
+    unit = UNIT_ALIASES.get(match[2], match[2])
+    if unit not in SEASONALITY and unit != "A":
+        raise ValueError(f"unknown frequency unit in {freq!r}")
+    return int(match[1] or 1), unit
+
+
+def seasonality(freq: str) -> int:
+    """gluonts' get_seasonality: the unit's default period divided by the multiple when it divides, else 1."""
+    n, unit = parse_freq(freq)
+    base = SEASONALITY.get(unit, 1)
+    return base // n if base % n == 0 else 1
+
+
+def scale_factor(freq: str, weekly_rhythm: bool) -> float:
+    """s = 24 / (period in steps), the official `get_fixed_factor` rule: sub-daily data relative to the day,
+    daily relative to the week (human-rhythm domains) or the year, weekly 24 / (365/7), monthly 2, quarterly
+    and yearly 6."""
+    n, unit = parse_freq(freq)
+    steps_per_day = {"S": 86400, "T": 1440, "H": 24}
+    if unit in steps_per_day:
+        return 24.0 / (steps_per_day[unit] / n)
+    if unit in ("D", "B"):
+        return n * 24.0 / (7 if weekly_rhythm else 365)
+    return {"W": 24 / (365 / 7), "M": 24 / 12, "Q": 24 / 4, "A": 24 / 4}[unit]
+
+
+def prediction_length(name: str, freq: str, term: str) -> int:
+    unit = parse_freq(freq)[1]
+    table = M4_BASE_LENGTH if name.startswith("m4") else BASE_LENGTH
+    return TERM_MULTIPLIER[term] * table[unit]
+
+
+def num_windows(name: str, min_length: int, pred_len: int) -> int:
+    if name.startswith("m4"):
+        return 1
+    return min(max(1, math.ceil(TEST_SPLIT * min_length / pred_len)), MAX_WINDOWS)
+
+
+def read_arrow(path: Path) -> list[dict]:
+    """Rows of one `datasets` Arrow IPC stream file as dicts (needs pyarrow, the format's reader)."""
+    try:
+        import pyarrow.ipc
+    except ImportError as error:
+        raise DataUnavailableError("reading GIFT-Eval's Arrow files needs pyarrow: `pip install pyarrow`") from error
+    with pyarrow.memory_map(str(path)) as source:
+        return pyarrow.ipc.open_stream(source).read_all().to_pylist()
+
+
+def load_configuration(root: Path, name: str) -> list[dict]:
+    """Every record of one configuration folder (e.g. `ett1/H`), multivariate targets split per dimension."""
+    folder = require(root / name, f"GIFT-Eval configuration {name}", download_hint(root))
+    records = []
+    for path in sorted(folder.glob("*.arrow")):
+        for record in read_arrow(path):
+            target = np.asarray(record["target"], dtype=float)
+            for dim, row in enumerate(np.atleast_2d(target)):
+                item = record["item_id"] if target.ndim == 1 else f"{record['item_id']}_dim{dim}"
+                records.append({"item_id": item, "freq": record["freq"], "target": row})
+    if not records:
+        raise DataUnavailableError(f"no *.arrow records under {folder}: {download_hint(root)}")
+    return records
+
+
+def download_hint(root: Path) -> str:
+    repo = "Salesforce/GiftEvalPretrain" if "Pretrain" in root.name else "Salesforce/GiftEval"
+    return (f"run `huggingface-cli download {repo} --repo-type dataset --local-dir {root}` on a machine "
+            "with network (and `pip install pyarrow` to read it)")
+
+
+def test_instances(target: np.ndarray, pred_len: int, windows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(history, future) of each of the last `windows` non-overlapping windows of pred_len steps."""
+    for w in range(windows):
+        end = len(target) - (windows - w) * pred_len
+        yield target[:end], target[end:end + pred_len]
+
+
+def fill_missing(history: np.ndarray) -> np.ndarray:
+    """NaNs carried forward (leading NaNs take the first value; an all-NaN history becomes zeros); our
+    small model has no missing-value channel."""
+    values = np.asarray(history, dtype=float).copy()
+    valid = np.flatnonzero(np.isfinite(values))
+    if len(valid) == 0:
+        return np.zeros_like(values)
+    index = np.maximum.accumulate(np.where(np.isfinite(values), np.arange(len(values)), valid[0]))
+    return values[index]
+
+
+def seasonal_naive(histories: list[np.ndarray], period: int, horizon: int, levels: int) -> np.ndarray:
+    """The last season repeated (point forecast, all levels equal), (n, horizon, levels)."""
+    out = []
+    for history in histories:
+        m = period if len(history) >= period else 1
+        out.append(np.resize(history[-m:], horizon))
+    return np.repeat(np.stack(out)[..., None], levels, axis=2)
+
+
+def score(histories: list[np.ndarray], futures: list[np.ndarray], quantiles: np.ndarray, period: int,
+          levels: np.ndarray) -> dict[str, float]:
+    """GIFT-Eval's MASE (median, per window then mean) and CRPS (mean weighted quantile loss), NaN targets
+    masked. quantiles (n, horizon, Q)."""
+    median = int(np.argmin(np.abs(levels - 0.5)))
+    mases, pinball, total = [], np.zeros(len(levels)), 0.0
+    for history, future, q in zip(histories, futures, quantiles):
+        observed = np.isfinite(future)
+        if not observed.any():
+            continue
+        m = period if len(history) > period else 1
+        scale = np.nanmean(np.abs(history[m:] - history[:-m]))
+        diff = future[observed, None] - q[observed]
+        pinball += (2 * np.maximum(levels * diff, (levels - 1) * diff)).sum(0)
+        total += np.abs(future[observed]).sum()
+        if np.isfinite(scale) and scale > 0:
+            mases.append(np.abs(diff[:, median]).mean() / scale)
+    return {"mase": float(np.mean(mases)), "crps": float(np.mean(pinball / total))}
+
+
+def evaluate_configuration(forecaster: Forecaster, records: list[dict], name: str, term: str, s: float,
+                           levels: np.ndarray) -> list[dict]:
+    """Rows for FlowState and seasonal naive on one configuration x term, and FlowState relative to naive."""
+    freq = records[0]["freq"]
+    pred_len = prediction_length(name, freq, term)
+    windows = num_windows(name, min(len(r["target"]) for r in records), pred_len)
+    histories, futures = [], []
+    for record in records:
+        for history, future in test_instances(record["target"], pred_len, windows):
+            histories.append(history)
+            futures.append(future)
+    period = seasonality(freq)
+    filled = [fill_missing(h) for h in histories]
+    results = {"flowstate": score(histories, futures, forecaster(filled, s, pred_len), period, levels),
+               "seasonal_naive": score(histories, futures, seasonal_naive(filled, period, pred_len, len(levels)),
+                                       period, levels)}
+    rows = [{"dataset": f"{name}/{term}", "method": method, **metrics} for method, metrics in results.items()]
+    rows.append({"dataset": f"{name}/{term}", "method": "flowstate_rel",
+                 "mase": results["flowstate"]["mase"] / results["seasonal_naive"]["mase"],
+                 "crps": results["flowstate"]["crps"] / results["seasonal_naive"]["crps"]})
+    return rows
+
+
+def flowstate_forecaster(model: FlowState, context: int, batch: int) -> Forecaster:
+    """FlowState reading the last floor(context / s) steps (the official max_context rule), batched by equal
+    context length, horizons beyond one patch by autoregressive median rollout."""
+    def forecast(histories: list[np.ndarray], s: float, horizon: int) -> np.ndarray:
+        device = next(model.parameters()).device
+        crops = [h[-int(context / s):] for h in histories]
+        out = np.empty((len(crops), horizon, model.quantiles))
+        by_length: dict[int, list[int]] = {}
+        for i, crop in enumerate(crops):
+            by_length.setdefault(len(crop), []).append(i)
+        with torch.no_grad():
+            for indices in by_length.values():
+                for start in range(0, len(indices), batch):
+                    chunk = indices[start:start + batch]
+                    x = torch.as_tensor(np.stack([crops[i] for i in chunk]), dtype=torch.float32, device=device)
+                    out[chunk] = forecast_rollout(model, x, s, horizon).cpu().numpy()
+        return out
+
+    return forecast
+
+
+def pretraining_batches(root: Path, cfg: DictConfig, patch: float) -> Batches:
+    """Windows of GiftEvalPretrain: each batch from one configuration folder (one s per batch), windows of
+    floor(context / s) + floor(patch / s) steps from series long enough to hold one."""
+    require(root, "GiftEvalPretrain snapshot", download_hint(root))
+    folders = sorted({path.parent for path in root.rglob("*.arrow")})
+    pools = []
+    for folder in folders:
+        records = load_configuration(root, str(folder.relative_to(root)))
+        s = scale_factor(records[0]["freq"], folder.relative_to(root).parts[0] in cfg.weekly_rhythm)
+        length = int(cfg.data.context / s) + patch_steps(patch, s)
+        series = [fill_missing(r["target"]) for r in records if len(r["target"]) >= length]
+        if series:
+            pools.append((series, s, length))
+    if not pools:
+        raise DataUnavailableError(f"no GiftEvalPretrain series under {root} is long enough for context "
+                                   f"{cfg.data.context} model hours: {download_hint(root)}")
+
+    def batches(rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]:
+        series, s, length = pools[rng.integers(len(pools))]
+        picks = [series[i] for i in rng.integers(0, len(series), size)]
+        starts = [rng.integers(0, len(x) - length + 1) for x in picks]
+        return np.stack([x[a:a + length] for x, a in zip(picks, starts)]), s
+
+    return batches
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    """Pretrain FlowState on GiftEvalPretrain, then zero-shot on every GIFT-Eval configuration and term."""
+    root = ctx.data_dir / "flowstate"
+    levels = np.array(list(cfg.quantiles))
+    rows = []
+    for seed in ctx.replicate_seeds():
+        model = build_flowstate(cfg, seed).to(ctx.device)
+        fit_flowstate(model, pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch), cfg, seed, ctx)
+        forecaster = flowstate_forecaster(model, cfg.data.context, cfg.eval_batch)
+        seed_rows = []
+        for term, names in cfg.gift_eval_terms.items():
+            for name in names:
+                records = load_configuration(root / "GiftEval", name)
+                s = scale_factor(records[0]["freq"], name.split("/")[0] in cfg.weekly_rhythm)
+                seed_rows += evaluate_configuration(forecaster, records, name, term, s, levels)
+        relative = [r for r in seed_rows if r["method"] == "flowstate_rel"]
+        seed_rows.append({"dataset": "gift_eval", "method": "flowstate",
+                          "mase_rel": float(np.exp(np.mean([np.log(r["mase"]) for r in relative]))),
+                          "crps_rel": float(np.exp(np.mean([np.log(r["crps"]) for r in relative])))})
+        rows += [{**r, "seed": seed} for r in seed_rows]
+    return rows
