@@ -1,6 +1,7 @@
 """Coulomb-gas cumulants against independent oracles: the Gamma law for f = r^2, scipy.stats.kstat, numerical
-integration against the Gamma(k) density, the card's finite-N values, Ginibre eigenvalues vs Kostlan, and the
-MALA force against autograd."""
+integration against the Gamma(k) density (scipy.integrate.quad, mpmath.quad), the card's finite-N values and closed
+forms, the large-deviation generating function (its derivatives are the cumulant limits), Ginibre eigenvalues vs
+Kostlan, and the MALA force against autograd."""
 
 import math
 
@@ -11,13 +12,14 @@ from scipy import integrate, stats
 
 from repro.papers.coulomb_cumulants.cumulants import (
     exact_cumulants,
-    g_coefficients,
     gamma_law_cumulants,
     harmonic_gas_cumulants,
     jackknife_error,
     kstat,
-    predictions,
+    quadrature_cumulants,
 )
+from repro.papers.coulomb_cumulants.functions import boundary_limits, g_coefficients, g_function
+from repro.papers.coulomb_cumulants.large_deviations import gamma_rate, scaled_cgf_exact, scaled_cgf_limit
 from repro.papers.coulomb_cumulants.samplers import (
     coulomb_energy_and_gradient,
     ginibre_eigenvalues,
@@ -52,7 +54,38 @@ def test_exact_cumulants_match_numerical_integration() -> None:
         m1, m2, m3, m4 = moments
         total += [m1, m2 - m1**2, m3 - 3 * m2 * m1 + 2 * m1**3,
                   m4 - 4 * m3 * m1 - 3 * m2**2 + 12 * m2 * m1**2 - 6 * m1**4]
-    np.testing.assert_allclose(exact_cumulants(g, n), total, rtol=1e-8)
+    np.testing.assert_allclose(exact_cumulants(g, n)[:4], total, rtol=1e-8)
+
+
+def central_moment_cumulants(g, n: int) -> np.ndarray:
+    """kappa_1..5 of sum_k g(Gamma_k / N) by scipy.integrate.quad (central moments) against each Gamma(k) density."""
+    def moment(h, k: int) -> float:
+        density = stats.gamma(k).pdf
+        return integrate.quad(lambda x: h(g(np.array(x / n))) * density(x), 0, np.inf, epsabs=1e-15,
+                              epsrel=1e-13, limit=200)[0]
+
+    total = np.zeros(5)
+    for k in range(1, n + 1):
+        mean = moment(lambda v: v, k)
+        mu2, mu3, mu4, mu5 = (moment(lambda v, j=j, c=mean: (v - c) ** j, k) for j in (2, 3, 4, 5))
+        total += [mean, mu2, mu3, mu4 - 3 * mu2**2, mu5 - 10 * mu3 * mu2]
+    return total
+
+
+def test_quadrature_cumulants_of_cos_match_scipy_quad() -> None:
+    g = g_function("f3")
+    np.testing.assert_allclose(quadrature_cumulants(g, 3), central_moment_cumulants(g, 3), rtol=1e-7)
+
+
+def test_quadrature_cumulants_match_exact_sums_at_large_n() -> None:
+    for name in ("r4", "r2_bump"):
+        exact = exact_cumulants(g_coefficients(name), 400)
+        np.testing.assert_allclose(quadrature_cumulants(g_function(name), 400), exact, rtol=1e-9)
+
+
+def test_kappa_5_of_r2_is_the_gamma_law() -> None:
+    np.testing.assert_allclose(exact_cumulants(g_coefficients("r2"), 30)[4], gamma_law_cumulants(30)[4], rtol=1e-13)
+    assert gamma_law_cumulants(30)[4] == pytest.approx(24 * 30 * 31 / 2 / 30**5, rel=1e-14)
 
 
 def test_card_values_for_r4_at_n_800() -> None:
@@ -62,10 +95,48 @@ def test_card_values_for_r4_at_n_800() -> None:
     assert 800**2 * k[3] == pytest.approx(113.54, abs=1e-2)
 
 
-def test_predictions() -> None:
-    assert predictions(g_coefficients("r2")) == pytest.approx({2: 0.5, 3: 1.0, 4: 3.0})
-    assert predictions(g_coefficients("r4")) == pytest.approx({2: 1.0, 3: 8.0, 4: 112.0})
-    assert predictions(g_coefficients("r2_bump")) == pytest.approx({2: 0.325, 3: 1.0, 4: 3.0})
+def test_boundary_limits_match_the_card_closed_forms() -> None:
+    """kappa_2 -> (1/2) int r f'^2, N kappa_3 -> g'(1)^3, N^2 kappa_4 -> 3 g'(1)^4 + 4 g'(1)^3 g''(1) with
+    g'(1) = f'(1)/2, g''(1) = (f''(1) - f'(1))/4; N^3 kappa_5 of r^2 from the Gamma law: 4! / 2 = 12."""
+    assert boundary_limits("r2") == pytest.approx({2: 0.5, 3: 1.0, 4: 3.0, 5: 12.0})
+    assert boundary_limits("r4", (2, 3, 4)) == pytest.approx({2: 1.0, 3: 8.0, 4: 112.0})
+    assert boundary_limits("r2_bump", (2, 3, 4)) == pytest.approx({2: 0.325, 3: 1.0, 4: 3.0})
+    slope, curvature = -math.pi / 4, math.pi / 8            # f = cos(pi r / 2): f'(1) = -pi/2, f''(1) = 0
+    assert boundary_limits("f3", (2, 3, 4)) == pytest.approx(
+        {2: math.pi**2 / 32 + 1 / 8, 3: slope**3, 4: 3 * slope**4 + 4 * slope**3 * curvature}, rel=1e-12)
+
+
+def test_large_deviation_cgf_of_r2_is_the_gamma_law() -> None:
+    g, g1, g2 = (g_function("r2", j) for j in range(3))
+    for s in (-0.5, -0.1, 0.3, 0.6):
+        chi, m = scaled_cgf_limit(g, g1, g2, s)
+        assert chi == pytest.approx(-0.5 * math.log(1 - s), rel=1e-12)
+        assert m == pytest.approx(0.5 / (1 - s), rel=1e-12)
+        assert s * m - chi == pytest.approx(float(gamma_rate(np.array(m))), abs=1e-14)
+        assert scaled_cgf_exact(g, g1, g2, 60, s) == pytest.approx(-0.5 * (1 + 1 / 60) * math.log(1 - s), rel=1e-10)
+
+
+def test_finite_n_cgf_of_cos_matches_scipy_quad() -> None:
+    g, g1, g2 = (g_function("f3", j) for j in range(3))
+    n, s = 6, 0.4
+    total = sum(math.log(integrate.quad(lambda x, k=k: math.exp(n * s * float(g(np.array(x / n))))
+                                        * stats.gamma(k).pdf(x), 0, np.inf, epsrel=1e-13)[0]) for k in range(1, n + 1))
+    assert scaled_cgf_exact(g, g1, g2, n, s) == pytest.approx(total / n**2, rel=1e-9)
+
+
+def test_derivatives_of_the_cgf_are_the_cumulant_limits() -> None:
+    """chi^(p)(0) = lim N^(p-2) kappa_p: finite differences of m(s) = chi'(s) from the saddle point against the
+    power-series evaluation of the card's general formula (two independent routes), f = cos(pi r / 2)."""
+    g, g1, g2 = (g_function("f3", j) for j in range(3))
+    h = 0.02
+    m = {j: scaled_cgf_limit(g, g1, g2, j * h)[1] for j in range(-3, 4)}
+    second = (m[1] - m[-1]) / (2 * h)                                                       # chi''(0)
+    third = (m[1] - 2 * m[0] + m[-1]) / h**2
+    fourth = (m[2] - 2 * m[1] + 2 * m[-1] - m[-2]) / (2 * h**3)
+    fifth = (m[2] - 4 * m[1] + 6 * m[0] - 4 * m[-1] + m[-2]) / h**4
+    limits = boundary_limits("f3")
+    assert [second, third, fourth, fifth] == pytest.approx([limits[p] for p in (2, 3, 4, 5)], rel=2e-2)
+    assert second == pytest.approx(limits[2], rel=1e-3)
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])
@@ -109,3 +180,5 @@ def test_coulomb_force_matches_autograd() -> None:
 def test_unknown_function_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown test function"):
         g_coefficients("r3")
+    with pytest.raises(ValueError, match="not a polynomial"):
+        g_coefficients("f3")

@@ -1,15 +1,21 @@
-"""N^(p-2) kappa_p vs 1/N (lines: exact Kostlan sums, markers: Monte Carlo), dashed: the boundary predictions."""
+"""N^(p-2) kappa_p vs 1/N (lines: exact Kostlan sums, markers: Monte Carlo, dashed: the boundary limits), and the
+large deviations of L_N / N (rate function Phi(m), convergence of the finite-N scaled CGF)."""
 
+import numpy as np
 import pandas as pd
 
 from repro.core.figures import new_figure
+from repro.papers.coulomb_cumulants.large_deviations import gamma_rate
+
+
+def _experiment(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    return rows[rows["experiment"] == name] if "experiment" in rows else rows.iloc[:0]
 
 
 def scaled_cumulants(rows: pd.DataFrame):
-    fig, axes = new_figure(ncols=3, width=3.4)
-    exact = rows[rows["experiment"] == "exact"] if "experiment" in rows else rows.iloc[:0]
-    mc = rows[rows["experiment"] == "mc"] if "experiment" in rows else rows.iloc[:0]
-    for ax, p in zip(axes, (2, 3, 4)):
+    fig, axes = new_figure(ncols=4, width=3.2)
+    exact, mc = _experiment(rows, "exact"), _experiment(rows, "mc")
+    for ax, p in zip(axes, (2, 3, 4, 5)):
         for name, curve in exact[exact["p"] == p].groupby("f"):
             curve = curve.sort_values("N")
             (line,) = ax.plot(1 / curve["N"], curve["scaled"], "-", label=name)
@@ -21,4 +27,23 @@ def scaled_cumulants(rows: pd.DataFrame):
                             ms=3, color=line.get_color())
         ax.set(title=f"p = {p}", xlabel="1 / N", ylabel=f"N^{p - 2} kappa_{p}")
         ax.legend()
+    return fig
+
+
+def large_deviations(rows: pd.DataFrame):
+    fig, (rate_ax, cgf_ax) = new_figure(ncols=2, width=3.6)
+    limit, exact = _experiment(rows, "ld_limit"), _experiment(rows, "ld_exact")
+    for name, curve in limit.groupby("f"):
+        curve = curve.sort_values("m")
+        rate_ax.plot(curve["m"], curve["rate"], "o", label=f"{name}: saddle point")
+    if len(limit):
+        m = np.linspace(limit["m"].min(), limit["m"].max(), 200)
+        rate_ax.plot(m[m > 0], gamma_rate(m[m > 0]), "k--", lw=0.8, label="r2: m - 1/2 - ln(2m)/2")
+    rate_ax.set(xlabel="m = L_N / N", ylabel="Phi(m) = -lim ln P / N^2", title="rate function")
+    rate_ax.legend()
+    for name, curve in exact.groupby("f"):
+        curve = curve.sort_values("N")
+        cgf_ax.loglog(curve["N"], curve["cgf_dev"], "o-", label=name)
+    cgf_ax.set(xlabel="N", ylabel="max_s |chi_N(s) - chi(s)|", title="finite-N scaled CGF (slope -1: speed N^2)")
+    cgf_ax.legend()
     return fig

@@ -1,8 +1,12 @@
-"""Cumulants of radial linear statistics of the 2-D Coulomb gas:
+"""Cumulants and large deviations of radial linear statistics of the 2-D Coulomb gas:
 
-- exact: kappa_2..4 of L_N for each test function and N by Kostlan sums, N^(p-2) kappa_p against the leading
-  predictions, extrapolated to N = inf by Richardson on the last pair (N, 2N) (corrections are O(1/N));
-- bulk_bump: f = r^2 vs f = r^2 + 0.5 (1 - r^2)^3 (same f'(1), f''(1), different bulk): limits compared per p;
+- exact: kappa_2..5 of L_N for each test function and N (Kostlan: exact mpmath sums for polynomial g, Gauss-Legendre
+  quadrature for f3 = cos(pi r / 2)), N^(p-2) kappa_p against the boundary limits of the general formula, extrapolated
+  to N = inf by Richardson on the last pair (N, 2N) (corrections are O(1/N));
+- bulk_bump: f = r^2 vs f = r^2 + 0.5 (1 - r^2)^3 (same g'(1), g''(1), different bulk): limits compared for
+  p = 2, 3, 4 (p = 5 also needs g'''(1), which differs);
+- ld_limit, ld_exact: the scaled cumulant generating function chi(s) of L_N / N at speed N^2 and its Legendre
+  transform (rate function), against the Gamma-law closed form (f = r^2) and the exact finite-N chi_N(s);
 - mc: k-statistics of L_N from Ginibre eigenvalues (and Kostlan radii) against the exact finite-N values, with
   jackknife standard errors; z_clt = kappa_3 / SE tests the Gaussian (CLT) baseline kappa_3 = 0;
 - beta: MALA chains for beta in cfg.beta.betas, f = r^2, against the exact Gamma law of sum |z_i|^2 at that beta;
@@ -15,15 +19,17 @@ from omegaconf import DictConfig
 
 from repro.core.context import RunContext
 from repro.papers.coulomb_cumulants.cumulants import (
-    exact_cumulants,
-    g_coefficients,
+    cumulants_of,
     gamma_law_cumulants,
     harmonic_gas_cumulants,
     jackknife_error,
     kstat,
-    predictions,
 )
+from repro.papers.coulomb_cumulants.functions import boundary_limits, g_function
+from repro.papers.coulomb_cumulants.large_deviations import gamma_rate, scaled_cgf_exact, scaled_cgf_limit
 from repro.papers.coulomb_cumulants.samplers import ginibre_eigenvalues, kostlan_squared_radii, mala_linear_statistic
+
+ORDERS = (2, 3, 4, 5)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
@@ -31,6 +37,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     seeds = ctx.replicate_seeds()
     exact = ctx.unit("exact", lambda: exact_rows(cfg.exact, seeds[0], ctx))
     rows = exact + limit_rows(exact, seeds[0]) + beta_scaling_rows(cfg, seeds[0])
+    rows += ctx.unit("large_deviations", lambda: large_deviation_rows(cfg.ld, seeds[0], ctx))
     for seed in seeds:
         rows += ctx.unit(f"mc-{seed}", lambda s=seed: mc_rows(cfg.mc, s, ctx))
         rows += ctx.unit(f"beta-{seed}", lambda s=seed: beta_rows(cfg.beta, s, ctx))
@@ -40,12 +47,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
 def exact_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
     rows = []
     for name in cfg.functions:
-        g = g_coefficients(name)
-        predicted = predictions(g)
+        predicted = boundary_limits(name, ORDERS)
         for n in cfg.sizes:
-            kappas = exact_cumulants(g, n, int(cfg.dps))
+            kappas = cumulants_of(name, n, int(cfg.dps))
             gamma = gamma_law_cumulants(n)
-            for p in (2, 3, 4):
+            for p in ORDERS:
                 scaled = n ** (p - 2) * kappas[p - 1]
                 row = {"experiment": "exact", "f": name, "N": n, "p": p, "seed": seed, "kappa": kappas[p - 1],
                        "abs_kappa": abs(kappas[p - 1]), "scaled": scaled, "prediction": predicted[p],
@@ -59,7 +65,7 @@ def exact_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
 
 def limit_rows(exact: list[dict], seed: int) -> list[dict]:
     """Richardson extrapolation 2 a(2N) - a(N) of a(N) = N^(p-2) kappa_p on the two largest N, and the bulk-bump
-    comparison of the limits of r2 and r2_bump."""
+    comparison of the limits of r2 and r2_bump (p = 2, 3, 4)."""
     rows, limits = [], {}
     for (name, p), group in _group(exact, ("f", "p")).items():
         group = sorted(group, key=lambda r: r["N"])
@@ -86,6 +92,29 @@ def _group(rows: list[dict], keys: tuple) -> dict:
     return groups
 
 
+def large_deviation_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
+    """ld_limit: chi(s), m(s) = chi'(s), Phi(m(s)) per test function (and the Gamma closed form for r2);
+    ld_exact: per N, max over the s grid of |chi_N(s) - chi(s)| and its ratio to max |chi(s)|."""
+    rows = []
+    for name in cfg.functions:
+        g, g1, g2 = (g_function(name, j) for j in range(3))
+        limit = {float(s): scaled_cgf_limit(g, g1, g2, float(s)) for s in cfg.s}
+        for s, (chi, m) in limit.items():
+            row = {"experiment": "ld_limit", "f": name, "s": s, "seed": seed, "chi": chi, "m": m, "rate": s * m - chi}
+            if name == "r2":
+                row["rate_closed"] = float(gamma_rate(np.array(m)))
+                row["rate_abs_err"] = abs(row["rate"] - row["rate_closed"])
+            rows.append(row)
+        scale = max(abs(chi) for chi, _ in limit.values())
+        for n in cfg.sizes:
+            deviation = max(abs(scaled_cgf_exact(g, g1, g2, int(n), s) - chi) for s, (chi, _) in limit.items())
+            rows.append({"experiment": "ld_exact", "f": name, "N": int(n), "seed": seed, "cgf_dev": deviation,
+                         "rel_cgf_dev": deviation / scale})
+        ctx.log.info("large deviations of %s: chi on %d values of s, chi_N for N = %s", name, len(limit),
+                     list(cfg.sizes))
+    return rows
+
+
 def mc_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
     """k-statistics of L_N from Ginibre eigenvalues and from Kostlan radii vs exact finite-N cumulants."""
     rows = []
@@ -101,11 +130,10 @@ def mc_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
         ctx.log.info("ginibre N = %d: %d matrices", n, replicas)
     n = int(cfg.kostlan_size)
     samples["kostlan", n] = kostlan_squared_radii(n, int(cfg.kostlan_replicas), rng)
-    for (sampler, n), u in samples.items():
+    for (sampler, n), radii2 in samples.items():
         for name in cfg.functions:
-            g = g_coefficients(name)
-            statistic = np.polynomial.polynomial.polyval(u, g).sum(axis=1)      # L_N = sum_i g(|z_i|^2)
-            reference = exact_cumulants(g, n, 40)
+            statistic = g_function(name)(radii2).sum(axis=1)                    # L_N = sum_i g(|z_i|^2)
+            reference = cumulants_of(name, n, 40)
             for p in (2, 3):
                 estimate, error = kstat(statistic, p), jackknife_error(statistic, p)
                 z = (estimate - reference[p - 1]) / error
@@ -135,7 +163,7 @@ def beta_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
 def beta_scaling_rows(cfg: DictConfig, seed: int) -> list[dict]:
     """N^(p-2) kappa_p(beta) of f = r^2 at the largest N vs (2/beta)^(p-1) times the beta = 2 limit."""
     n = int(max(cfg.exact.sizes))
-    limit_beta2 = predictions(g_coefficients("r2"))
+    limit_beta2 = boundary_limits("r2", (2, 3, 4))
     rows = []
     for beta in cfg.beta.betas:
         kappas = harmonic_gas_cumulants(n, float(beta))
