@@ -146,6 +146,7 @@ def test_parot_invariant_given_equivariant_disentanglement(pose_restoration: boo
         assert torch.equal(knn(x, x, 9).sort(-1).values, knn(moved, moved, 9).sort(-1).values)
         with torch.no_grad():
             torch.testing.assert_close(net(moved), net(x), atol=1e-9, rtol=0)
+            assert net.direction_equivariance(x, r[None]) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_disentanglement_equivariance_is_learned_not_built_in() -> None:
@@ -160,6 +161,8 @@ def test_disentanglement_equivariance_is_learned_not_built_in() -> None:
         _, d_moved, _ = net.local_net(patches @ r.T)
     cosine = (d_moved * (d @ r.T)).sum(-1)
     assert cosine.min() < 0.9
+    with torch.no_grad():
+        assert net.direction_equivariance(generic_cloud(64, 3), r[None]) < 0.99
 
 
 def test_pose_relation_detects_a_wrong_frame() -> None:

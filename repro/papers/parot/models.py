@@ -160,10 +160,25 @@ class PaRotLite(nn.Module):
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.head(self.patch_features(points)[0].amax(1))
 
+    def local_patches(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """FPS centres (B, M, 3) and their k nearest points minus the centre (B, M, k, 3)."""
+        centres = gather(points, farthest_point_sampling(points, self.m))
+        return centres, gather(points, knn(centres, points, self.k)) - centres.unsqueeze(2)
+
+    def direction_equivariance(self, points: torch.Tensor, rotations: torch.Tensor) -> float:
+        """Mean cosine between d(R P) and R d(P) over the local patches P of clouds (B, N, 3), one rotation (B, 3, 3)
+        per cloud, both directions: 1 for exactly equivariant directions (the card's oracle for the learned part)."""
+        _, patches = self.local_patches(points)
+        r = rotations.to(points.dtype).unsqueeze(1)  # (B, 1, 3, 3)
+        _, *directions = self.local_net(patches)
+        _, *moved = self.local_net(patches @ r.transpose(-2, -1))
+        cosines = [(F.normalize(m, dim=-1) * F.normalize((r @ d.unsqueeze(-1))[..., 0], dim=-1)).sum(-1)
+                   for d, m in zip(directions, moved)]
+        return float(torch.stack(cosines).mean())
+
     def patch_features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Clouds (B, N, 3) -> fused patch features (B, M, embedding), centres (B, M, 3), local frames (B, M, 3, 3)."""
-        centres = gather(points, farthest_point_sampling(points, self.m))  # (B, M, 3)
-        local = gather(points, knn(centres, points, self.k)) - centres.unsqueeze(2)  # (B, M, k, 3)
+        centres, local = self.local_patches(points)
         anchors = gather(points, farthest_point_sampling(points, self.g))  # (B, G, 3)
         global_ = anchors.unsqueeze(1) - centres.unsqueeze(2)  # (B, M, G, 3)
         f, o = self._disentangle(self.local_net, local, "local")

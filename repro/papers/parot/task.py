@@ -49,6 +49,7 @@ def load_data(cfg: DictConfig, ctx: RunContext) -> dict:
     return {"train": train, "test_so3": rotate(test_x, random_rotations(len(test_x), rng, "so3")), "test_y": test_y,
             "consistency": np.stack([rotate(test_x[sub], random_rotations(len(sub), rng, "so3"))
                                      for _ in range(d.consistency_rotations)]), "consistency_y": test_y[sub],
+            "equivariance": (test_x[sub], random_rotations(len(sub), rng, "so3")),
             "sweep": {a: rotate(test_x[sub], np.broadcast_to(_about_x(a), (len(sub), 3, 3))) for a in d.sweep_degrees}}
 
 
@@ -101,6 +102,10 @@ def train_one(cfg: DictConfig, ctx: RunContext, data: dict, protocol: str, metho
            "test/acc": float((pred == data["test_y"]).mean()),
            "test/balanced_acc": float(balanced_accuracy_score(data["test_y"], pred)),
            "agreement": float((runs == runs[0]).all(0).mean())}
+    if isinstance(model, PaRotLite):  # how equivariant the learned patch directions are (1 = exactly)
+        clouds, rotations = data["equivariance"]
+        with torch.no_grad():
+            row["direction_cos"] = model.direction_equivariance(torch.as_tensor(clouds), torch.as_tensor(rotations))
     for angle, clouds in data["sweep"].items():
         row[f"acc/x{angle:g}"] = float((predict(model, clouds, method) == data["consistency_y"]).mean())
     ctx.log.info("%s %s seed %d: acc %.3f agreement %.3f", protocol, method, seed, row["test/acc"], row["agreement"])
