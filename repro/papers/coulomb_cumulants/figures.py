@@ -1,5 +1,5 @@
-"""N^(p-2) kappa_p vs 1/N (lines: exact Kostlan sums, markers: Monte Carlo, dashed: the boundary limits), and the
-large deviations of L_N / N (rate function Phi(m), convergence of the finite-N scaled CGF)."""
+"""N^(p-2) kappa_p over its boundary limit vs 1/N (lines: exact Kostlan sums, markers: Monte Carlo; 1 = the limit),
+and the large deviations of L_N / N (rate function Phi(m), convergence of the finite-N scaled CGF)."""
 
 import numpy as np
 import pandas as pd
@@ -18,14 +18,15 @@ def scaled_cumulants(rows: pd.DataFrame):
     for ax, p in zip(axes, (2, 3, 4, 5)):
         for name, curve in exact[exact["p"] == p].groupby("f"):
             curve = curve.sort_values("N")
-            (line,) = ax.plot(1 / curve["N"], curve["scaled"], "-", label=name)
-            ax.axhline(curve["prediction"].iloc[0], ls="--", lw=0.8, color=line.get_color())
+            limit = curve["prediction"].iloc[0]
+            (line,) = ax.plot(1 / curve["N"], curve["scaled"] / limit, "-", label=name)
             points = mc[(mc["p"] == p) & (mc["f"] == name)] if len(mc) else mc
             if len(points):
-                scale = points["N"] ** (p - 2)
-                ax.errorbar(1 / points["N"], points["kstat"] * scale, yerr=2 * points["se"] * scale, fmt="o",
+                scale = points["N"] ** (p - 2) / limit
+                ax.errorbar(1 / points["N"], points["kstat"] * scale, yerr=2 * points["se"] * abs(scale), fmt="o",
                             ms=3, color=line.get_color())
-        ax.set(title=f"p = {p}", xlabel="1 / N", ylabel=f"N^{p - 2} kappa_{p}")
+        ax.axhline(1.0, ls="--", lw=0.8, color="gray")
+        ax.set(title=f"p = {p}", xlabel="1 / N", ylabel=f"N^{p - 2} kappa_{p} / boundary limit")
         ax.legend()
     return fig
 
