@@ -181,7 +181,7 @@ def test_gaunt_drops_the_cross_product() -> None:
 def test_exponent_fit_recovers_a_power_law() -> None:
     timing = [{"method": "m", "seed": 0, "degrees": n, "time_s": 2e-6 * n**3} for n in (4, 6, 8, 10)]
     (row,) = exponent_rows(timing)
-    assert row["exponent"] == pytest.approx(3.0, abs=1e-9)
+    assert row["time_exponent"] == pytest.approx(3.0, abs=1e-9)
 
 
 def test_config_errors_name_the_fix() -> None:

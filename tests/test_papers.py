@@ -2,19 +2,22 @@
 
 - integrity: the config composes at every scale, its task and figures resolve, its claims are well formed
   (no code runs);
-- smoke: `repro train paper=<slug> scale=smoke` in-process, rows are finite where numeric, every claim is
-  evaluable (holds or does not hold, never "not run" because a column is missing), figures draw.
+- smoke: `repro train paper=<slug> scale=smoke`, rows are finite where numeric, every claim is evaluable
+  (holds or does not hold, never "not run" because a column is missing), figures draw, and a second run of the
+  same config and seed gives the same rows (wall-clock columns aside).
 """
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hydra.utils import get_method
 from omegaconf import OmegaConf
 
 from repro.core.claims import FAILS, HOLDS, evaluate_claims, validate_claim
 from repro.core.registry import figure_functions
+from repro.core.store import is_timing_column
 from tests.helpers import PAPERS, compose_config, repro, rows_of, run_dirs
 
 
@@ -53,3 +56,8 @@ def test_smoke_run(slug: str, results_dir, tmp_path) -> None:
         fig = draw(rows)
         assert fig.axes, f"figure {name} has no axes"
         assert not math.isnan(fig.get_size_inches()[0])
+
+    repro("train", f"paper={slug}", "scale=smoke", f"results_dir={tmp_path / 'again'}", timeout=120)
+    (again,) = run_dirs(tmp_path / "again", slug)
+    measured = [c for c in rows.columns if not is_timing_column(c)]
+    pd.testing.assert_frame_equal(rows_of(again)[measured], rows[measured], check_exact=True)

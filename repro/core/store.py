@@ -7,6 +7,7 @@ Concurrent jobs each own their directory; nothing is shared until it is read.
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -14,12 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 
 # Keys that say where, whether or how fast to run, not what is computed: they do not change a run's identity.
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "threads")
-# Wall-clock measurements (`train_time_s`, `speedup_x`) differ between identical runs; everything else must not.
-TIMING_SUFFIXES = ("time_s", "speedup_x")
+# Wall-clock measurements differ between identical runs; everything else must not. They are named so:
+# a `time` or `speedup` word (`train_time_s`, `time_exponent`, `alg3_speedup_x`) or a rate (`points_per_s`).
+TIMING_COLUMN = re.compile(r"(^|[_/])(time|speedup)([_/]|$)|_per_s$")
 
 
 def is_timing_column(name: str) -> bool:
-    return name.endswith(TIMING_SUFFIXES)
+    return bool(TIMING_COLUMN.search(name))
 
 
 def config_hash(cfg: DictConfig, exclude: tuple[str, ...] = ()) -> str:

@@ -118,5 +118,5 @@ def exponent_rows(timing: list[dict]) -> list[dict]:
                 continue
             x, y = (torch.tensor(v, dtype=torch.float64).numpy() for v in zip(*points))
             slope, low, high = fit_slope(x, y, log=True)
-            rows.append({"kind": "exponent", "method": method, "seed": seed, "exponent": slope})
+            rows.append({"kind": "exponent", "method": method, "seed": seed, "time_exponent": slope})
     return rows
