@@ -15,7 +15,7 @@ from repro.papers.dpp_wls.sampling import (
     sample_projection_dpp,
     weighted_least_squares,
 )
-from repro.papers.dpp_wls.task import growth_rows, runge, threshold_rows
+from repro.papers.dpp_wls.task import abs_first_coordinate, growth_rows, runge, threshold_rows
 
 
 def small_problem(size: int = 9, m: int = 3):
@@ -132,3 +132,15 @@ def test_unreached_threshold_is_censored_not_the_grid_end() -> None:
                          + [r | {"m": 40, "n_stable": 2 * r["n_stable"]} for r in rows.values()])
     by_strategy = {r["strategy"]: r["threshold_growth"] for r in growth}
     assert by_strategy["dpp_rep"] == 2.0 and math.isnan(by_strategy["iid"])
+
+
+def test_several_targets_fit_as_separate_fits() -> None:
+    pool, q, f = small_problem(30, 5)
+    both = np.stack([f, abs_first_coordinate(pool)], axis=1)
+    sample = sample_iid(q, 12, np.random.default_rng(4))
+    coefficients, deviation = weighted_least_squares(q, both, sample)
+    for t in range(2):
+        alone, deviation_alone = weighted_least_squares(q, both[:, t], sample)
+        np.testing.assert_allclose(coefficients[:, t], alone, atol=1e-12)
+        assert deviation == deviation_alone
+    np.testing.assert_allclose(abs_first_coordinate(np.array([[-0.5, 0.2], [0.3, -1.0]])), [0.5, 0.3])

@@ -1,4 +1,5 @@
-"""P(||G - I|| <= 1/2) and the mean error ratio vs n/m, one line per strategy, one column per space (d, m)."""
+"""P(||G - I|| <= 1/2) and the mean error ratio vs n/m, one colour per strategy (error: solid = first target,
+dashed = second), one column per space (d, m)."""
 
 import numpy as np
 import pandas as pd
@@ -12,13 +13,20 @@ def stability_and_error(rows: pd.DataFrame):
     fig, axes = new_figure(nrows=2, ncols=len(spaces), width=3.4)
     axes = np.asarray(axes).reshape(2, len(spaces))
     for column, (d, m) in enumerate(spaces):
-        for strategy, curve in cells[(cells["d"] == d) & (cells["m"] == m)].groupby("strategy"):
-            mean = curve.groupby("n_over_m")[["stable_prob", "ratio_mean"]].mean()
-            axes[0, column].semilogx(mean.index, mean["stable_prob"], "o-", label=strategy)
-            axes[1, column].loglog(mean.index, mean["ratio_mean"], "o-", label=strategy)
+        space = cells[(cells["d"] == d) & (cells["m"] == m)]
+        targets = list(dict.fromkeys(space["target"])) if "target" in space else [None]
+        for colour, (strategy, curve) in enumerate(space.groupby("strategy")):
+            stable = curve.groupby("n_over_m")["stable_prob"].mean()
+            axes[0, column].semilogx(stable.index, stable, "o-", color=f"C{colour}", label=strategy)
+            for target, style in zip(targets, ("o-", "s--")):
+                own = curve[curve["target"] == target] if target else curve
+                error = own.groupby("n_over_m")["ratio_mean"].mean()
+                axes[1, column].loglog(error.index, error, style, color=f"C{colour}", ms=3,
+                                       label=f"{strategy}, {target}" if target else strategy)
         axes[0, column].axhline(0.9, ls=":", color="gray", lw=0.8)
         axes[1, column].axhline(m + 1, ls="--", color="gray", lw=0.8)
         axes[0, column].set(title=f"d = {d}, m = {m}", xlabel="n / m", ylabel="P(||G - I|| <= 1/2)")
         axes[1, column].set(xlabel="n / m", ylabel="E error / best error (dashed: m + 1)")
         axes[0, column].legend()
+    axes[1, 0].legend(fontsize=6)
     return fig

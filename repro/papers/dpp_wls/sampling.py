@@ -63,12 +63,13 @@ def sample_projection_dpp(q: np.ndarray, rng: np.random.Generator, count: int = 
 
 
 def weighted_least_squares(q: np.ndarray, f: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, float]:
-    """Coefficients c_hat (in the phi basis) of the WLS fit on the sample and ||G - I||_2,
-    G = (1/n) sum_i w(x_i) phi(x_i) phi(x_i)^T, w = m / K_m."""
+    """Coefficients c_hat (in the phi basis; (m,) or (m, T) for T targets f of shape (N_c, T)) of the WLS fit on the
+    sample and ||G - I||_2, G = (1/n) sum_i w(x_i) phi(x_i) phi(x_i)^T, w = m / K_m."""
     size, m = q.shape
     phi = np.sqrt(size) * q[sample]
     weights = m / np.sum(phi**2, axis=1)
-    root = np.sqrt(weights)[:, None]
-    coefficients, *_ = np.linalg.lstsq(root * phi, root[:, 0] * f[sample], rcond=None)
+    root = np.sqrt(weights)
+    rhs = f[sample] * (root[:, None] if f.ndim == 2 else root)
+    coefficients, *_ = np.linalg.lstsq(root[:, None] * phi, rhs, rcond=None)
     gram = (phi * weights[:, None]).T @ phi / len(sample)
     return coefficients, float(np.linalg.norm(gram - np.eye(m), 2))

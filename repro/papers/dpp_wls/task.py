@@ -1,8 +1,8 @@
 """WLS from i.i.d. optimal-density, repeated projection-DPP and volume-rescaled samples on a pool.
 
 Per space (d, total degree -> m) and replicate seed: a pool of N_c uniform points on [-1, 1]^d (the seed's own),
-Q = orthonormal Legendre basis on it, target f(x) = 1 / (1 + 25 |x|^2 / d) (Runge). For each strategy and n/m,
-`draws` samples:
+Q = orthonormal Legendre basis on it, targets f1(x) = 1 / (1 + 25 |x|^2 / d) (Runge) and f3(x) = |x_1| (not smooth),
+fitted from the same samples. For each strategy and n/m, `draws` samples:
 - iid:     n i.i.d. points from rho_m;
 - dpp_rep: union of l = n/m independent m-point projection DPPs (integer n/m <= max_repeats only);
 - volume:  one m-point projection DPP united with n - m i.i.d. points from rho_m (volume-rescaled sampling).
@@ -31,15 +31,26 @@ from repro.papers.dpp_wls.sampling import (
 
 
 def runge(x: np.ndarray) -> np.ndarray:
-    """f(x) = 1 / (1 + 25 |x|^2 / d) for points x of shape (N,) (d = 1) or (N, d)."""
+    """f1(x) = 1 / (1 + 25 |x|^2 / d) for points x of shape (N,) (d = 1) or (N, d)."""
     squared = x**2 if x.ndim == 1 else np.mean(x**2, axis=1)
     return 1 / (1 + 25 * squared)
+
+
+def abs_first_coordinate(x: np.ndarray) -> np.ndarray:
+    """f3(x) = |x_1| (a kink: slow polynomial approximation)."""
+    return np.abs(x if x.ndim == 1 else x[:, 0])
+
+
+TARGETS = {"runge": runge, "abs_x1": abs_first_coordinate}
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
     unknown = sorted(set(cfg.strategies) - set(STRATEGIES))
     if unknown:
         raise ConfigError(f"paper.strategies has unknown {unknown}; choose from {list(STRATEGIES)}")
+    unknown = sorted(set(cfg.targets) - set(TARGETS))
+    if unknown:
+        raise ConfigError(f"paper.targets has unknown {unknown}; choose from {list(TARGETS)}")
     for space in cfg.spaces:
         if int(space.d) not in (1, 2):
             raise ConfigError(f"paper.spaces: d = {space.d} is not supported; use d = 1 or d = 2")
@@ -57,9 +68,10 @@ def space_rows(cfg: DictConfig, d: int, degree: int, seed: int, ctx: RunContext)
     q = orthonormal_basis(pool, degree)
     m = q.shape[1]
     assert m == len(total_degree_indices(d, degree))
-    f = runge(pool)
-    best = q.T @ f                                          # P_m f = Q Q^T f; in phi = sqrt(N_c) Q coordinates
-    best_error = float(np.mean((f - q @ best) ** 2))        # c* = Q^T f / sqrt(N_c)
+    targets = list(cfg.targets)
+    values = np.stack([TARGETS[name](pool) for name in targets], axis=1)   # (N_c, T)
+    best = q.T @ values                                     # P_m f = Q Q^T f; in phi = sqrt(N_c) Q coordinates
+    best_error = np.mean((values - q @ best) ** 2, axis=0)  # c* = Q^T f / sqrt(N_c); (T,)
     c_star = best / math.sqrt(len(pool))
     ratios = [float(r) for r in cfg.n_over_m]
     repeats = [int(r) for r in ratios if r == int(r) and r <= int(cfg.max_repeats)]
@@ -73,10 +85,17 @@ def space_rows(cfg: DictConfig, d: int, degree: int, seed: int, ctx: RunContext)
                 continue
             n = math.ceil(ratio * m)
             count = int(cfg.draws_n_equals_m) if (strategy != "iid" and n == m) else draws
-            samples = [draw_sample(strategy, q, n, m, draw, bank, rng) for draw in range(count)]
-            rows.append(cell_statistics(q, f, c_star, best_error, samples, float(cfg.delta)) | {
-                "experiment": "cell", "strategy": strategy, "d": d, "m": m, "n": n, "n_over_m": ratio, "seed": seed})
-    return rows + threshold_rows(rows, d, m, seed, float(cfg.stable_probability))
+            fits = [weighted_least_squares(q, values, draw_sample(strategy, q, n, m, draw, bank, rng))
+                    for draw in range(count)]
+            coefficients = np.array([c for c, _ in fits])                  # (count, m, T)
+            stable = float(np.mean(np.array([dev for _, dev in fits]) <= float(cfg.delta)))
+            for t, target in enumerate(targets):
+                rows.append(error_statistics(coefficients[:, :, t], c_star[:, t], float(best_error[t])) | {
+                    "experiment": "cell", "strategy": strategy, "target": target, "d": d, "m": m, "n": n,
+                    "n_over_m": ratio, "seed": seed, "draws": count, "stable_prob": stable})
+    level = float(cfg.stable_probability)
+    return rows + [row | {"target": target} for target in targets
+                   for row in threshold_rows([r for r in rows if r["target"] == target], d, m, seed, level)]
 
 
 def draw_sample(strategy: str, q: np.ndarray, n: int, m: int, draw: int, bank: np.ndarray,
@@ -90,20 +109,16 @@ def draw_sample(strategy: str, q: np.ndarray, n: int, m: int, draw: int, bank: n
     return np.concatenate([bank[draw], sample_iid(q, n - m, rng)])
 
 
-def cell_statistics(q: np.ndarray, f: np.ndarray, c_star: np.ndarray, best_error: float, samples: list,
-                    delta: float) -> dict:
-    """Error of f_hat = phi c_hat is best_error + |c_hat - c*|^2 (phi orthonormal on the pool)."""
-    fits = [weighted_least_squares(q, f, sample) for sample in samples]
-    coefficients = np.array([c for c, _ in fits])
-    deviation = np.array([dev for _, dev in fits])
+def error_statistics(coefficients: np.ndarray, c_star: np.ndarray, best_error: float) -> dict:
+    """Error ratio ||f - f_hat||^2 / ||f - P_m f||^2 = (best_error + |c_hat - c*|^2) / best_error (phi orthonormal
+    on the pool) over draws (rows of `coefficients`), and the bias of c_hat against its Monte Carlo noise."""
+    m = coefficients.shape[1]
     ratio = (best_error + np.sum((coefficients - c_star) ** 2, axis=1)) / best_error
     mean_error = coefficients.mean(axis=0) - c_star
-    noise = np.trace(np.cov(coefficients.T)) / len(samples)
-    return {"draws": len(samples), "stable_prob": float(np.mean(deviation <= delta)),
-            "ratio_mean": float(ratio.mean()), "ratio_median": float(np.median(ratio)),
+    noise = np.trace(np.cov(coefficients.T)) / len(coefficients)
+    return {"ratio_mean": float(ratio.mean()), "ratio_median": float(np.median(ratio)),
             "ratio_p90": float(np.quantile(ratio, 0.9)), "bias": float(np.linalg.norm(mean_error)),
-            "bias_ratio": float(mean_error @ mean_error / noise),
-            "ratio_over_m1": float(ratio.mean() / (q.shape[1] + 1))}
+            "bias_ratio": float(mean_error @ mean_error / noise), "ratio_over_m1": float(ratio.mean() / (m + 1))}
 
 
 def threshold_rows(cells: list[dict], d: int, m: int, seed: int, level: float) -> list[dict]:
@@ -127,7 +142,7 @@ def threshold_rows(cells: list[dict], d: int, m: int, seed: int, level: float) -
 def growth_rows(rows: list[dict]) -> list[dict]:
     """threshold_growth = n_stable(largest m) / n_stable(smallest m) over the d = 1 spaces, per strategy and seed
     (n ~ m log m predicts growth for i.i.d. sampling)."""
-    thresholds = [r for r in rows if r["experiment"] == "threshold" and r["d"] == 1]
+    thresholds = [r for r in rows if r["experiment"] == "threshold" and r["d"] == 1]   # n_stable: same per target
     ms = sorted({r["m"] for r in thresholds})
     if len(ms) < 2:
         return []
