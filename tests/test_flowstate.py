@@ -14,7 +14,15 @@ from scipy.special import eval_legendre
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.flowstate import data, gift_eval
-from repro.papers.flowstate.models import FlowState, ScaledSSM, causal_stats, decoder_grid, hippo_n, legendre_basis
+from repro.papers.flowstate.models import (
+    FlowState,
+    ScaledSSM,
+    causal_stats,
+    decoder_grid,
+    fourier_basis,
+    hippo_n,
+    legendre_basis,
+)
 from repro.papers.flowstate.task import resampled, rollout
 from repro.papers.flowstate.training import forecast_rollout, parallel_pinball
 
@@ -96,6 +104,27 @@ def test_legendre_basis_matches_numpy_scipy_and_is_orthogonal() -> None:
     assert np.allclose((p * weights[:, None]).T @ p, np.diag(2 / (2 * np.arange(12) + 1)), atol=1e-12)
 
 
+def test_fourier_basis_is_orthogonal_on_the_unit_interval() -> None:
+    t = (np.arange(64) + 0.5) / 64                                 # midpoint rule: exact for these trig products
+    f = fourier_basis(7, torch.as_tensor(t)).numpy()
+    assert np.allclose(f[:, 1:3], np.stack([np.sin(2 * np.pi * t), np.cos(2 * np.pi * t)], 1))
+    assert np.allclose(f.T @ f / 64, np.diag([1.0] + [0.5] * 6), atol=1e-12)
+
+
+def test_decoder_variants_and_linear_head() -> None:
+    context = torch.randn(2, 64, dtype=torch.float64)
+    for basis, degree in (("hlegs", 6), ("fourier", 7)):
+        model = FlowState(8, 8, 4, 1, degree, 3, 24.0, seed=0, basis=basis).double()
+        assert model.forecast(context, 0.5, 48).shape == (2, 48, 3)
+    linear = FlowState(8, 8, 4, 1, 6, 3, 24.0, seed=0, basis="linear").double()
+    assert linear.max_steps(0.25) == linear.max_steps(4.0) == 24        # blind to s
+    assert forecast_rollout(linear, context, 0.25, 40).shape == (2, 40, 3)
+    with pytest.raises(ValueError, match="odd"):
+        FlowState(8, 8, 4, 1, 6, 3, 24.0, seed=0, basis="fourier")
+    with pytest.raises(ValueError, match="basis"):
+        FlowState(8, 8, 4, 1, 6, 3, 24.0, seed=0, basis="chebyshev")
+
+
 def test_decoder_grid_and_any_horizon() -> None:
     s = torch.tensor([1.0, 0.25], dtype=torch.float64)
     grid = decoder_grid(s, 96, patch=24.0)
@@ -115,9 +144,11 @@ def test_decoder_grid_and_any_horizon() -> None:
 def test_causal_revin_statistics_and_causality() -> None:
     x = torch.randn(3, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 4 + 2
     mean, std = causal_stats(x)
+    running = np.stack([x[:, :k + 1].numpy().mean(1) for k in range(50)], 1)
     for t in (0, 7, 49):
         assert np.allclose(mean[:, t], x[:, :t + 1].mean(1))
-        assert np.allclose(std[:, t], np.sqrt(np.maximum(x[:, :t + 1].numpy().var(1), 1e-5)))
+        deviations = (x[:, :t + 1].numpy() - running[:, :t + 1]) ** 2       # each x_k by its own running mean
+        assert np.allclose(std[:, t], np.sqrt(np.maximum(deviations.mean(1), 1e-5)))
     model = _model()
     z = model.normalised_forecasts(x, torch.tensor([1.0], dtype=torch.float64), 5)
     changed = x.clone()
@@ -141,6 +172,8 @@ def test_parallel_loss_equals_a_loop_over_context_lengths() -> None:
         losses.append(torch.maximum(levels * diff, (levels - 1) * diff).mean())
     expected = torch.stack(losses).mean()
     assert parallel_pinball(model, window, s, min_context, levels).item() == pytest.approx(expected.item(), rel=1e-9)
+    assert parallel_pinball(model, window, s, min_context, levels, parallel=False).item() == \
+        pytest.approx(losses[-1].item(), rel=1e-9)                  # the ablation: the last position only
 
 
 def test_ou_exact_transition_law() -> None:
@@ -231,3 +264,28 @@ def test_gift_eval_arrow_parser(tmp_path) -> None:
     multi = gift_eval.load_configuration(tmp_path, "jena_weather/H")
     assert [r["item_id"] for r in multi] == ["item0_dim0", "item0_dim1"]
     assert multi[1]["target"].tolist() == [6.0, 7.0]
+
+
+def test_gift_eval_configuration_rows() -> None:
+    """Seasonal naive scored against itself is exactly 1 relative to naive; FlowState's forecaster crops
+    floor(context / s) steps, batches equal lengths and rolls out beyond one patch."""
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    records = [{"item_id": str(i), "freq": "H",
+                "target": 3 + np.sin(2 * np.pi * t[:600 - 10 * i] / 24) + 0.1 * rng.normal(size=600 - 10 * i)}
+               for i in range(4)]
+    levels = np.round(np.arange(1, 10) / 10, 1)
+
+    def naive(histories: list[np.ndarray], s: float, horizon: int) -> np.ndarray:
+        return gift_eval.seasonal_naive(histories, 24, horizon, 9)
+
+    rows = gift_eval.evaluate_configuration({"flowstate": naive}, records, "ett1/H", "short", 1.0, levels)
+    mine = next(r for r in rows if r["method"] == "flowstate")
+    assert mine["dataset"] == "ett1/H/short" and mine["mase_rel"] == mine["crps_rel"] == 1.0
+    other = [{**r, "method": "flowstate_fourier", "mase_rel": 2 * r["mase_rel"]} for r in rows]
+    summary = gift_eval.aggregate(rows + other)
+    assert next(r for r in summary if r.get("summary") == "basis_vs_legendre")["relative_gap"] == pytest.approx(1.0)
+    model = FlowState(width=8, states=8, block=4, layers=1, degree=6, quantiles=9, patch=24.0, seed=0)
+    forecaster = gift_eval.flowstate_forecaster(model, context=96, batch=2)
+    out = forecaster([r["target"] for r in records], 2.0, 30)
+    assert out.shape == (4, 30, 9) and np.isfinite(out).all()

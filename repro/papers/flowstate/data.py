@@ -1,10 +1,6 @@
 """The card's continuous-time generator (exact OU transitions) and statsmodels' Mauna Loa CO2."""
 
-from pathlib import Path
-
 import numpy as np
-
-from repro.core.data import require
 
 THETA, OU_SD = 0.1, 0.3       # OU mean reversion per hour, stationary sd
 
@@ -39,12 +35,3 @@ def co2(rate: str) -> np.ndarray:
     if rate == "monthly":
         return series.resample("MS").mean().dropna().to_numpy(float)
     raise ValueError(f"unknown co2 rate {rate!r}; choose weekly or monthly")
-
-
-
-def gift_eval(data_dir: Path) -> Path:
-    """The GIFT-Eval snapshot (Hugging Face dataset Salesforce/GiftEval), placed by hand: no stable file URL."""
-    return require(data_dir / "flowstate" / "GiftEval", "GIFT-Eval snapshot",
-                   "run `huggingface-cli download Salesforce/GiftEval --repo-type dataset --local-dir "
-                   f"{data_dir / 'flowstate' / 'GiftEval'}` on a machine with network (the zero-shot "
-                   "evaluation over it is not implemented here; see the paper-scale config)")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from repro.core.context import RunContext
 from repro.core.data import require
@@ -37,6 +37,8 @@ M4_BASE_LENGTH = {"A": 6, "Q": 8, "M": 18, "W": 13, "D": 14, "H": 48}
 SEASONALITY = {"S": 3600, "T": 1440, "H": 24, "D": 1, "W": 1, "M": 12, "B": 5, "Q": 4}   # gluonts defaults
 UNIT_ALIASES = {"min": "T", "h": "H", "s": "S", "ME": "M", "MS": "M", "QE": "Q", "QS": "Q", "Y": "A",
                 "YE": "A", "AS": "A"}
+
+BASIS_ABLATIONS = ("flowstate_hlegs", "flowstate_fourier")     # method names of the basis ablation in paper.yaml
 
 Forecaster = Callable[[list[np.ndarray], float, int], np.ndarray]
 
@@ -162,9 +164,10 @@ def score(histories: list[np.ndarray], futures: list[np.ndarray], quantiles: np.
     return {"mase": float(np.mean(mases)), "crps": float(np.mean(pinball / total))}
 
 
-def evaluate_configuration(forecaster: Forecaster, records: list[dict], name: str, term: str, s: float,
-                           levels: np.ndarray) -> list[dict]:
-    """Rows for FlowState and seasonal naive on one configuration x term, and FlowState relative to naive."""
+def evaluate_configuration(forecasters: dict[str, Forecaster], records: list[dict], name: str, term: str,
+                           s: float, levels: np.ndarray) -> list[dict]:
+    """Rows (MASE, CRPS and both relative to seasonal naive) of every forecaster and of seasonal naive on
+    one configuration x term."""
     freq = records[0]["freq"]
     pred_len = prediction_length(name, freq, term)
     windows = num_windows(name, min(len(r["target"]) for r in records), pred_len)
@@ -175,14 +178,26 @@ def evaluate_configuration(forecaster: Forecaster, records: list[dict], name: st
             futures.append(future)
     period = seasonality(freq)
     filled = [fill_missing(h) for h in histories]
-    results = {"flowstate": score(histories, futures, forecaster(filled, s, pred_len), period, levels),
-               "seasonal_naive": score(histories, futures, seasonal_naive(filled, period, pred_len, len(levels)),
-                                       period, levels)}
-    rows = [{"dataset": f"{name}/{term}", "method": method, **metrics} for method, metrics in results.items()]
-    rows.append({"dataset": f"{name}/{term}", "method": "flowstate_rel",
-                 "mase": results["flowstate"]["mase"] / results["seasonal_naive"]["mase"],
-                 "crps": results["flowstate"]["crps"] / results["seasonal_naive"]["crps"]})
-    return rows
+    naive = score(histories, futures, seasonal_naive(filled, period, pred_len, len(levels)), period, levels)
+    results = {method: score(histories, futures, forecast(filled, s, pred_len), period, levels)
+               for method, forecast in forecasters.items()}
+    return [{"dataset": f"{name}/{term}", "method": method, **metrics, "mase_rel": metrics["mase"] / naive["mase"],
+             "crps_rel": metrics["crps"] / naive["crps"]}
+            for method, metrics in {**results, "seasonal_naive": naive}.items()]
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Per method, geometric means over configurations of MASE and CRPS relative to seasonal naive (the
+    leaderboard's aggregate); for the decoder-basis ablation, each basis's relative gap to Legendre."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        means = {key: float(np.exp(np.mean([np.log(r[key]) for r in mine]))) for key in ("mase_rel", "crps_rel")}
+        out.append({"dataset": "gift_eval", "method": method, **means})
+    legendre = next(r["mase_rel"] for r in out if r["method"] == "flowstate")
+    out += [{"dataset": "gift_eval", "summary": "basis_vs_legendre", "method": r["method"],
+             "relative_gap": abs(r["mase_rel"] / legendre - 1)} for r in out if r["method"] in BASIS_ABLATIONS]
+    return out
 
 
 def flowstate_forecaster(model: FlowState, context: int, batch: int) -> Forecaster:
@@ -233,23 +248,25 @@ def pretraining_batches(root: Path, cfg: DictConfig, patch: float) -> Batches:
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    """Pretrain FlowState on GiftEvalPretrain, then zero-shot on every GIFT-Eval configuration and term."""
+    """Pretrain FlowState and its ablations (cfg.ablations: name -> basis / degree / parallel) on
+    GiftEvalPretrain, then zero-shot on every GIFT-Eval configuration and term."""
     root = ctx.data_dir / "flowstate"
     levels = np.array(list(cfg.quantiles))
+    variants = {"flowstate": {}, **OmegaConf.to_container(cfg.get("ablations", {}))}
     rows = []
     for seed in ctx.replicate_seeds():
-        model = build_flowstate(cfg, seed).to(ctx.device)
-        fit_flowstate(model, pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch), cfg, seed, ctx)
-        forecaster = flowstate_forecaster(model, cfg.data.context, cfg.eval_batch)
+        forecasters = {}
+        for method, variant in variants.items():
+            model = build_flowstate(cfg, seed, variant.get("basis", "legs"), variant.get("degree")).to(ctx.device)
+            fit_flowstate(model, pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch), cfg, seed, ctx,
+                          parallel=variant.get("parallel", True))
+            forecasters[method] = flowstate_forecaster(model, cfg.data.context, cfg.eval_batch)
         seed_rows = []
         for term, names in cfg.gift_eval_terms.items():
             for name in names:
                 records = load_configuration(root / "GiftEval", name)
                 s = scale_factor(records[0]["freq"], name.split("/")[0] in cfg.weekly_rhythm)
-                seed_rows += evaluate_configuration(forecaster, records, name, term, s, levels)
-        relative = [r for r in seed_rows if r["method"] == "flowstate_rel"]
-        seed_rows.append({"dataset": "gift_eval", "method": "flowstate",
-                          "mase_rel": float(np.exp(np.mean([np.log(r["mase"]) for r in relative]))),
-                          "crps_rel": float(np.exp(np.mean([np.log(r["crps"]) for r in relative])))})
-        rows += [{**r, "seed": seed} for r in seed_rows]
+                seed_rows += evaluate_configuration(forecasters, records, name, term, s, levels)
+                ctx.log.info("seed %d: %s/%s evaluated", seed, name, term)
+        rows += [{**r, "seed": seed} for r in seed_rows + aggregate(seed_rows)]
     return rows

@@ -11,8 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-DECODER_RANGE = (-1.0, 0.95)   # the Legendre decoder's grid of one patch ("legs" in the official code)
-
 
 def hippo_n(block: int) -> np.ndarray:
     """HiPPO-N (the normal part of HiPPO-LegS), (block, block):
@@ -97,14 +95,15 @@ class EncoderLayer(nn.Module):
 
 
 def causal_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal RevIN statistics of x (B, L): prefix mean and std at every position, each (B, L).
+    """Causal RevIN statistics of x (B, L): running mean and std at every position, each (B, L).
 
-    mean_t = sum_{k<=t} x_k / (t+1); std_t = sqrt(max(sum_{k<=t} (x_k - mean_t)^2 / (t+1), eps)); position t
-    uses only the prefix, so every position can forecast in parallel during training.
+    mean_t = sum_{k<=t} x_k / (t+1); std_t = sqrt(max(sum_{k<=t} (x_k - mean_k)^2 / (t+1), eps)) with each
+    x_k centred by its own running mean (the official FlowStateCausalRevIN); position t uses only the
+    prefix, so every position can forecast in parallel during training.
     """
     count = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
     mean = x.cumsum(1) / count
-    var = (x.pow(2).cumsum(1) / count - mean.pow(2)).clamp(min=eps)
+    var = ((x - mean).pow(2).cumsum(1) / count).clamp(min=eps)
     return mean.detach(), var.sqrt().detach()
 
 
@@ -117,16 +116,30 @@ def legendre_basis(degree: int, t: torch.Tensor) -> torch.Tensor:
     return torch.stack(values[:degree], -1)
 
 
+def fourier_basis(degree: int, t: torch.Tensor) -> torch.Tensor:
+    """1, sin(2 pi t), cos(2 pi t), sin(4 pi t), cos(4 pi t), ... at t (any shape), (..., degree); degree odd."""
+    n = torch.arange(1, degree // 2 + 1, dtype=t.dtype, device=t.device)
+    angles = 2 * torch.pi * t[..., None] * n
+    pairs = torch.stack([angles.sin(), angles.cos()], -1).flatten(-2)
+    return torch.cat([torch.ones_like(t)[..., None], pairs], -1)
+
+
+# decoder bases of the official code: name -> (grid range of one patch, basis function)
+BASES = {"legs": ((-1.0, 0.95), legendre_basis), "hlegs": ((0.0, 0.95), legendre_basis),
+         "fourier": ((0.0, 1.0), fourier_basis)}
+
+
 def patch_steps(patch: float, s: float) -> int:
     """Output steps of one decoder patch at scale s: floor(patch / s) (1e-6 guards 48 / (24/52) = 103.99..)."""
     return int(patch / s + 1e-6)
 
 
-def decoder_grid(s: torch.Tensor, steps: int, patch: float) -> torch.Tensor:
+def decoder_grid(s: torch.Tensor, steps: int, patch: float, grid_range: tuple[float, float] = (-1.0, 0.95)
+                 ) -> torch.Tensor:
     """Decoder times of output steps j = 1..steps for scales s (B,): t_j = lo + j s (hi - lo) / patch, (B, steps).
 
     One step of a series lasts s model units, so step j sits at model time j s within the patch."""
-    lo, hi = DECODER_RANGE
+    lo, hi = grid_range
     j = torch.arange(1, steps + 1, dtype=s.dtype, device=s.device)
     return (lo + s[:, None] * j * (hi - lo) / patch).clamp(min=lo)
 
@@ -135,20 +148,31 @@ class FlowState(nn.Module):
     """Values (B, L) and scale factors s -> quantile forecasts (B, L, steps, Q) from every position.
 
     Causal RevIN normalises position t by its prefix statistics; Linear(1 -> W) embeds; encoder layers run
-    with step Delta s; the decoder maps each position's output to `degree` Legendre coefficients per
-    quantile, evaluated on the grid of the next floor(patch / s) steps and divided by 4 (official scaling).
-    Forecasts stay in normalised units; `forecast` denormalises the last position's.
+    with step Delta s; the functional basis decoder maps each position's output to `degree` coefficients
+    per quantile, evaluated on the grid of the next floor(patch / s) steps and divided by 4 (official
+    scaling). basis: legs (Legendre on [-1, 0.95]), hlegs (Legendre on [0, 0.95]), fourier, or linear (the
+    ablation: a plain Linear(W -> patch x Q) head with a fixed number of steps, blind to s). Forecasts stay
+    in normalised units; `forecast` denormalises the last position's.
     """
 
     def __init__(self, width: int, states: int, block: int, layers: int, degree: int, quantiles: int,
-                 patch: float, seed: int) -> None:
+                 patch: float, seed: int, basis: str = "legs") -> None:
         super().__init__()
+        if basis not in (*BASES, "linear"):
+            raise ValueError(f"unknown decoder basis {basis!r}; choose one of {[*BASES, 'linear']}")
+        if basis == "fourier" and degree % 2 == 0:
+            raise ValueError(f"the Fourier decoder needs an odd model.degree, got {degree}")
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        self.degree, self.quantiles, self.patch = degree, quantiles, patch
+        self.degree, self.quantiles, self.patch, self.basis = degree, quantiles, patch, basis
         self.embed = nn.Linear(1, width)
         self.layers = nn.ModuleList(EncoderLayer(width, states, block, rng) for _ in range(layers))
-        self.head = nn.Linear(width, degree * quantiles)
+        outputs = patch_steps(patch, 1.0) if basis == "linear" else degree
+        self.head = nn.Linear(width, outputs * quantiles)
+
+    def max_steps(self, s: float) -> int:
+        """Steps of one forecast: floor(patch / s) for a functional basis, fixed for the linear head."""
+        return patch_steps(self.patch, 1.0 if self.basis == "linear" else s)
 
     def normalised_forecasts(self, values: torch.Tensor, s: torch.Tensor, steps: int,
                              first: int = 0) -> torch.Tensor:
@@ -159,16 +183,19 @@ class FlowState(nn.Module):
         h = self.embed(((values - mean) / std)[..., None])
         for layer in self.layers:
             h = layer(h, s)
-        coefficients = self.head(h[:, first:]).unflatten(-1, (self.quantiles, self.degree))  # (B, L', Q, N)
-        basis = legendre_basis(self.degree, decoder_grid(s, steps, self.patch)) / 4            # (B, steps, N)
-        return torch.einsum("blqn,bjn->bljq", coefficients, basis)
+        out = self.head(h[:, first:]).unflatten(-1, (self.quantiles, -1))                 # (B, L', Q, N)
+        if self.basis == "linear":
+            return out[..., :steps].transpose(-1, -2)
+        grid_range, basis = BASES[self.basis]
+        functions = basis(self.degree, decoder_grid(s, steps, self.patch, grid_range)) / 4  # (S, steps, N)
+        return torch.einsum("blqn,bjn->bljq", out, functions)
 
     def forecast(self, context: torch.Tensor, s: float, horizon: int) -> torch.Tensor:
-        """Quantile forecasts (B, horizon, Q) after the context (B, L); horizon <= floor(patch / s)."""
-        if horizon > patch_steps(self.patch, s):
-            raise ValueError(f"horizon {horizon} exceeds one decoder patch ({patch_steps(self.patch, s)} steps at "
-                             f"s={s:g}); raise model.patch")
-        scale = torch.tensor([float(s)], dtype=context.dtype)
+        """Quantile forecasts (B, horizon, Q) after the context (B, L); horizon <= max_steps(s)."""
+        if horizon > self.max_steps(s):
+            raise ValueError(f"horizon {horizon} exceeds one decoder patch ({self.max_steps(s)} steps at "
+                             f"s={s:g}); raise model.patch or use training.forecast_rollout")
+        scale = torch.tensor([float(s)], dtype=context.dtype, device=context.device)
         z = self.normalised_forecasts(context, scale, horizon, first=context.shape[1] - 1)[:, 0]
         mean, std = causal_stats(context)
         return z * std[:, -1, None, None] + mean[:, -1, None, None]

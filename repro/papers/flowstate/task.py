@@ -18,7 +18,6 @@ from repro.papers.flowstate import data, gift_eval
 from repro.papers.flowstate.models import MLP, FlowState, patch_steps
 from repro.papers.flowstate.training import build_flowstate, fit_flowstate, forecast_rollout, optimize
 
-METHODS = ("flowstate", "flowstate_s1", "mlp_raw", "mlp_resampled", "seasonal_naive")
 MLP_HORIZON = 48               # the fixed-horizon baseline's output steps (two days at the training rate)
 
 
