@@ -124,3 +124,24 @@ def test_parse_ett_format(tmp_path) -> None:
 def test_bundle_data_missing_says_how_to_get_it(tmp_path) -> None:
     with pytest.raises(DataUnavailableError, match="Time-Series-Library"):
         data.load_benchmark("ECL", tmp_path)
+
+
+def test_orthotrans_is_absorbed_by_the_first_linear_layer() -> None:
+    """OLinear with Q (deltas 0) equals OLinear with Q = I once W_in -> W_in (I_D kron Q_in) and
+    W_out -> (I_D kron Q_out^T) W_out: the basis changes the optimisation, not the function class."""
+    torch.manual_seed(0)
+    lookback, horizon, channels, embed = 12, 4, 3, 2
+    train = data.latent_factor_series(500, channels, seed=1)
+    q_in, q_out = models.ortho_basis(train, lookback), models.ortho_basis(train, horizon)
+    rotated = models.OLinear(q_in, q_out, channels, embed, 8, 8, 1, "normlin", 0.0).eval()
+    plain = models.OLinear(np.eye(lookback), np.eye(horizon), channels, embed, 8, 8, 1, "normlin", 0.0).eval()
+    plain.load_state_dict(rotated.state_dict() | {"q_in": plain.q_in, "q_out": plain.q_out})
+    with torch.no_grad():
+        plain.inp.weight.copy_(rotated.inp.weight @ torch.kron(torch.eye(embed), rotated.q_in))
+        out = torch.kron(torch.eye(embed), rotated.q_out.T.contiguous())
+        plain.outp.weight.copy_(out @ rotated.outp.weight)
+        plain.outp.bias.copy_(out @ rotated.outp.bias)
+    x = torch.randn(5, lookback, channels)
+    assert torch.allclose(plain(x), rotated(x), atol=1e-4)
+    assert not torch.allclose(plain(x), models.OLinear(np.eye(lookback), np.eye(horizon), channels, embed, 8, 8, 1,
+                                                       "normlin", 0.0).eval()(x), atol=1e-2)
