@@ -245,7 +245,7 @@ def _write_arrow(folder, pa, targets: list, target_type) -> None:
     """A `datasets.save_to_disk` data file: an Arrow IPC stream with item_id, start, freq, target."""
     folder.mkdir(parents=True)
     table = pa.table({"item_id": [f"item{i}" for i in range(len(targets))],
-                      "start": pa.array([np.datetime64("2016-07-01T00:00")] * len(targets), pa.timestamp("s")),
+                      "start": pa.array([np.datetime64("2016-07-01T00:00:00", "s")] * len(targets), pa.timestamp("s")),
                       "freq": ["H"] * len(targets),
                       "target": pa.array(targets, target_type)})
     with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, \
