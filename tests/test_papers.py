@@ -9,6 +9,7 @@
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,6 +57,7 @@ def test_smoke_run(slug: str, results_dir, tmp_path) -> None:
         fig = draw(rows)
         assert fig.axes, f"figure {name} has no axes"
         assert not math.isnan(fig.get_size_inches()[0])
+        plt.close(fig)
 
     repro("train", f"paper={slug}", "scale=smoke", f"results_dir={tmp_path / 'again'}", timeout=120)
     (again,) = run_dirs(tmp_path / "again", slug)
