@@ -4,7 +4,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from repro import CONF_DIR, ROOT
 from repro.core.errors import ReproError
@@ -22,15 +22,24 @@ examples:
   repro train paper=spe
   repro train -m paper=spe seed=0,1,2 hydra/launcher=joblib
   repro check paper=spe scale=smoke
+  repro train paper=hippo unit='delay/*' workers=2   # a subset of the grid, two units at a time
 """
 
 
 def papers() -> list[dict]:
-    """The registry: every conf/paper/*.yaml, read as plain YAML (no paper code is imported)."""
+    """The registry: every conf/paper/*.yaml, its title and field read from the header lines (no YAML parse,
+    no paper code imported: `repro list` stays as fast as a bare start-up)."""
     found = []
     for path in sorted((CONF_DIR / "paper").glob("*.yaml")):
-        meta = OmegaConf.load(path)
-        found.append({"slug": path.stem, "title": str(meta.get("title", "")), "field": str(meta.get("field", ""))})
+        meta = {"slug": path.stem, "title": "", "field": ""}
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("title", "field"):
+                    meta[key] = value.strip().strip('"')
+                if meta["title"] and meta["field"]:
+                    break
+        found.append(meta)
     return found
 
 
@@ -44,90 +53,108 @@ def list_papers(args: list[str]) -> int:
         else:
             print(f"repro list: unknown argument {arg!r}; the only option is results_dir=<path>", file=sys.stderr)
             return 2
-    print(f"{'slug':<20} {'field':<34} {'verdicts':<28} title")
+    print(f"{'slug':<20} {'field':<34} {'verdicts (holds/fails/inconclusive/not run)':<44} title")
     for paper in papers():
         path = results_dir / paper["slug"] / "verdicts.json"
         verdicts = "not run"
         if path.exists():
-            record = json.loads(path.read_text())
-            statuses = [v["status"] for v in record["verdicts"]]
-            verdicts = (f"{statuses.count('holds')}/{len(statuses)} hold ({record['scale']})"
-                        if statuses else f"no claims ({record['scale']})")
-        print(f"{paper['slug']:<20} {paper['field'][:33]:<34} {verdicts:<28} {paper['title']}")
+            try:
+                record = json.loads(path.read_text())
+                statuses = [v["status"] for v in record["verdicts"]]
+            except (ValueError, KeyError, TypeError):
+                verdicts = f"unreadable {path.name}"
+            else:
+                numbers = "/".join(str(statuses.count(s)) for s in
+                                   ("holds", "does not hold", "inconclusive", "not run"))
+                verdicts = f"{numbers} of {len(statuses)} ({record['scale']})"
+        print(f"{paper['slug']:<20} {paper['field'][:33]:<34} {verdicts:<44} {paper['title']}")
     return 0
 
 
 def _train(cfg: DictConfig) -> object:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from repro.core.runner import train
 
-    return train(cfg)
+    result = train(cfg)
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        report = _report(cfg, draw=True)
+        for verdict in report.verdicts:
+            print(f"[{verdict.status:^13}] {verdict.id}: {verdict.ours}")
+        for path in report.paths:
+            if path.suffix != ".pdf":
+                print(f"wrote {path}")
+    return result
 
 
-def _report(cfg: DictConfig, draw: bool) -> tuple:
+def _report(cfg: DictConfig, draw: bool):
     from repro.core import report, store
-    from repro.core.runner import defaults_config
 
-    defaults_hash = store.defaults_hash(defaults_config(cfg))
-    rows = report.paper_rows(cfg, defaults_hash)
-    if rows.empty:
-        print(f"no finished {cfg.scale.name}-scale runs of {cfg.paper.slug} under {cfg.results_dir}; "
-              f"run `repro train paper={cfg.paper.slug} scale={cfg.scale.name}` first", file=sys.stderr)
-    if draw and not rows.empty:
-        from repro.core.figures import save_figure
-        from repro.core.registry import figure_functions
-
-        out = store.paper_dir(cfg.results_dir, cfg.paper.slug) / "figures"
-        for name, draw_figure in figure_functions(cfg.paper).items():
-            for path in save_figure(draw_figure(rows), out, name):
-                print(path)
-    found = report.verdicts(cfg, rows)
-    made = report.write_table_files(cfg, rows)
-    wall, cpu = store.total_times(cfg.results_dir, cfg.paper.slug, cfg.scale.name, defaults_hash)
-    report.write_verdicts(cfg, found, wall, cpu)
-    report.write_paper_readme(cfg, rows, found, wall)
-    report.write_suite_summary(cfg.results_dir, papers())
-    return made, found
+    out = report.refresh(cfg, draw)
+    if not out.verdicts or all(v.status == "not run" for v in out.verdicts):
+        runs = store.finished_runs(cfg.results_dir, cfg.paper.slug, cfg.scale.name)
+        if not runs:
+            print(f"no finished {cfg.scale.name}-scale runs of {cfg.paper.slug} under {cfg.results_dir}; "
+                  f"run `repro train paper={cfg.paper.slug} scale={cfg.scale.name}` first", file=sys.stderr)
+    return out
 
 
 def _table(cfg: DictConfig) -> None:
     from repro.core.table import to_markdown
 
-    made, _ = _report(cfg, draw=False)
-    for name, table in made:
+    out = _report(cfg, draw=False)
+    for name, table in out.tables:
         print(f"\n## {cfg.paper.slug}: {name} (scale={cfg.scale.name})\n")
         print(to_markdown(table))
 
 
 def _figures(cfg: DictConfig) -> None:
-    _report(cfg, draw=True)
+    out = _report(cfg, draw=True)
+    for path in out.paths:
+        print(path)
 
 
 def _check(cfg: DictConfig) -> None:
-    _, found = _report(cfg, draw=False)
-    for verdict in found:
+    from repro.core.claims import count, count_text
+
+    out = _report(cfg, draw=False)
+    for verdict in out.verdicts:
         print(f"[{verdict.status:^13}] {verdict.id}: {verdict.statement}\n"
-              f"                ours:  {verdict.ours}\n"
-              f"                paper: {verdict.paper} ({verdict.ref})")
+              f"                ours:      {verdict.ours}\n"
+              f"                paper:     {verdict.paper} ({verdict.ref})\n"
+              f"                criterion: {verdict.criterion}")
+    print(f"{cfg.paper.slug} ({cfg.scale.name}): {count_text(count(out.verdicts))}")
 
 
 COMMANDS: dict[str, Callable[[DictConfig], object]] = {
     "train": _train, "table": _table, "figures": _figures, "check": _check}
 
 
-def _guarded(command: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
-    """In a single run, a ReproError prints one line and exits 2. In a multirun it propagates, so the
-    launcher records the job as failed, the other jobs go on, and the sweep exits non-zero."""
+def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+    """In a single run, a ReproError prints one line and exits 2. In a multirun each job leaves a record
+    for the sweep manifest; a failing job is recorded and the error propagates, so the launcher marks it
+    failed, the other jobs go on, and the sweep exits non-zero."""
     def job(cfg: DictConfig) -> object:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         try:
-            return command(cfg)
+            result = command(cfg)
         except ReproError as error:
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
+            if multirun:
+                from repro.core.sweep import record_job
+
+                record_job(cfg, name, None, error)
                 raise
             print(f"repro: error: {error}", file=sys.stderr)
             sys.exit(2)
+        if multirun:
+            from repro.core.sweep import record_job
+
+            record_job(cfg, name, result, None)
+        return result
 
     return job
 
@@ -143,10 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"repro: unknown subcommand {name!r}; choose one of list, {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if any(a in ("-h", "--help") for a in rest) and not any(a.startswith("paper=") for a in rest):
+        print(USAGE)
+        print("papers: " + ", ".join(p["slug"] for p in papers()))
+        print(f"\n`repro {name} paper=<slug> --help` shows that paper's configuration groups and keys.")
+        return 0
     import hydra
 
     sys.argv = [f"repro {name}", *rest]
-    app = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_guarded(COMMANDS[name]))
+    app = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(
+        _guarded(name, COMMANDS[name]))
     app()
     return 0
 

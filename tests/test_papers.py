@@ -1,10 +1,11 @@
 """One generic suite over every registered paper (conf/paper/*.yaml): one broken paper is one red test.
 
-- integrity: the config composes at every scale, its task and figures resolve, its claims are well formed
-  (no code runs);
-- smoke: `repro train paper=<slug> scale=smoke`, rows are finite where numeric, every claim is evaluable
-  (holds or does not hold, never "not run" because a column is missing), figures draw, and a second run of the
-  same config and seed gives the same rows (wall-clock columns aside).
+- integrity: the config composes at every scale, the package is named after the slug, its grid of units is
+  valid at every scale, its figures resolve, its claims are well formed and every unit column a claim
+  selects on (experiment, method, setting) takes values the grid of that scale has;
+- smoke: `repro train paper=<slug> scale=smoke`, rows are finite where numeric, every claim of the smoke
+  scale is evaluable (never "not run" for a missing column), figures draw, and a second run of the same
+  config and seed gives the same rows (wall-clock columns aside).
 """
 
 import math
@@ -13,11 +14,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.utils import get_method
 from omegaconf import OmegaConf
 
-from repro.core.claims import FAILS, HOLDS, evaluate_claims, validate_claim
+from repro.core.claims import NOT_RUN, claim_scales, evaluate_claims, validate_claim, wheres
 from repro.core.registry import figure_functions
+from repro.core.runner import paper_module, paper_units
 from repro.core.store import is_timing_column
 from tests.helpers import PAPERS, compose_config, repro, rows_of, run_dirs
 
@@ -28,13 +29,27 @@ def test_config_integrity(slug: str, scale: str) -> None:
     cfg = compose_config([f"paper={slug}", f"scale={scale}"])
     assert cfg.paper.slug == slug
     assert cfg.paper.title and cfg.paper.field
-    assert callable(get_method(cfg.paper.task._target_))
+    assert str(cfg.paper.task).startswith(f"repro.papers.{slug}."), "the package must be named after the slug"
+    assert cfg.paper.get("optimized_metric") is not None, "declare optimized_metric for sweepers"
+    grid = paper_units(cfg, paper_module(cfg.paper))
     assert figure_functions(cfg.paper), f"{slug} declares no figures"
     claims = OmegaConf.to_container(cfg.paper.claims, resolve=True)
     assert claims, f"{slug} declares no claims"
     assert len({c["id"] for c in claims}) == len(claims), "claim ids must be unique"
+    # Columns the grid fixes (a unit's rows may refine `method`, so it is not checked here).
+    columns = {"experiment": {u.experiment for u in grid}}
+    for u in grid:
+        for key, value in u.setting:
+            columns.setdefault(key, set()).add(str(value))
     for claim in claims:
         validate_claim(claim)
+        if claim_scales(claim) is not None and scale not in claim_scales(claim):
+            continue
+        for where in wheres(claim["check"]):
+            for key in set(where or {}) & set(columns):
+                values = where[key] if isinstance(where[key], list) else [where[key]]
+                missing = {str(v) for v in values} - columns[key]
+                assert not missing, f"claim {claim['id']} selects {key}={sorted(missing)}, absent from the {scale} grid"
     for spec in OmegaConf.to_container(cfg.paper.get("tables", []), resolve=True):
         assert {"name", "index", "metrics"} <= set(spec)
 
@@ -47,12 +62,13 @@ def test_smoke_run(slug: str, results_dir, tmp_path) -> None:
     numeric = rows.select_dtypes("number").to_numpy(dtype=float)
     assert not np.isinf(numeric).any(), "rows hold inf"
     assert len(rows) > 0
+    assert {"experiment", "unit", "unit_time_s", "replicate"} <= set(rows.columns)
     cfg = compose_config([f"paper={slug}", "scale=smoke"])
     claims = OmegaConf.to_container(cfg.paper.claims, resolve=True)
-    scale_only = {c["id"] for c in claims if c.get("scale") == "paper"}
-    for verdict in evaluate_claims(claims, rows.assign(run_id=run_dir.name)):
-        if verdict.id not in scale_only:
-            assert verdict.status in (HOLDS, FAILS), f"claim {verdict.id} not evaluable at smoke: {verdict.ours}"
+    for verdict in evaluate_claims(claims, rows.assign(run_id=run_dir.name), "smoke"):
+        claim = next(c for c in claims if c["id"] == verdict.id)
+        if claim_scales(claim) is None or "smoke" in claim_scales(claim):
+            assert verdict.status != NOT_RUN, f"claim {verdict.id} not evaluable at smoke: {verdict.ours}"
     for name, draw in figure_functions(cfg.paper).items():
         fig = draw(rows)
         assert fig.axes, f"figure {name} has no axes"

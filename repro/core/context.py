@@ -1,5 +1,6 @@
-"""The run context handed to every task: seeds, device, run directory, logging, progress, checkpoints."""
+"""The context handed to a paper's ``run_unit``: its unit, seeds, device, files, logging and timing."""
 
+import contextlib
 import json
 import logging
 import sys
@@ -8,12 +9,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pandas as pd
 from omegaconf import DictConfig
 
 from repro.core.seeding import child_seed
+from repro.core.units import Unit
 
 T = TypeVar("T")
+
+# Values shared by the units of one replicate in one process (data sets, say): built once, reused.
+_SHARED: dict[tuple, Any] = {}
 
 
 def resolve_device(requested: str) -> str:
@@ -48,38 +52,77 @@ def make_logger(run_dir: Path, name: str) -> logging.Logger:
     return logger
 
 
-class RunContext:
-    """Everything a task may use from the framework; a task writes files only through it.
+class Stopwatch:
+    """Wall seconds of a block; on CUDA the device is synchronised at both ends so queued kernels count."""
 
-    Attributes: ``cfg`` (the whole composed config), ``run_dir``, ``seed`` (root seed), ``device``
-    (resolved string), ``scale`` (smoke | cpu | paper), ``log`` (a logger writing run.log and stderr).
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.seconds = float("nan")
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def __enter__(self) -> "Stopwatch":
+        self._sync()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sync()
+        self.seconds = time.perf_counter() - self._start
+
+
+class RunContext:
+    """Everything a unit may use from the framework; a unit writes files only through it.
+
+    Seeds: ``seed`` is this unit's own seed (the framework has already seeded python, numpy and torch
+    with it); ``child_seed(*names)`` derives one for a component of the unit; ``data_seed(*names)`` is
+    the same for every unit of one replicate, so methods compared in a replicate see the same data.
     """
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, device: str) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path, device: str, unit: Unit, log: logging.Logger,
+                 position: str = "") -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.seed = int(cfg.seed)
         self.device = device
+        self.unit = unit
+        self.root_seed = int(cfg.seed)
+        self.seed = child_seed(self.root_seed, "unit", unit.name)
         self.scale = str(cfg.scale.name)
         self.data_dir = Path(cfg.data_dir)
-        self.log = make_logger(self.run_dir, self.run_dir.name)
-        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
-        (self.run_dir / "units").mkdir(exist_ok=True)
+        self.threads = cfg.get("threads")
+        self.log = log
+        self.position = position
+        self.converged: list[bool] = []
 
     def child_seed(self, *names: object) -> int:
-        """A seed for one component (e.g. ``ctx.child_seed("data", "train")``), derived from the root."""
+        """A seed for one component of this unit (e.g. ``ctx.child_seed("init")``)."""
         return child_seed(self.seed, *names)
 
-    def replicate_seeds(self) -> list[int]:
-        """One seed per replicate of the experiment at this scale (``scale.replicates`` of them)."""
-        return [self.child_seed("replicate", i) for i in range(int(self.cfg.scale.replicates))]
+    def data_seed(self, *names: object) -> int:
+        """A seed shared by all units of this replicate (the same data for every method and setting)."""
+        return child_seed(self.root_seed, "replicate", self.unit.replicate, *names)
+
+    def shared(self, name: str, build: Callable[[], T]) -> T:
+        """``build()`` once per process for this replicate and name (e.g. a data set every method trains on).
+
+        Keep ``build`` a function of the config and ``data_seed`` only, so that sharing changes nothing.
+        """
+        key = (str(self.run_dir), self.unit.replicate, name)
+        if key not in _SHARED:
+            _SHARED[key] = build()
+        return _SHARED[key]
 
     def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-        """A tqdm bar on a terminal; elsewhere (logs, CI, sweeps) a line in run.log every ~10%."""
+        """A tqdm bar on a terminal; elsewhere a line in run.log every ~10% with the elapsed time and ETA."""
+        label = f"{self.position} {desc}".strip()
         if sys.stderr.isatty():
             from tqdm.auto import tqdm
 
-            yield from tqdm(iterable, desc=desc, total=total, leave=False)
+            yield from tqdm(iterable, desc=label, total=total, leave=False)
             return
         total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         step = max(1, total // 10) if total else None
@@ -87,30 +130,43 @@ class RunContext:
         for i, item in enumerate(iterable):
             yield item
             if step and ((i + 1) % step == 0 or i + 1 == total):
-                self.log.info("%s: %d/%d (%.0f s)", desc, i + 1, total, time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                eta = elapsed / (i + 1) * (total - i - 1)
+                self.log.info("%s: step %d/%d (%.0f s, ETA %.0f s)", label, i + 1, total, elapsed, eta)
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
         """Append one line to metrics.jsonl (per-step curves; result rows are returned, not logged)."""
-        record = {"step": step, "time": time.time(), **metrics}
+        record = {"unit": self.unit.name, "step": step, "time": time.time(), **metrics}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
 
-    def checkpoint_path(self, unit: str) -> Path:
-        """Where the training loop keeps the checkpoint of one unit of work (see repro.core.train)."""
-        return self.run_dir / "checkpoints" / f"{unit}.pt"
+    def checkpoint_path(self, name: str = "") -> Path:
+        """Where the training loop keeps a checkpoint of this unit (``name`` tells several trainings apart)."""
+        stem = self.unit.file_stem + (f"__{name}" if name else "")
+        return self.run_dir / "checkpoints" / f"{stem}.pt"
 
-    def unit(self, name: str, compute: Callable[[], list[dict]]) -> list[dict]:
-        """Rows of one unit of work (a method x replicate, say), computed once per run directory.
+    def stopwatch(self) -> Stopwatch:
+        """``with ctx.stopwatch() as clock: ...`` then ``clock.seconds``: timing that counts queued GPU work."""
+        return Stopwatch(self.device)
 
-        A finished unit's rows are stored; when an interrupted run resumes, finished units are read back
-        and only the rest is computed, so the resumed run ends with the same rows.
-        """
-        path = self.run_dir / "units" / f"{name}.csv"
-        if path.exists():
-            self.log.info("unit %s: finished before, reusing its rows", name)
-            return pd.read_csv(path).to_dict("records")
-        rows = compute()
-        tmp = path.with_suffix(".tmp")
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-        tmp.replace(path)
-        return rows
+    def record_convergence(self, converged: bool) -> None:
+        """Called by the training loop; a unit's rows say whether every training in it converged."""
+        self.converged.append(bool(converged))
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Torch and BLAS/OpenMP pools limited to ``threads`` (None: all cores) for the block."""
+    import os
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    count = int(threads) if threads else os.cpu_count() or 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    with threadpool_limits(count):
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)

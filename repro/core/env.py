@@ -35,7 +35,7 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
     return versions
 
 
-def capture_env(device: str) -> dict:
+def capture_env(device: str, peak_cuda_bytes: int = 0) -> dict:
     import torch
 
     return {
@@ -45,6 +45,7 @@ def capture_env(device: str) -> dict:
         "platform": platform.platform(),
         "device": device,
         "cuda_device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
+        "peak_cuda_memory_mib": round(peak_cuda_bytes / 2**20, 1),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "command_line": " ".join(sys.argv),

@@ -1,11 +1,15 @@
 """One figure style for the suite, and saving figures as PNG and PDF."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STYLE = {
     "figure.dpi": 110,
@@ -38,3 +42,17 @@ def save_figure(fig: "plt.Figure", directory: Path, name: str) -> list[Path]:
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def select_rows(rows: "pd.DataFrame", experiment: str | None = None, **where: object) -> "pd.DataFrame":
+    """The rows of one sub-experiment (the ``experiment`` column every unit writes) matching ``where``
+    (equality, or membership for a list); an empty frame when a column is missing."""
+    import pandas as pd
+
+    conditions = {**({"experiment": experiment} if experiment is not None else {}), **where}
+    mask = pd.Series(True, index=rows.index)
+    for key, value in conditions.items():
+        if key not in rows.columns:
+            return rows.iloc[:0]
+        mask &= rows[key].isin(value if isinstance(value, list | tuple) else [value])
+    return rows[mask]

@@ -14,7 +14,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 # Keys that say where, whether or how fast to run, not what is computed: they do not change a run's identity.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "threads")
+# `unit` and `workers` choose which units run and how many at once: jobs of one grid share one run dir.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "unit", "workers")
 # Wall-clock measurements differ between identical runs; everything else must not. They are named so:
 # a `time` or `speedup` word (`train_time_s`, `time_exponent`, `alg3_speedup_x`) or a rate (`points_per_s`).
 TIMING_COLUMN = re.compile(r"(^|[_/])(time|speedup)([_/]|$)|_per_s$")
@@ -33,12 +34,49 @@ def config_hash(cfg: DictConfig, exclude: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
-def code_hash(slug: str) -> str:
-    """Hash of the paper package's source: a finished run made by other code is stale."""
+def imported_modules(module: str) -> list[Path]:
+    """Source files of ``module`` and of every ``repro`` module it imports, transitively (parsed, not run)."""
+    import ast
+    import importlib.util
+
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or not name.startswith("repro"):
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # `from repro.x import function`: the name is not a module
+            spec = None
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        path = Path(spec.origin)
+        seen[name] = path
+        is_package = spec.submodule_search_locations is not None
+        package = name if is_package else name.rpartition(".")[0]
+        todo += [name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                    if node.level else (node.module or "")
+                todo.append(base)
+                base_spec = importlib.util.find_spec(base) if base.startswith("repro") else None
+                if base_spec is not None and base_spec.submodule_search_locations is not None:
+                    todo += [f"{base}.{a.name}" for a in node.names]
+    return [seen[k] for k in sorted(seen)]
+
+
+def code_hash(module: str) -> str:
+    """Hash of the source of a paper's task module and every repro module it imports: a finished run made
+    by other code is stale."""
     from repro import ROOT
 
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "repro" / "papers" / slug).rglob("*.py")):
+    for path in imported_modules(module):
+        digest.update(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
@@ -57,6 +95,13 @@ def paper_dir(results_dir: str | Path, slug: str) -> Path:
     return Path(results_dir) / slug
 
 
+def report_dir(results_dir: str | Path, slug: str, scale: str) -> Path:
+    """Where a scale's reports go: the canonical cpu scale at results/<slug>/, others in a subfolder (so a
+    smoke `repro table` never overwrites the committed cpu-scale results)."""
+    base = paper_dir(results_dir, slug)
+    return base if scale == "cpu" else base / f"scale-{scale}"
+
+
 def runs_dir(results_dir: str | Path, slug: str) -> Path:
     return paper_dir(results_dir, slug) / "runs"
 
@@ -73,7 +118,37 @@ def write_status(run_dir: Path, **status: object) -> None:
 
 
 def write_rows(run_dir: Path, rows: list[dict]) -> None:
-    pd.DataFrame(rows).to_csv(run_dir / "rows.csv", index=False)
+    write_csv(run_dir / "rows.csv", rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Atomically: a uniquely named temporary file, then a rename (concurrent writers never clash)."""
+    import os
+    import uuid
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def write_unit(path: Path, rows: list[dict]) -> None:
+    write_csv(path, rows)
+
+
+def read_unit(path: Path) -> list[dict]:
+    return pd.read_csv(path).to_dict("records")
+
+
+def finished_units(run_dir: Path) -> set[str]:
+    """Names of the units whose rows are stored in the run directory."""
+    return {p.name[: -len(".csv")].replace("__", "/") for p in (run_dir / "units").glob("*.csv")}
+
+
+def rows_in_grid_order(run_dir: Path, grid: list) -> list[dict]:
+    rows = []
+    for u in grid:
+        rows += read_unit(run_dir / "units" / f"{u.file_stem}.csv")
+    return rows
 
 
 def finished_runs(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> list[Path]:
@@ -112,17 +187,25 @@ def load_rows(results_dir: str | Path, slug: str, scale: str, defaults: str | No
         frame = pd.read_csv(rows_path)
         frame["run_id"] = run_dir.name
         frame["scale"] = scale
+        frame["device"] = str(read_status(run_dir).get("device", "cpu")).split(":")[0]
         frames.append(frame)
         overrides[run_dir.name] = _overrides(run_dir)
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
     ignored = {"paper", "scale", "seed", "device", *NON_IDENTITY_KEYS}
+    if rows["device"].nunique() > 1:  # a CPU run and a CUDA run of a seed are not two replicates
+        overrides = {r: {**o, "device": str(rows.loc[rows.run_id == r, "device"].iloc[0])}
+                     for r, o in overrides.items()}
+        ignored.discard("device")
     keys = sorted({k for o in overrides.values() for k in o} - ignored)
     swept = [key for key in keys if len({o.get(key) for o in overrides.values()}) > 1]
     for key in swept:
         rows[key] = rows["run_id"].map(lambda r, key=key: overrides[r].get(key, "default"))
     rows.attrs["sweep_columns"] = swept
+    # Runs that differ from the paper's default config only by seed (and where or how they ran): the
+    # runs a verdict may pool. A sweep's other runs are tabled beside them, never averaged into a verdict.
+    rows.attrs["default_runs"] = sorted(r for r, o in overrides.items() if not set(o) - ignored - {"device"})
     return rows
 
 

@@ -1,8 +1,9 @@
 """A generic torch training loop that tasks may use (not must).
 
 It gives every paper the same guarantees: a NaN/inf guard that names the step, a checkpoint after each
-epoch, exact resumption (model, optimiser, scheduler, RNG states and the best-so-far state), model
-selection on a validation metric, per-epoch metrics in metrics.jsonl, and a progress bar.
+epoch, exact resumption (model, optimiser, scheduler, CPU and CUDA RNG states and the best-so-far state),
+model selection on a validation metric, per-epoch metrics in metrics.jsonl, a progress bar, and a
+convergence flag recorded on the unit (its rows get ``converged``).
 """
 
 import copy
@@ -24,17 +25,38 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+# Converged: over the last quarter of the epochs the monitored score improved on the best before by less
+# than this fraction of it (the validation loss has plateaued).
+PLATEAU_FRACTION = 0.25
+PLATEAU_TOLERANCE = 0.01
+
+
+def plateaued(scores: list[float], fraction: float = PLATEAU_FRACTION, tolerance: float = PLATEAU_TOLERANCE) -> bool:
+    """Whether a lower-is-better score curve has flattened: fewer than 4 points never counts as converged."""
+    n = len(scores)
+    if n < 4:
+        return False
+    tail = max(1, math.ceil(n * fraction))
+    before, last = min(scores[: n - tail]), min(scores[n - tail:])
+    return bool(before - last <= tolerance * abs(before))
+
+
 def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state()}
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def fit(
     ctx: RunContext,
-    unit: str,
+    name: str,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Callable[[int], Iterable[Any]],
@@ -49,12 +71,14 @@ def fit(
 
     batches(epoch) yields the epoch's batches; derive any shuffling from the epoch number so that a
     resumed run sees the same order. loss_fn(model, batch) returns a scalar loss. evaluate(model) returns
-    metrics (e.g. {"val/mae": ..., "test/mae": ...}); the model is left holding the best state.
+    metrics (e.g. {"val/mae": ..., "test/mae": ...}); the model is left holding the best state. ``name``
+    tells apart several trainings inside one unit (it names the checkpoint).
     """
-    path = ctx.checkpoint_path(unit)
+    unit = f"{ctx.unit.name}{'/' + name if name else ''}"
+    path = ctx.checkpoint_path(name)
     start, history, best = 0, [], None
     if path.exists():
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -86,6 +110,7 @@ def fit(
             model.eval()
             with torch.no_grad():
                 record.update(evaluate(model))
+        record = {k: v if isinstance(v, int | str) else float(v) for k, v in record.items()}
         history.append(record)
         ctx.log_metrics(epoch, unit=unit, **record)
         score = record.get(select, record["train/loss"]) if select else record["train/loss"]
@@ -101,4 +126,6 @@ def fit(
     if best is None:
         raise ConfigError(f"{unit}: no epoch ran (epochs={epochs}); set train.epochs >= 1")
     model.load_state_dict(best["model"])
+    ctx.record_convergence(plateaued([h.get(select, h["train/loss"]) if select else h["train/loss"]
+                                      for h in history]))
     return FitResult(best_epoch=best["epoch"], best_metrics=best["metrics"], history=history)

@@ -2,14 +2,14 @@
 
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 LABELS = {"eigvecs": "raw eigenvectors", "projectors": "eigenspace projectors", "spe": "SPE (smooth phi)"}
 
 
 def sensitivity(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.6)
-    cycle = rows[rows.get("probe") == "c12"] if "probe" in rows else rows.iloc[:0]
+    cycle = select_rows(rows, "probe", probe="c12")
     for ax, d in zip(axes[:2], (4, 5)):
         for method, label in LABELS.items():
             curve = cycle[(cycle["d"] == d) & (cycle["method"] == method)].groupby("eps")["ratio"].mean()
@@ -17,7 +17,7 @@ def sensitivity(rows: pd.DataFrame):
         ax.set(title=f"C12, d = {d}", xlabel="perturbation eps", ylabel="||PE(L') - PE(L)|| / ||L' - L||")
         ax.invert_xaxis()
     axes[0].legend()
-    er = rows[rows.get("probe") == "er"] if "probe" in rows else rows.iloc[:0]
+    er = select_rows(rows, "probe", probe="er")
     for method, label in LABELS.items():
         points = er[er["method"] == method]
         axes[2].loglog(points["boundary_gap"], points["ratio"], ".", alpha=0.6, label=label)

@@ -116,9 +116,11 @@ class GINERegressor(nn.Module):
     graph pooling and an MLP head with BatchNorm (the ZINC setup of the paper, sizes from config)."""
 
     def __init__(self, encoder: nn.Module | None, hidden: int, layers: int, num_node_types: int,
-                 num_edge_types: int, num_targets: int, pool: str = "sum") -> None:
+                 num_edge_types: int, num_targets: int, pool: str = "sum", pe_dim: int | None = None) -> None:
         super().__init__()
         self.encoder = encoder
+        # The encoding is added to the node embedding; a linear map brings pe_dim to the width when they differ.
+        self.pe_to_hidden = nn.Linear(pe_dim, hidden) if pe_dim not in (None, hidden) else nn.Identity()
         self.node_embedding = nn.Embedding(num_node_types, hidden)
         self.edge_embeddings = nn.ModuleList(nn.Embedding(num_edge_types, hidden) for _ in range(layers))
         self.convs = nn.ModuleList(GINEConv(mlp([hidden, hidden, hidden], batch_norm=True), train_eps=True)
@@ -130,7 +132,7 @@ class GINERegressor(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         h = self.node_embedding(batch.x.view(-1))
         if self.encoder is not None:
-            h = h + self.encoder(batch)
+            h = h + self.pe_to_hidden(self.encoder(batch))
         for conv, norm, edge_embedding in zip(self.convs, self.norms, self.edge_embeddings):
             h = h + torch.relu(norm(conv(h, batch.edge_index, edge_embedding(batch.edge_attr.view(-1)))))
         return self.head(self.pool(h, batch.batch))
@@ -154,4 +156,4 @@ def build_model(method: str, model_cfg: dict, num_targets: int) -> GINERegressor
     if method not in encoders:
         raise ValueError(f"unknown SPE method {method!r}; choose from {sorted(encoders)}")
     return GINERegressor(encoders[method](), model_cfg["hidden"], model_cfg["layers"], model_cfg["num_node_types"],
-                         model_cfg["num_edge_types"], num_targets, model_cfg["pool"])
+                         model_cfg["num_edge_types"], num_targets, model_cfg["pool"], pe)

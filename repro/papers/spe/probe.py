@@ -102,22 +102,3 @@ def random_basis_change(eigvals: torch.Tensor, mask: torch.Tensor, tol: float,
         q[start:stop, start:stop] = torch.as_tensor(block)
         start = stop
     return q
-
-
-def invariance_probe(n: int, d: int, m: int, width: float, tol: float, trials: int, seed: int) -> list[dict]:
-    """Largest entry change of each encoding when V is replaced by V Q (Q orthogonal per eigenspace)."""
-    rng = np.random.default_rng(seed)
-    laplacian = laplacian_from_adjacency(dense_adjacency(nx.cycle_graph(n)))
-    eigvals, eigvecs, mask = eigenpairs(laplacian, d)
-    centers = torch.linspace(0.0, 2.0, m, dtype=torch.float64)
-    phis = {"projectors": eigenspace_indicators(eigvals, mask, d, tol),
-            "spe": gaussian_bumps(eigvals, mask, centers, width)}
-    rows = []
-    for trial in range(trials):
-        rotated = eigvecs @ random_basis_change(eigvals, mask, tol, rng)
-        changes = {"eigvecs": (rotated - eigvecs).abs().max()}
-        for name, phi in phis.items():
-            changes[name] = (spectral_tensor(rotated, phi) - spectral_tensor(eigvecs, phi)).abs().max()
-        rows += [{"probe": "invariance", "d": d, "method": name, "trial": trial, "max_abs_change": float(value)}
-                 for name, value in changes.items()]
-    return rows
