@@ -6,23 +6,17 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from repro.core.context import RunContext
+from repro.core.context import RunContext, make_logger
 from repro.core.data import fetch, require, sha256
 from repro.core.errors import DataUnavailableError, NonFiniteError
-from repro.core.seeding import child_seed
-from repro.core.train import fit
+from repro.core.train import fit, plateaued
+from repro.core.units import Unit
 
 
 def make_ctx(run_dir: Path, seed: int = 0) -> RunContext:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     cfg = OmegaConf.create({"seed": seed, "scale": {"name": "smoke", "replicates": 3}, "data_dir": str(run_dir)})
-    return RunContext(cfg, run_dir, "cpu")
-
-
-def test_child_seeds_are_stable_and_distinct() -> None:
-    assert child_seed(0, "data") == child_seed(0, "data")
-    seeds = {child_seed(0, "data"), child_seed(1, "data"), child_seed(0, "model"), child_seed(0, "data", 1)}
-    assert len(seeds) == 4 and all(0 <= s < 2**31 for s in seeds)
+    return RunContext(cfg, run_dir, "cpu", Unit("fit", "m"), make_logger(run_dir, run_dir.name))
 
 
 class Interrupt(Exception):
@@ -60,9 +54,11 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path) -> None:
     with pytest.raises(Interrupt):
         regression_fit(ctx, epochs=6, interrupt_at=3)
     assert ctx.checkpoint_path("unit").exists()
+    assert ctx.converged == []
     torch.manual_seed(12345)  # a fresh process would not share the interrupted one's RNG state
     resumed, resumed_model = regression_fit(ctx, epochs=6)
     assert resumed.history == full.history
+    assert ctx.converged == [plateaued([h["val/mse"] for h in full.history])]
     for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -74,16 +70,28 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_nan_guard_names_the_step(tmp_path: Path) -> None:
-    with pytest.raises(NonFiniteError, match=r"unit: loss became (nan|inf) at epoch \d+, step \d+"):
+    with pytest.raises(NonFiniteError, match=r"fit/m/-/r0/unit: loss became (nan|inf) at epoch \d+, step \d+"):
         regression_fit(make_ctx(tmp_path), epochs=50, lr=1e12)
 
 
-def test_units_are_computed_once_per_run_dir(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("curve", "expected"), [
+    ([1.0, 0.5, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2], True),      # flat over the last quarter
+    ([1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], False),     # still falling
+    ([1.0, 0.5, 0.4], False),                               # too short to tell
+    ([1.0, 0.5, 0.3, 0.2, 0.2, 0.2, 0.2, 0.199], True),     # within 1% of the earlier best
+    ([1.0, 0.5, 0.3, 0.2, 0.2, 0.2, 0.2, 0.19], False),
+])
+def test_plateau_rule(curve: list[float], expected: bool) -> None:
+    assert plateaued(curve) is expected
+
+
+def test_long_training_is_flagged_converged(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
-    calls = []
-    compute = lambda: calls.append(1) or [{"method": "a", "value": 0.1 + 0.2}]  # noqa: E731
-    assert ctx.unit("a-0", compute) == ctx.unit("a-0", compute) == [{"method": "a", "value": 0.1 + 0.2}]
-    assert len(calls) == 1
+    regression_fit(ctx, epochs=150, lr=0.02)
+    assert ctx.converged == [True]
+    short = make_ctx(tmp_path / "short")
+    regression_fit(short, epochs=2)
+    assert short.converged == [False]
 
 
 def test_fetch_uses_cache_and_fails_clearly_offline(tmp_path: Path) -> None:
