@@ -4,21 +4,21 @@ import numpy as np
 import pandas as pd
 
 from repro.core.claims import fit_slope
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 
 def violation(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=2, width=4.2)
-    invariant = rows[rows["method"] == "invariant"] if "method" in rows else rows.iloc[:0]
+    invariant = select_rows(rows, "violation", method="invariant")
     for d, group in invariant.groupby("d"):
         stats = group.groupby("N")["violation_rate"].agg(["mean", "std"])
-        fit = group[group["N"] >= 4]
+        fit = group[(group["N"] >= 4) & (group["violation_rate"] > 0)]
         label = f"d = {d}"
         if fit["N"].nunique() >= 3:
-            slope, lo, hi = fit_slope(fit["N"].to_numpy(float), fit["violation_rate"].to_numpy(float), log=True)
-            label += f" (slope {slope:.2f}, CI {lo:.2f} to {hi:.2f})"
+            slope = fit_slope(fit["N"].to_numpy(float), fit["violation_rate"].to_numpy(float), log=True)
+            label += f" (slope {slope.estimate:.2f}, CI {slope.lo:.2f} to {slope.hi:.2f})"
         axes[0].errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=2, label=label)
-        erm = rows[(rows["method"] == "erm") & (rows["d"] == d)].groupby("N")["violation_rate"].mean()
+        erm = select_rows(rows, "violation", method="erm", d=d).groupby("N")["violation_rate"].mean()
         axes[1].plot(erm.index, erm.values, "s--", label=f"pooled ERM, d = {d}")
         axes[1].plot(stats.index, stats["mean"], "o-", label=f"eps-invariant, d = {d}")
     if len(invariant):

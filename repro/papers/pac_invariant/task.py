@@ -1,28 +1,27 @@
 """The sweep: N training interventions x dimension d; violation rate of the learned predictor on fresh ones.
 
-Rows per (method, d, N, seed), averaged over `draws` random SEMs: violation_rate = fraction of the test
-interventions with |g_theta(w)| > eps, violation_rate_2eps (> 2 eps), max_abs_residual, ood_risk_mean and
-ood_risk_worst (mean / max of R_theta(w) over the test interventions). Methods: invariant (the eps-approximately
-invariant learner on the N training environments), erm (pooled least squares on the same environments) and
-causal (the SEM's weights on Pa(Y); no training, N = 0).
+Grid: ``violation/<method>/d=<d>`` per replicate. Every method of a replicate sees the same `draws` random
+SEMs and the same training and test interventions (``ctx.data_seed``), so methods are compared paired.
+Rows per (method, d, N), averaged over the SEMs: violation_rate = fraction of the test interventions with
+|g_theta(w)| > eps, violation_rate_2eps (> 2 eps), max_abs_residual, ood_risk_mean and ood_risk_worst (mean /
+max of R_theta(w) over the test interventions). Methods: invariant (the eps-approximately invariant learner on
+the N training environments), erm (pooled least squares on the same environments) and causal (the SEM's
+weights on Pa(Y); no training, N = 0).
 """
-
-import time
 
 import numpy as np
 from omegaconf import DictConfig
 
 from repro.core.context import RunContext
+from repro.core.units import Unit, grid
 from repro.papers.pac_invariant.learn import invariant_learner, pooled_erm, residuals, risks
 from repro.papers.pac_invariant.sem import LinearSEM, random_sem
 
+METHODS = ("invariant", "erm", "causal")
 
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    rows = []
-    for seed in ctx.replicate_seeds():
-        for d in cfg.ds:
-            rows += ctx.unit(f"d{d}-{seed}", lambda d=d, s=seed: sweep_rows(cfg, ctx, d, s))
-    return rows
+
+def units(cfg: DictConfig) -> list[Unit]:
+    return grid("violation", cfg.methods, d=list(cfg.ds))
 
 
 def causal_predictor(sem: LinearSEM) -> np.ndarray:
@@ -38,26 +37,36 @@ def evaluate(w: np.ndarray, test: tuple[np.ndarray, ...], eps: float) -> dict[st
             "ood_risk_worst": float(risk.max())}
 
 
-def sweep_rows(cfg: DictConfig, ctx: RunContext, d: int, seed: int) -> list[dict]:
-    start = time.perf_counter()
-    results: dict[tuple[str, int], list[dict]] = {}
+def draw_problems(cfg: DictConfig, ctx: RunContext, d: int) -> list[tuple]:
+    """The replicate's `draws` SEMs at dimension d with their training and test covariances (shared by methods)."""
+    problems = []
     for draw in range(cfg.draws):
-        rng = np.random.default_rng(ctx.child_seed("sem", d, seed, draw))
+        rng = np.random.default_rng(ctx.data_seed("sem", d, draw))
         sem = random_sem(d, cfg.max_parents, cfg.sites, rng)
         train = sem.covariances(sem.sample_interventions(max(cfg.ns), rng))
         test = sem.covariances(sem.sample_interventions(cfg.test_interventions, rng))
+        problems.append((sem, train, test))
+    return problems
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    d = int(u.settings["d"])
+    problems = ctx.shared(f"sems-d{d}", lambda: draw_problems(cfg, ctx, d))
+    ns = [0] if u.method == "causal" else list(cfg.ns)
+    results: dict[int, list[dict]] = {n: [] for n in ns}
+    for sem, train, test in problems:
         causal = causal_predictor(sem)
-        results.setdefault(("causal", 0), []).append(evaluate(causal, test, cfg.eps))
-        for n in cfg.ns:
+        if u.method == "causal":
+            results[0].append(evaluate(causal, test, cfg.eps))
+            continue
+        for n in ns:
             sxx, sxy, syy = (a[:n] for a in train)
-            erm = pooled_erm(sxx, sxy)
-            invariant = invariant_learner(sxx, sxy, syy, cfg.eps, [causal, erm, (causal + erm) / 2])
-            results.setdefault(("erm", n), []).append(evaluate(erm, test, cfg.eps))
-            results.setdefault(("invariant", n), []).append(evaluate(invariant, test, cfg.eps))
-    rows = [{"method": method, "d": d, "N": n, "seed": seed, "sites": cfg.sites,
-             **{k: float(np.mean([r[k] for r in runs])) for k in runs[0]}}
-            for (method, n), runs in results.items()]
-    ctx.log.info("d = %d, seed %d: %d SEMs in %.1f s; invariant violation by N: %s", d, seed, cfg.draws,
-                 time.perf_counter() - start,
-                 {r["N"]: round(r["violation_rate"], 3) for r in rows if r["method"] == "invariant"})
+            w = pooled_erm(sxx, sxy)
+            if u.method == "invariant":
+                w = invariant_learner(sxx, sxy, syy, cfg.eps, [causal, w, (causal + w) / 2])
+            results[n].append(evaluate(w, test, cfg.eps))
+    rows = [{"N": n, "sites": cfg.sites, **{k: float(np.mean([r[k] for r in runs])) for k in runs[0]}}
+            for n, runs in results.items()]
+    ctx.log.info("%s, d = %d: %d SEMs; violation rate by N: %s", u.method, d, cfg.draws,
+                 {r["N"]: round(r["violation_rate"], 3) for r in rows})
     return rows
