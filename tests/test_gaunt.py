@@ -13,8 +13,8 @@ from scipy.special import sph_harm_y
 from sympy.physics.wigner import gaunt, wigner_3j
 
 from repro.core.errors import ConfigError
-from repro.papers.gaunt import harmonics, products
-from repro.papers.gaunt.task import exponent_rows, validate
+from repro.papers.gaunt import benchmark, harmonics, products
+from repro.papers.gaunt.task import units, validate
 
 METHODS = {"dense": products.DenseGaunt, "cg": products.CGGaunt, "grid": products.SphereGridGaunt,
            "fft": products.FourierGaunt}
@@ -178,12 +178,6 @@ def test_gaunt_drops_the_cross_product() -> None:
     assert harmonics.gaunt_path_factor(1, 1, 1) == pytest.approx(0.0, abs=1e-15)
 
 
-def test_exponent_fit_recovers_a_power_law() -> None:
-    timing = [{"method": "m", "seed": 0, "degrees": n, "time_s": 2e-6 * n**3} for n in (4, 6, 8, 10)]
-    (row,) = exponent_rows(timing)
-    assert row["time_exponent"] == pytest.approx(3.0, abs=1e-9)
-
-
 def test_config_errors_name_the_fix() -> None:
     cfg = OmegaConf.create({"methods": ["dense", "fft", "nope"], "benchmark": {"dtype": "float64", "lmax": [1, 2, 3]}})
     with pytest.raises(ConfigError, match="unknown"):
@@ -191,3 +185,22 @@ def test_config_errors_name_the_fix() -> None:
     cfg.methods = ["cg", "fft"]
     with pytest.raises(ConfigError, match="dense"):
         validate(cfg)
+
+
+def test_time_products_times_every_route_on_the_same_inputs() -> None:
+    from repro.core.context import Stopwatch
+
+    x, y = (torch.randn(2, 2, 4, dtype=torch.float64) for _ in range(2))
+    built = {name: cls(1) for name, cls in METHODS.items()}
+    seconds = benchmark.time_products(built, x, y, repeats=2, min_time_s=1e-4, stopwatch=lambda: Stopwatch("cpu"))
+    assert set(seconds) == set(METHODS)
+    assert all(0 < t < 1 for t in seconds.values())
+
+
+def test_grid_has_a_deterministic_identity_unit_and_a_products_unit_per_degree() -> None:
+    cfg = OmegaConf.create({"methods": ["dense", "cg", "grid", "fft"],
+                            "benchmark": {"dtype": "float64", "lmax": [1, 2, 3]}})
+    grid = units(cfg)
+    assert [(u.experiment, u.settings["lmax"], u.stochastic) for u in grid] == [
+        ("identity", 1, False), ("identity", 2, False), ("identity", 3, False),
+        ("products", 1, True), ("products", 2, True), ("products", 3, True)]

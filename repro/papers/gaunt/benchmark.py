@@ -3,7 +3,6 @@
 Every function takes modules (x, y) -> z as built in products.py and returns plain numbers.
 """
 
-import time
 from collections.abc import Callable
 
 import torch
@@ -60,37 +59,32 @@ def identity_errors(table: torch.Tensor, lmax: int) -> dict[str, float]:
     return {"identity_residual": residual, "factor_error": factor, "odd_path_max": odd}
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_products(products: dict[str, Product], x: torch.Tensor, y: torch.Tensor, repeats: int,
-                  min_time_s: float) -> dict[str, float]:
-    """Seconds per call of each product on the same inputs, measured side by side.
+                  min_time_s: float, stopwatch: Callable) -> dict[str, float]:
+    """Seconds per call of each product on the same inputs, measured side by side with ``stopwatch``
+    (the context's ``ctx.stopwatch``, which synchronises CUDA at both ends).
 
-    Each product is warmed up, then called in loops long enough to last `min_time_s` (like timeit's autorange);
-    the methods take turns within every repeat, so load on a shared machine hits all of them alike.
-    Returns the minimum over repeats of (loop time / calls): as timeit advises, slower repeats measure other
-    processes on a shared machine, not the product.
+    Each product is warmed up, then its number of calls per loop is doubled until a loop lasts `min_time_s`
+    (like timeit's autorange); the methods take turns within every repeat, so load on a shared machine hits
+    all of them alike. Returns the minimum over repeats of (loop time / calls): as timeit advises, slower
+    repeats measure other processes on a shared machine, not the product.
     """
+
+    def loop(product: Product, calls: int) -> float:
+        with stopwatch() as clock:
+            for _ in range(calls):
+                product(x, y)
+        return clock.seconds
+
     loops = {}
     for name, product in products.items():
         product(x, y)
-        _synchronize(x.device)
-        start, calls = time.perf_counter(), 0
-        while time.perf_counter() - start < min_time_s:
-            product(x, y)
-            calls += 1
-        _synchronize(x.device)
-        loops[name] = max(1, calls)
+        calls = 1
+        while loop(product, calls) < min_time_s:
+            calls *= 2
+        loops[name] = calls
     samples: dict[str, list[float]] = {name: [] for name in products}
     for _ in range(repeats):
         for name, product in products.items():
-            _synchronize(x.device)
-            start = time.perf_counter()
-            for _ in range(loops[name]):
-                product(x, y)
-            _synchronize(x.device)
-            samples[name].append((time.perf_counter() - start) / loops[name])
+            samples[name].append(loop(product, loops[name]) / loops[name])
     return {name: min(values) for name, values in samples.items()}

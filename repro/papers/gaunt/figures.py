@@ -4,33 +4,29 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 LABELS = {"dense": "dense Gaunt table", "cg": "e3nn CG full TP", "grid": "e3nn S2 grid", "fft": "2D Fourier + FFT"}
 COLORS = {"dense": "C0", "cg": "C1", "grid": "C2", "fft": "C3"}  # one colour per method in every panel
 
 
-def _kind(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
-    return rows[rows["kind"] == kind] if "kind" in rows else rows.iloc[:0]
-
-
 def efficiency(rows: pd.DataFrame):
     """Left: seconds per call vs number of degrees L+1 with L^3 and L^6 guides. Right: baseline / FFT time."""
     fig, (left, right) = new_figure(ncols=2, width=4.0)
-    timing = _kind(rows, "timing")
+    timing = select_rows(rows, "products", kind="timing")
     for method, label in LABELS.items():
-        curve = timing[timing["method"] == method].groupby("degrees")["time_s"].mean()
+        curve = select_rows(timing, method=method).groupby("degrees")["time_s"].mean()
         left.loglog(curve.index, curve.values, "o-", color=COLORS[method], label=label)
     if not timing.empty:
         n = np.array(sorted(timing["degrees"].unique()), dtype=float)
-        anchor = timing[timing["degrees"] == n[-1]]["time_s"].median()
+        anchor = select_rows(timing, degrees=n[-1])["time_s"].median()
         for power, style in ((3, ":"), (6, "--")):
             left.loglog(n, anchor * (n / n[-1]) ** power, "k" + style, lw=0.8, label=f"~ L^{power}")
     left.set(xlabel="degrees L+1", ylabel="time per call (s)", title="full Gaunt product")
     left.legend(fontsize=7)
-    speedup = _kind(rows, "speedup")
     for baseline in ("cg", "dense", "grid"):
-        curve = speedup[speedup["baseline"] == baseline].groupby("degrees")["speedup_x"].mean()
+        chosen = select_rows(rows, "products", kind="speedup", baseline=baseline)
+        curve = chosen.groupby("degrees")["speedup_x"].mean()
         right.loglog(curve.index, curve.values, "o-", color=COLORS[baseline], label=f"{LABELS[baseline]} / FFT")
     right.axhline(1.0, color="k", lw=0.8)
     right.set(xlabel="degrees L+1", ylabel="speed-up of FFT (x)", title="side by side, same process")
@@ -48,9 +44,8 @@ def accuracy(rows: pd.DataFrame):
     fig, (left, right) = new_figure(ncols=2, width=4.0)
     for ax, kind, metric, title in ((left, "agreement", "max_rel_error", "deviation from dense table"),
                                     (right, "equivariance", "equivariance_error", "equivariance error")):
-        chosen = _kind(rows, kind)
         for method, label in LABELS.items():
-            curve = chosen[chosen["method"] == method].groupby("degrees")[metric].max()
+            curve = select_rows(rows, "products", kind=kind, method=method).groupby("degrees")[metric].max()
             ax.semilogy(curve.index, curve.clip(lower=1e-18).values, "o-", color=COLORS[method], label=label)
         ax.axhline(1e-10, color="k", ls="--", lw=0.8)
         ax.set(xlabel="degrees L+1", ylabel="max relative error", title=title)
