@@ -27,7 +27,7 @@ from repro.papers.coulomb_cumulants.samplers import (
 )
 
 
-@pytest.mark.parametrize("n", [1, 7, 50])
+@pytest.mark.parametrize("n", [1, 7, 50, 1600])
 def test_r2_has_the_exact_gamma_law(n: int) -> None:
     np.testing.assert_allclose(exact_cumulants(g_coefficients("r2"), n), gamma_law_cumulants(n), rtol=1e-13)
     law = stats.gamma(n * (n + 1) / 2, scale=1 / n)
@@ -41,6 +41,16 @@ def test_harmonic_gas_law_at_beta_2_is_ginibre_and_scales_with_beta() -> None:
         kappas = harmonic_gas_cumulants(n, beta)
         assert kappas[1] == pytest.approx(1 / beta, rel=1e-5)               # (1 / (2 pi beta)) int |grad r^2|^2
         assert n * kappas[2] == pytest.approx((2 / beta) ** 2 * 1.0, rel=1e-5)
+
+
+def test_beta_scaling_of_the_harmonic_gas_at_finite_n() -> None:
+    """(Was the claim beta_scaling: an identity of the closed forms.) N^(p-2) kappa_p(beta) of f = r^2 at N = 1600
+    is (2/beta)^(p-1) times the beta = 2 boundary limit within 1%, p = 2, 3, 4."""
+    n, limits = 1600, boundary_limits("r2", (2, 3, 4))
+    for beta in (1.0, 2.0, 4.0):
+        kappas = harmonic_gas_cumulants(n, beta)
+        for p in (2, 3, 4):
+            assert n ** (p - 2) * kappas[p - 1] == pytest.approx((2 / beta) ** (p - 1) * limits[p], rel=1e-2)
 
 
 def test_exact_cumulants_match_numerical_integration() -> None:

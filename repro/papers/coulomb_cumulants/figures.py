@@ -4,23 +4,19 @@ and the large deviations of L_N / N (rate function Phi(m), convergence of the fi
 import numpy as np
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 from repro.papers.coulomb_cumulants.large_deviations import gamma_rate
-
-
-def _experiment(rows: pd.DataFrame, name: str) -> pd.DataFrame:
-    return rows[rows["experiment"] == name] if "experiment" in rows else rows.iloc[:0]
 
 
 def scaled_cumulants(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=4, width=3.2)
-    exact, mc = _experiment(rows, "exact"), _experiment(rows, "mc")
+    exact, mc = select_rows(rows, "exact"), select_rows(rows, "mc")
     for ax, p in zip(axes, (2, 3, 4, 5)):
-        for name, curve in exact[exact["p"] == p].groupby("f"):
+        for name, curve in select_rows(exact, p=p).groupby("f"):
             curve = curve.sort_values("N")
             limit = curve["prediction"].iloc[0]
             (line,) = ax.plot(1 / curve["N"], curve["scaled"] / limit, "-", label=name)
-            points = mc[(mc["p"] == p) & (mc["f"] == name)] if len(mc) else mc
+            points = select_rows(mc, p=p, f=name)
             if len(points):
                 scale = points["N"] ** (p - 2) / limit
                 ax.errorbar(1 / points["N"], points["kstat"] * scale, yerr=2 * points["se"] * abs(scale), fmt="o",
@@ -33,7 +29,7 @@ def scaled_cumulants(rows: pd.DataFrame):
 
 def large_deviations(rows: pd.DataFrame):
     fig, (rate_ax, cgf_ax) = new_figure(ncols=2, width=3.6)
-    limit, exact = _experiment(rows, "ld_limit"), _experiment(rows, "ld_exact")
+    limit, exact = select_rows(rows, "ld_limit"), select_rows(rows, "ld_exact")
     for name, curve in limit.groupby("f"):
         curve = curve.sort_values("m")
         rate_ax.plot(curve["m"], curve["rate"], "o", label=f"{name}: saddle point")
