@@ -304,3 +304,22 @@ def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:
     exp = rows[rows["experiment"] == "exp_classify"].set_index("method")
     assert set(exp.index) == {"gin", "ga_gin_id", "fa_gin_id"}
     assert exp.loc["gin", "test/acc"] == 0.5
+
+
+def test_gin_accuracy_bounded_by_size_only_rate() -> None:
+    """Former claim gin_limited_by_wl, true by construction: on random 3-regular graphs plain GIN's output is a
+    function of n alone (one 1-WL colouring per n), so no GIN, trained or not, beats the size-only rate."""
+    from repro.papers.fa.task import size_only_rate
+
+    graphs, labels = triangle_graphs(60, [12, 14, 16], 4)
+    sizes = np.array([len(a) for a in graphs])
+    every = np.arange(len(graphs))
+    for seed in range(3):
+        torch.manual_seed(seed)
+        gin = graph_model("gin", 1, 16, 32, 3).eval()
+        with torch.no_grad():
+            logits = gin(*GraphSet(graphs, labels, 16, "gin").inputs(every, 1, np.random.default_rng(0)))
+        for n in np.unique(sizes):
+            torch.testing.assert_close(logits[sizes == n], logits[sizes == n][0].expand(int((sizes == n).sum())))
+        accuracy = float(((logits > 0).numpy() == labels).mean())
+        assert accuracy <= size_only_rate(graphs, labels) + 1e-12

@@ -3,33 +3,30 @@
 import numpy as np
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 NBODY_LABELS = {"fa_gnn": "FA-GNN", "gnn": "GNN", "gnn_aug": "GNN + O(3) aug.", "const_vel": "const. velocity"}
 GRAPH_LABELS = {"gin": "GIN", "ga_gin_id": "GA-GIN+ID", "fa_gin_id": "FA-GIN+ID"}
 
 
-def _of(rows: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    return rows[rows["experiment"] == experiment] if "experiment" in rows else rows.iloc[:0]
-
-
 def nbody_and_graphs(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.8)
-    curves = _of(rows, "nbody_curve")
     for method, label in NBODY_LABELS.items():
-        curve = curves[curves["method"] == method].groupby("epoch")["val/mse"].mean()
+        curve = select_rows(rows, "nbody_curve", method=method)
         if len(curve):
+            curve = curve.groupby("epoch")["val/mse"].mean()
             axes[0].semilogy(curve.index, curve.values, label=label)
     axes[0].set(xlabel="epoch", ylabel="validation MSE", title="charged 5-body")
     axes[0].legend()
-    final = _of(rows, "nbody")
-    errors = [final[final["method"] == m]["equivariance_error"].mean() for m in NBODY_LABELS]
+    errors = [select_rows(rows, "nbody", method=m).get("equivariance_error", pd.Series(dtype=float)).mean()
+              for m in NBODY_LABELS]
     axes[1].bar(list(NBODY_LABELS.values()), np.maximum(np.nan_to_num(errors), 1e-12))
     axes[1].set(yscale="log", ylabel="||f(Qx+t) - (Qf(x)+t)|| (RMS)", title="O(3) x translation")
     axes[1].tick_params(axis="x", rotation=30)
-    graphs = _of(rows, "graphs")
-    accuracy = [graphs[graphs["method"] == m]["test/acc"].mean() for m in GRAPH_LABELS]
+    accuracy = [select_rows(rows, "graphs", method=m).get("test/acc", pd.Series(dtype=float)).mean()
+                for m in GRAPH_LABELS]
     axes[2].bar(list(GRAPH_LABELS.values()), np.nan_to_num(accuracy))
+    graphs = select_rows(rows, "graphs")
     if len(graphs):
         axes[2].axhline(graphs["majority_rate"].mean(), color="k", ls="--", label="majority rate")
         axes[2].legend()

@@ -38,7 +38,7 @@ def pca_frames(points: torch.Tensor, group: str = "o3", tol: float = 1e-6
     eigenvalues, vectors = torch.linalg.eigh(centred.transpose(-2, -1) @ centred)
     gaps = eigenvalues.diff(dim=-1).min(-1).values
     degenerate = gaps <= tol * eigenvalues[..., -1].abs().clamp_min(1e-300)
-    rotations = vectors.unsqueeze(-3) * SIGNS.unsqueeze(-2)  # columns scaled: V S, (B, 8, 3, 3)
+    rotations = vectors.unsqueeze(-3) * SIGNS.to(vectors.device).unsqueeze(-2)  # columns scaled: V S, (B, 8, 3, 3)
     if group == "so3":
         keep = torch.linalg.det(rotations) > 0  # exactly 4 of the 8 per cloud
         rotations = rotations[keep].view(*rotations.shape[:-3], 4, 3, 3)

@@ -76,8 +76,8 @@ class GNN(nn.Module):
     def forward(self, x: torch.Tensor, v: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
         n = x.shape[-2]
         # ordered pairs (i, j), i != j, grouped by receiver i: pair p = i * (n - 1) + k
-        receiver = torch.arange(n).repeat_interleave(n - 1)
-        sender = torch.tensor([j for i in range(n) for j in range(n) if j != i])
+        receiver = torch.arange(n, device=x.device).repeat_interleave(n - 1)
+        sender = torch.tensor([j for i in range(n) for j in range(n) if j != i], device=x.device)
         h = self.embed(torch.cat([x, v], -1))
         edge_attr = torch.cat([(charges[..., receiver] * charges[..., sender]).unsqueeze(-1),
                                ((x[..., receiver, :] - x[..., sender, :]) ** 2).sum(-1, keepdim=True)], -1)

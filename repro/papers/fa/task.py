@@ -1,7 +1,10 @@
 """FA experiments: (A) charged 5-body prediction with FA-GNN vs GNN, GNN + rotation augmentation and constant
-velocity; (B) triangle detection on 1-WL-equivalent 3-regular graphs with GIN, GA-GIN+ID and FA-GIN+ID."""
+velocity; (B) triangle detection on 1-WL-equivalent 3-regular graphs with GIN, GA-GIN+ID and FA-GIN+ID;
+(C, scale=paper) EXP-classify on the published EXP file.
 
-import time
+Grid: ``nbody/<method>``, ``graphs/<method>`` and (when enabled) ``exp_classify/<method>``, one training per
+unit and replicate; every method of a replicate sees the same simulated systems and the same graphs.
+"""
 
 import numpy as np
 import torch
@@ -11,25 +14,55 @@ from repro.core.context import RunContext
 from repro.core.errors import ConfigError
 from repro.core.geometry import random_rotations
 from repro.core.train import FitResult, fit
+from repro.core.units import Unit, grid
 from repro.papers.fa.exp import load_exp
 from repro.papers.fa.frames import frame_size
 from repro.papers.fa.graphs import GRAPH_METHODS, GraphSet, graph_model, triangle_graphs
 from repro.papers.fa.nbody import GNN, FrameAveraged, constant_velocity, simulate_charged
 
 NBODY_METHODS = ("fa_gnn", "gnn", "gnn_aug", "const_vel")
+METHODS = NBODY_METHODS + GRAPH_METHODS
+
+
+def units(cfg: DictConfig) -> list[Unit]:
+    for name, chosen, known in (("nbody.methods", cfg.nbody.methods, NBODY_METHODS),
+                                ("graphs.methods", cfg.graphs.methods, GRAPH_METHODS),
+                                ("exp_classify.methods", cfg.exp_classify.methods, GRAPH_METHODS)):
+        unknown = sorted(set(chosen) - set(known))
+        if unknown:
+            raise ConfigError(f"paper.{name} has unknown {unknown}; choose from {list(known)}")
+    grid_units = grid("nbody", cfg.nbody.methods) + grid("graphs", cfg.graphs.methods)
+    if cfg.exp_classify.enabled:  # the published EXP file: scale=paper (downloads)
+        grid_units += grid("exp_classify", cfg.exp_classify.methods)
+    return grid_units
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "nbody":
+        splits = ctx.shared("nbody", lambda: nbody_splits(cfg.nbody, ctx))
+        return train_nbody(cfg.nbody, ctx, splits, u.method)
+    if u.experiment == "graphs":
+        data = ctx.shared("graphs", lambda: graph_data(cfg.graphs, ctx))
+        return train_graphs(cfg.graphs, ctx, data, u.method)
+    exp_data = ctx.shared("exp", lambda: load_exp_logged(ctx))
+    return train_exp(cfg.exp_classify, ctx, exp_data, u.method)
 
 
 def nbody_splits(cfg: DictConfig, ctx: RunContext) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The replicate's simulated systems (the same for every method), on the CPU (moved per batch)."""
     sizes = {"train": cfg.train_systems, "val": cfg.val_systems, "test": cfg.test_systems}
-    start = time.perf_counter()
-    sim = simulate_charged(sum(sizes.values()), ctx.child_seed("nbody"), frames=tuple(cfg.frames))
-    ctx.log.info("simulated %d systems in %.1f s", sum(sizes.values()), time.perf_counter() - start)
+    sim = simulate_charged(sum(sizes.values()), ctx.data_seed("nbody"), frames=tuple(cfg.frames))
+    ctx.log.info("simulated %d charged 5-body systems", sum(sizes.values()))
     tensors = [torch.as_tensor(sim[k], dtype=torch.float) for k in ("x_in", "v_in", "charges", "x_out")]
     splits, offset = {}, 0
     for name, size in sizes.items():
         splits[name] = tuple(t[offset:offset + size] for t in tensors)
         offset += size
     return splits
+
+
+def on(device: str, tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(device) for t in tensors)
 
 
 def mse(model, split: tuple[torch.Tensor, ...]) -> float:
@@ -41,15 +74,16 @@ def equivariance_error(model, split: tuple[torch.Tensor, ...], seed: int) -> flo
     """RMS over systems of ||f(Qx + t, Qv) - (Q f(x, v) + t)||, Q Haar on O(3), t ~ N(0, I)."""
     x, v, q, _ = split
     rng = np.random.default_rng(seed)
-    rot = torch.as_tensor(random_rotations(len(x), rng, "o3"), dtype=torch.float)
-    shift = torch.as_tensor(rng.standard_normal((len(x), 1, 3)), dtype=torch.float)
+    rot = torch.as_tensor(random_rotations(len(x), rng, "o3"), dtype=torch.float, device=x.device)
+    shift = torch.as_tensor(rng.standard_normal((len(x), 1, 3)), dtype=torch.float, device=x.device)
     moved = model(x @ rot.transpose(1, 2) + shift, v @ rot.transpose(1, 2), q)
     expected = model(x, v, q) @ rot.transpose(1, 2) + shift
     return float(((moved - expected) ** 2).sum((1, 2)).mean().sqrt())
 
 
-def train_nbody(cfg: DictConfig, ctx: RunContext, splits: dict, method: str, seed: int) -> list[dict]:
-    row = {"experiment": "nbody", "method": method, "seed": seed}
+def train_nbody(cfg: DictConfig, ctx: RunContext, cpu_splits: dict, method: str) -> list[dict]:
+    splits = {name: on(ctx.device, split) for name, split in cpu_splits.items()}
+    row = {}
     if method == "const_vel":
         horizon = (cfg.frames[1] - cfg.frames[0]) * cfg.save_every * cfg.dt
 
@@ -57,22 +91,23 @@ def train_nbody(cfg: DictConfig, ctx: RunContext, splits: dict, method: str, see
             return constant_velocity(x, v, horizon)
 
         row.update({"test/mse": mse(model, splits["test"]),
-                    "equivariance_error": equivariance_error(model, splits["test"], seed)})
+                    "equivariance_error": equivariance_error(model, splits["test"], ctx.child_seed("equivariance"))})
         return [row]
-    torch.manual_seed(seed)
+    torch.manual_seed(ctx.child_seed("init"))
     backbone = GNN(cfg.width, cfg.layers)
-    net = FrameAveraged(backbone, cfg.frame_group) if method == "fa_gnn" else backbone
+    net = (FrameAveraged(backbone, cfg.frame_group) if method == "fa_gnn" else backbone).to(ctx.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x, v, q, y = splits["train"]
 
     def batches(epoch: int):
-        rng = np.random.default_rng([seed, epoch])
-        order = torch.as_tensor(rng.permutation(len(x)))
+        rng = np.random.default_rng(ctx.child_seed("batches", epoch))
+        order = torch.as_tensor(rng.permutation(len(x)), device=ctx.device)
         for start in range(0, len(x), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             bx, bv, by = x[idx], v[idx], y[idx]
             if method == "gnn_aug":  # the same random O(3) element on inputs and target, per system
-                rot = torch.as_tensor(random_rotations(len(idx), rng, "o3"), dtype=torch.float).transpose(1, 2)
+                rot = torch.as_tensor(random_rotations(len(idx), rng, "o3"), dtype=torch.float,
+                                      device=ctx.device).transpose(1, 2)
                 bx, bv, by = bx @ rot, bv @ rot, by @ rot
             yield bx, bv, q[idx], by
 
@@ -83,75 +118,91 @@ def train_nbody(cfg: DictConfig, ctx: RunContext, splits: dict, method: str, see
     def evaluate(net) -> dict[str, float]:
         return {"val/mse": mse(net, splits["val"])}
 
-    start = time.perf_counter()
-    result = fit(ctx, f"nbody-{method}-{seed}", net, optimizer, batches, loss_fn, cfg.epochs, evaluate,
-                 select="val/mse")
+    result = fit(ctx, "", net, optimizer, batches, loss_fn, cfg.epochs, evaluate, select="val/mse")
     net.eval()
     with torch.no_grad():
         row.update({"test/mse": mse(net, splits["test"]), "val/mse": result.best_metrics["val/mse"],
-                    "best_epoch": result.best_epoch, "train_time_s": time.perf_counter() - start,
-                    "equivariance_error": equivariance_error(net, splits["test"], seed)})
-    ctx.log.info("n-body %s seed %d: %s", method, seed, {k: round(v, 6) for k, v in row.items() if "/" in k})
-    curve = [{"experiment": "nbody_curve", "method": method, "seed": seed, "epoch": h["epoch"],
-              "val/mse": h["val/mse"]} for h in result.history]
+                    "best_epoch": result.best_epoch,
+                    "equivariance_error": equivariance_error(net, splits["test"], ctx.child_seed("equivariance"))})
+    ctx.log.info("n-body %s: %s", method, {k: round(v, 6) for k, v in row.items() if "/" in k})
+    curve = [{"experiment": "nbody_curve", "epoch": h["epoch"], "val/mse": h["val/mse"]} for h in result.history]
     return [row, *curve]
 
 
-def fit_graph_classifier(cfg: DictConfig, ctx: RunContext, unit: str, method: str, seed: int, train: GraphSet,
+def graph_data(g: DictConfig, ctx: RunContext) -> dict:
+    """The replicate's triangle graphs (the same for every method) and the rates they allow."""
+    train = triangle_graphs(g.train, list(g.sizes), ctx.data_seed("graphs", "train"))
+    test = triangle_graphs(g.test, list(g.sizes), ctx.data_seed("graphs", "test"))
+    data = {"train": train, "test": test, "majority_rate": float(max(test[1].mean(), 1 - test[1].mean())),
+            "size_only_rate": size_only_rate(*test),
+            "unique_frame": [a for a in test[0] if frame_size(a) == 1]}
+    ctx.log.info("triangle graphs: %d train / %d test, %d test graphs with a one-element frame",
+                 len(train[1]), len(test[1]), len(data["unique_frame"]))
+    return data
+
+
+def fit_graph_classifier(cfg: DictConfig, ctx: RunContext, method: str, train: GraphSet,
                          val: GraphSet | None = None) -> tuple[torch.nn.Module, FitResult]:
     """Adam on binary cross-entropy; the state kept is the epoch of lowest validation loss (training loss
     without a validation set). IDs are resampled in every forward pass, train and evaluation alike."""
-    torch.manual_seed(seed)
-    net = graph_model(method, train.features.shape[-1], train.adj.shape[-1], cfg.width, cfg.layers)
+    torch.manual_seed(ctx.child_seed("init"))
+    net = graph_model(method, train.features.shape[-1], train.adj.shape[-1], cfg.width, cfg.layers).to(ctx.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     labels = torch.as_tensor(train.labels, dtype=torch.float)
 
     def batches(epoch: int):
-        rng = np.random.default_rng([seed, epoch])
+        rng = np.random.default_rng(ctx.child_seed("batches", epoch))
         order = rng.permutation(len(train))
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            yield train.inputs(idx, cfg.samples, rng), labels[idx]
+            yield on(ctx.device, train.inputs(idx, cfg.samples, rng)), labels[idx].to(ctx.device)
 
     def loss_fn(net, batch) -> torch.Tensor:
         return torch.nn.functional.binary_cross_entropy_with_logits(net(*batch[0]), batch[1])
 
     def evaluate(net) -> dict[str, float]:
-        loss, acc = loss_and_accuracy(net, val, cfg.samples, np.random.default_rng([seed, 10**6 + 1]))
+        loss, acc = loss_and_accuracy(net, val, cfg.samples, np.random.default_rng(ctx.child_seed("val_ids")),
+                                      ctx.device)
         return {"val/loss": loss, "val/acc": acc}
 
-    result = fit(ctx, unit, net, optimizer, batches, loss_fn, cfg.epochs, evaluate if val is not None else None,
+    result = fit(ctx, "", net, optimizer, batches, loss_fn, cfg.epochs, evaluate if val is not None else None,
                  select="val/loss" if val is not None else None)
     net.eval()
     return net, result
 
 
-def loss_and_accuracy(net, graphs: GraphSet, samples: int, rng: np.random.Generator) -> tuple[float, float]:
+def loss_and_accuracy(net, graphs: GraphSet, samples: int, rng: np.random.Generator,
+                      device: str) -> tuple[float, float]:
     with torch.no_grad():
-        logits = net(*graphs.inputs(np.arange(len(graphs)), samples, rng))
-    labels = torch.as_tensor(graphs.labels, dtype=torch.float)
+        logits = net(*on(device, graphs.inputs(np.arange(len(graphs)), samples, rng)))
+    labels = torch.as_tensor(graphs.labels, dtype=torch.float, device=device)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
     return float(loss), float(((logits > 0).float() == labels).float().mean())
 
 
-def train_graphs(cfg: DictConfig, ctx: RunContext, data: dict, method: str, seed: int) -> list[dict]:
+def train_graphs(cfg: DictConfig, ctx: RunContext, data: dict, method: str) -> list[dict]:
     size = max(cfg.sizes)
-    start = time.perf_counter()
     train, test = (GraphSet(*data[split], size, method) for split in ("train", "test"))
-    net, _ = fit_graph_classifier(cfg, ctx, f"graphs-{method}-{seed}", method, seed, train)
-    rng = np.random.default_rng([seed, 10**6])
-    _, accuracy = loss_and_accuracy(net, test, cfg.samples, rng)
-    row = {"experiment": "graphs", "method": method, "seed": seed, "samples": cfg.samples if method != "gin" else 0,
-           "test/acc": accuracy, "majority_rate": data["majority_rate"],
-           "size_only_rate": data["size_only_rate"], "train_time_s": time.perf_counter() - start}
+    net, _ = fit_graph_classifier(cfg, ctx, method, train)
+    rng = np.random.default_rng(ctx.child_seed("test_ids"))
+    _, accuracy = loss_and_accuracy(net, test, cfg.samples, rng, ctx.device)
+    row = {"samples": cfg.samples if method != "gin" else 0, "test/acc": accuracy,
+           "majority_rate": data["majority_rate"], "size_only_rate": data["size_only_rate"]}
     row["excess_over_size_only"] = row["test/acc"] - row["size_only_rate"]
-    if method == "fa_gin_id":  # exact invariance where the frame is a single permutation
-        row["perm_invariance_error"] = permutation_error(net, data["unique_frame"], size, cfg.samples, rng)
-    ctx.log.info("graphs %s seed %d: acc %.3f", method, seed, row["test/acc"])
+    if method == "fa_gin_id":  # exact invariance where the frame is a single permutation (also a test)
+        row["perm_invariance_error"] = permutation_error(net, data["unique_frame"], size, cfg.samples, rng,
+                                                         ctx.device)
+    ctx.log.info("graphs %s: acc %.3f", method, row["test/acc"])
     return [row]
 
 
-def train_exp(cfg: DictConfig, ctx: RunContext, data: tuple, method: str, seed: int) -> list[dict]:
+def load_exp_logged(ctx: RunContext) -> tuple:
+    exp_data, checksum = load_exp(ctx.data_dir)
+    ctx.log.info("EXP: %d graphs, GRAPHSAT.pkl SHA-256 %s", len(exp_data[2]), checksum)
+    return exp_data
+
+
+def train_exp(cfg: DictConfig, ctx: RunContext, data: tuple, method: str) -> list[dict]:
     """EXP-classify as the official script: graphs 0-199 validation, 200-399 test, 400-1199 training; the test
     accuracy is read at the epoch of lowest validation loss."""
     adjacencies, node_labels, labels = data
@@ -160,18 +211,17 @@ def train_exp(cfg: DictConfig, ctx: RunContext, data: tuple, method: str, seed: 
                              [node_labels[i] for i in idx])
               for name, idx in (("val", np.arange(0, 200)), ("test", np.arange(200, 400)),
                                 ("train", np.arange(400, len(labels))))}
-    start = time.perf_counter()
-    net, result = fit_graph_classifier(cfg, ctx, f"exp-{method}-{seed}", method, seed, splits["train"],
-                                       splits["val"])
-    _, accuracy = loss_and_accuracy(net, splits["test"], cfg.samples, np.random.default_rng([seed, 10**6]))
-    ctx.log.info("EXP-classify %s seed %d: acc %.3f", method, seed, accuracy)
-    return [{"experiment": "exp_classify", "method": method, "seed": seed, "test/acc": accuracy,
-             "val/acc": result.best_metrics["val/acc"], "best_epoch": result.best_epoch,
-             "train_time_s": time.perf_counter() - start}]
+    net, result = fit_graph_classifier(cfg, ctx, method, splits["train"], splits["val"])
+    _, accuracy = loss_and_accuracy(net, splits["test"], cfg.samples,
+                                    np.random.default_rng(ctx.child_seed("test_ids")), ctx.device)
+    ctx.log.info("EXP-classify %s: acc %.3f", method, accuracy)
+    return [{"test/acc": accuracy, "val/acc": result.best_metrics["val/acc"], "best_epoch": result.best_epoch}]
 
 
-def permutation_error(net, graphs: list, size: int, samples: int, rng: np.random.Generator) -> float:
+def permutation_error(net, graphs: list, size: int, samples: int, rng: np.random.Generator, device: str) -> float:
     """max |f(P G) - f(G)| over graphs with |F(G)| = 1 and random node relabellings P."""
+    if not graphs:
+        return float("nan")
     permuted = []
     for a in graphs:
         p = rng.permutation(len(a))
@@ -180,7 +230,7 @@ def permutation_error(net, graphs: list, size: int, samples: int, rng: np.random
     for adjacencies in (graphs, permuted):
         graph_set = GraphSet(adjacencies, np.zeros(len(adjacencies)), size, "fa_gin_id")
         with torch.no_grad():
-            outputs.append(net(*graph_set.inputs(np.arange(len(adjacencies)), samples, rng)))
+            outputs.append(net(*on(device, graph_set.inputs(np.arange(len(adjacencies)), samples, rng))))
     return float((outputs[0] - outputs[1]).abs().max())
 
 
@@ -189,38 +239,3 @@ def size_only_rate(graphs: list[np.ndarray], labels: np.ndarray) -> float:
     sizes = np.array([len(a) for a in graphs])
     best = sum(max((labels[sizes == n] == c).sum() for c in (0, 1)) for n in np.unique(sizes))
     return float(best / len(labels))
-
-
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    for name, chosen, known in (("nbody.methods", cfg.nbody.methods, NBODY_METHODS),
-                                ("graphs.methods", cfg.graphs.methods, GRAPH_METHODS),
-                                ("exp_classify.methods", cfg.exp_classify.methods, GRAPH_METHODS)):
-        unknown = sorted(set(chosen) - set(known))
-        if unknown:
-            raise ConfigError(f"paper.{name} has unknown {unknown}; choose from {list(known)}")
-    rows = []
-    splits = nbody_splits(cfg.nbody, ctx)
-    for method in cfg.nbody.methods:
-        for seed in ctx.replicate_seeds():
-            rows += ctx.unit(f"nbody-{method}-{seed}",
-                             lambda m=method, s=seed: train_nbody(cfg.nbody, ctx, splits, m, s))
-    g = cfg.graphs
-    seed = ctx.child_seed("graphs")
-    train = triangle_graphs(g.train, list(g.sizes), seed)
-    test = triangle_graphs(g.test, list(g.sizes), seed + 1)
-    data = {"train": train, "test": test, "majority_rate": float(max(test[1].mean(), 1 - test[1].mean())),
-            "size_only_rate": size_only_rate(*test),
-            "unique_frame": [a for a in test[0] if frame_size(a) == 1]}
-    ctx.log.info("triangle graphs: %d train / %d test, %d test graphs with a one-element frame",
-                 len(train[1]), len(test[1]), len(data["unique_frame"]))
-    for method in g.methods:
-        for seed in ctx.replicate_seeds():
-            rows += ctx.unit(f"graphs-{method}-{seed}", lambda m=method, s=seed: train_graphs(g, ctx, data, m, s))
-    if cfg.exp_classify.enabled:  # the published EXP file: scale=paper (downloads)
-        exp_data, checksum = load_exp(ctx.data_dir)
-        ctx.log.info("EXP: %d graphs, GRAPHSAT.pkl SHA-256 %s", len(exp_data[2]), checksum)
-        for method in cfg.exp_classify.methods:
-            for seed in ctx.replicate_seeds():
-                rows += ctx.unit(f"exp-{method}-{seed}",
-                                 lambda m=method, s=seed: train_exp(cfg.exp_classify, ctx, exp_data, m, s))
-    return rows
