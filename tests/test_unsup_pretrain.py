@@ -89,3 +89,34 @@ def test_exact_errors_match_sampled_labels(labeled_mixture: mixture.LabeledMixtu
 def test_one_class_sample_predicts_that_class() -> None:
     predictions = mixture.logistic_predictions(np.ones((3, 2)), np.array([1, 1, 1]), np.zeros((4, 2)))
     np.testing.assert_array_equal(predictions, [1, 1, 1, 1])
+
+
+def test_units_of_a_replicate_share_their_data(tmp_path) -> None:
+    """Every method of a replicate is scored on the same models and samples: the ridge-CV risk a pretrain unit
+    carries as a ratio equals the ridge_cv unit's own, OLS's likewise; another replicate draws other data."""
+    import logging
+
+    import pandas as pd
+
+    from repro.core.context import RunContext
+    from repro.core.units import expand
+    from repro.papers.unsup_pretrain import task
+    from tests.helpers import compose_config
+
+    cfg = compose_config(["paper=unsup_pretrain", "scale=smoke", "paper.factor.ms=[200,300]", "paper.factor.d=8",
+                          "paper.factor.ns=[8,16,32]", "paper.factor.gap_n=32"])
+    grid = {u.name: u for u in expand(task.units(cfg.paper), 2) if u.experiment == "factor"}
+
+    def rows(name: str) -> pd.DataFrame:
+        ctx = RunContext(cfg, tmp_path, "cpu", grid[name], logging.getLogger("test"))
+        return pd.DataFrame(task.run_unit(cfg.paper, ctx, grid[name])).set_index("n_labeled")
+
+    pretrain = rows("factor/pretrain/m_unlabeled=300/r0")
+    ridge, ols = rows("factor/ridge_cv/m_unlabeled=0/r0"), rows("factor/ols/m_unlabeled=0/r0")
+    np.testing.assert_allclose(pretrain["ridge_over_pretrain"] * pretrain["excess_risk"], ridge["excess_risk"],
+                               rtol=1e-12)
+    assert list(ols.index) == [16, 32]                                       # OLS needs n > d + 1
+    np.testing.assert_allclose(pretrain["ols_gap_over_d_r"].dropna() * pretrain["excess_risk"][[16, 32]] * 8 / 3,
+                               ols["excess_risk"], rtol=1e-12)
+    other = rows("factor/ridge_cv/m_unlabeled=0/r1")
+    assert not np.allclose(other["excess_risk"], ridge["excess_risk"])

@@ -1,82 +1,122 @@
-"""The sweep: unlabeled sample size m and labeled sample size n, pretraining + ERM against supervised learners.
+"""The grid: unlabeled sample size m and labeled sample size n, pretraining + ERM against supervised learners.
 
-Rows (column `model`):
-  factor  per (method, m_unlabeled, n_labeled, seed): excess risk in closed form,
-          averaged over `draws` random factor models;
-          methods: pretrain (FA-MLE on m unlabeled x, OLS on E_hat[z|x]), oracle (OLS on the true E[z|x]),
-          ols and ridge_cv (raw x, labels only; OLS only when n > d + 1), with the OLS formula beside
-  gmm     per (method, n_labeled, seed): excess classification error over the Bayes error; methods: pretrain (EM on m
-          unlabeled x, logistic regression on responsibilities), oracle (true responsibilities), raw_logistic
+Units (experiment / method / setting):
+  factor/pretrain/m_unlabeled=<m>   FA-MLE on m unlabeled x, then OLS on E_hat[z | x]
+  factor/oracle/m_unlabeled=0       OLS on the true E[z | x]
+  factor/ridge_cv/m_unlabeled=0     ridge with leave-one-out CV on raw x (labels only)
+  factor/ols/m_unlabeled=0          OLS on raw x (only where n > d + 1), with the closed-form OLS risk beside
+  gmm/pretrain, gmm/oracle, gmm/raw_logistic
+                                    logistic regression on EM responsibilities (m unlabeled x), on the true
+                                    responsibilities, on raw x; excess test error over the Bayes error
+Each factor unit writes one row per labeled size n: the closed-form excess risk averaged over ``draws`` random
+factor models of its replicate. Every unit of a replicate sees the same models, unlabeled pool and labeled
+samples (``ctx.data_seed``), so methods and sizes are compared on the same data. The pretrain rows also carry
+ridge-CV's and OLS's risk on those same samples as ratios (the baselines are deterministic given the data).
 """
-
-import time
 
 import numpy as np
 from omegaconf import DictConfig
 
 from repro.core.context import RunContext
+from repro.core.units import Unit, grid
 from repro.papers.unsup_pretrain import factor, mixture
 
-
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    rows = []
-    for seed in ctx.replicate_seeds():
-        rows += ctx.unit(f"factor-{seed}", lambda s=seed: factor_rows(cfg.factor, ctx, s))
-        rows += ctx.unit(f"gmm-{seed}", lambda s=seed: gmm_rows(cfg.mixture, ctx, s))
-    return rows
+FACTOR_METHODS = ("pretrain", "oracle", "ridge_cv", "ols")
+GMM_METHODS = ("pretrain", "oracle", "raw_logistic")
+METHODS = tuple(dict.fromkeys(FACTOR_METHODS + GMM_METHODS))
 
 
-def factor_rows(c: DictConfig, ctx: RunContext, seed: int) -> list[dict]:
-    start = time.perf_counter()
-    alphas = np.logspace(*c.ridge_log10_alphas)
-    risks: dict[tuple[str, int, int], list[float]] = {}
+def units(cfg: DictConfig) -> list[Unit]:
+    return [*grid("factor", ["pretrain"], m_unlabeled=list(cfg.factor.ms)),
+            *grid("factor", ["oracle", "ridge_cv", "ols"], m_unlabeled=[0]),
+            *grid("gmm", GMM_METHODS)]
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "factor":
+        return factor_rows(cfg.factor, ctx, u.method, int(u.settings["m_unlabeled"]))
+    return gmm_rows(cfg.mixture, ctx, u.method)
+
+
+def factor_data(c: DictConfig, ctx: RunContext) -> list[dict]:
+    """This replicate's random factor models, each with its unlabeled pool and one labeled sample per n."""
+    draws = []
     for draw in range(c.draws):
-        rng = np.random.default_rng(ctx.child_seed("factor", seed, draw))
-        truth = factor.random_factor_model(c.d, c.r, c.noise_x, c.noise_y, rng)
-        unlabeled, _ = truth.sample(max(c.ms), rng)
-        representations = {m: factor.linear_representation(unlabeled[:m], c.r, seed) for m in c.ms}
-        oracle_map = truth.posterior_mean_map()
-        for n in c.ns:
-            x, y = truth.sample(n, rng)
-            fits = {("oracle", 0): factor.ols_on_features(x, y, np.zeros(c.d), oracle_map),
-                    ("ridge_cv", 0): factor.supervised("ridge_cv", x, y, alphas)}
-            fits.update({("pretrain", m): factor.ols_on_features(x, y, *representations[m]) for m in c.ms})
-            if n > c.d + 1:
-                fits["ols", 0] = factor.supervised("ols", x, y, alphas)
-            for (method, m), (coef, intercept) in fits.items():
-                risks.setdefault((method, m, n), []).append(truth.excess_risk(coef, intercept))
-        residual = truth.residual_variance
-    mean_risk = {key: float(np.mean(v)) for key, v in risks.items()}
-    rows = []
-    for (method, m, n), risk in mean_risk.items():
-        row = {"model": "factor", "method": method, "m_unlabeled": m, "n_labeled": n, "seed": seed, "excess_risk": risk}
+        truth = factor.random_factor_model(c.d, c.r, c.noise_x, c.noise_y,
+                                           np.random.default_rng(ctx.data_seed("factor", draw, "model")))
+        pool, _ = truth.sample(max(c.ms), np.random.default_rng(ctx.data_seed("factor", draw, "unlabeled")))
+        labeled = {n: truth.sample(n, np.random.default_rng(ctx.data_seed("factor", draw, "labeled", n)))
+                   for n in c.ns}
+        draws.append({"truth": truth, "pool": pool, "labeled": labeled})
+    return draws
+
+
+def factor_rows(c: DictConfig, ctx: RunContext, method: str, m: int) -> list[dict]:
+    alphas = np.logspace(*c.ridge_log10_alphas)
+    draws = ctx.shared("factor", lambda: factor_data(c, ctx))
+    risks: dict[int, list[float]] = {}
+    ridge: dict[int, list[float]] = {}
+    ols: dict[int, list[float]] = {}
+    formula: dict[int, list[float]] = {}
+    for draw, data in enumerate(draws):
+        truth = data["truth"]
         if method == "pretrain":
-            row["ridge_over_pretrain"] = mean_risk["ridge_cv", 0, n] / risk
-        if method == "ols":
-            row["ols_formula"] = factor.ols_expected_excess(residual, c.d, n)  # last draw's sigma^2_{y|x}
-        rows.append(row)
-    ctx.log.info("factor model, seed %d: %d draws in %.1f s", seed, c.draws, time.perf_counter() - start)
-    return rows
-
-
-def gmm_rows(c: DictConfig, ctx: RunContext, seed: int) -> list[dict]:
-    start = time.perf_counter()
-    rng = np.random.default_rng(ctx.child_seed("gmm", seed))
-    truth = mixture.random_mixture(c.clusters, c.d, list(c.positive), c.flip, rng)
-    unlabeled, _ = truth.sample(c.m, rng)
-    test_x, _ = truth.sample(c.test_points, rng)
-    fitted = mixture.fit_mixture(unlabeled, c.clusters, c.n_init, seed)
-    bayes = truth.bayes_error(test_x)
-    representations = {"pretrain": fitted.predict_proba, "raw_logistic": lambda x: x,
-                        "oracle": truth.responsibilities}
+            representation = factor.linear_representation(data["pool"][:m], c.r, ctx.child_seed("fa", draw))
+        for n, (x, y) in data["labeled"].items():
+            if method == "pretrain":
+                fit = factor.ols_on_features(x, y, *representation)
+                ridge.setdefault(n, []).append(truth.excess_risk(*factor.supervised("ridge_cv", x, y, alphas)))
+                if n > c.d + 1:
+                    ols.setdefault(n, []).append(truth.excess_risk(*factor.supervised("ols", x, y, alphas)))
+            elif method == "oracle":
+                fit = factor.ols_on_features(x, y, np.zeros(c.d), truth.posterior_mean_map())
+            elif method == "ols":
+                if n <= c.d + 1:   # OLS is not defined below d + 2 labels
+                    continue
+                fit = factor.supervised("ols", x, y, alphas)
+                formula.setdefault(n, []).append(factor.ols_expected_excess(truth.residual_variance, c.d, n))
+            else:
+                fit = factor.supervised(method, x, y, alphas)
+            risks.setdefault(n, []).append(truth.excess_risk(*fit))
     rows = []
-    for n in c.ns:
-        x, y = truth.sample(n, rng)
-        for method, features in representations.items():
-            error = truth.error(mixture.logistic_predictions(features(x), y, features(test_x)), test_x)
-            rows.append({"model": "gmm", "method": method, "n_labeled": n, "seed": seed, "error": error,
-                         "bayes_error": bayes, "excess_error": error - bayes})
-    ctx.log.info("mixture, seed %d: Bayes error %.3f, EM + %d labeled sizes in %.1f s", seed, bayes, len(c.ns),
-                 time.perf_counter() - start)
+    for n, values in risks.items():
+        row = {"n_labeled": n, "excess_risk": float(np.mean(values))}
+        if method == "pretrain":
+            row["ridge_over_pretrain"] = float(np.mean(ridge[n])) / row["excess_risk"]
+            if n in ols:
+                # OLS's excess risk over pretraining's, in units of the complexity ratio d / r
+                row["ols_gap_over_d_r"] = float(np.mean(ols[n])) / row["excess_risk"] / (c.d / c.r)
+        if method == "ols":
+            row["ols_formula"] = float(np.mean(formula[n]))
+        rows.append(row)
+    ctx.log.info("factor model, %s, m = %d: %d draws, %d labeled sizes", method, m, len(draws), len(rows))
     return rows
 
+
+def gmm_data(c: DictConfig, ctx: RunContext) -> dict:
+    """This replicate's mixture, its test points and one labeled sample per n (shared by every method)."""
+    truth = mixture.random_mixture(c.clusters, c.d, list(c.positive), c.flip,
+                                   np.random.default_rng(ctx.data_seed("gmm", "model")))
+    test_x, _ = truth.sample(c.test_points, np.random.default_rng(ctx.data_seed("gmm", "test")))
+    labeled = {n: truth.sample(n, np.random.default_rng(ctx.data_seed("gmm", "labeled", n))) for n in c.ns}
+    return {"truth": truth, "test_x": test_x, "labeled": labeled, "bayes": truth.bayes_error(test_x)}
+
+
+def gmm_rows(c: DictConfig, ctx: RunContext, method: str) -> list[dict]:
+    data = ctx.shared("gmm", lambda: gmm_data(c, ctx))
+    truth, test_x, bayes = data["truth"], data["test_x"], data["bayes"]
+    if method == "pretrain":
+        unlabeled, _ = truth.sample(c.m, np.random.default_rng(ctx.data_seed("gmm", "unlabeled")))
+        features = mixture.fit_mixture(unlabeled, c.clusters, c.n_init, ctx.child_seed("em")).predict_proba
+    elif method == "oracle":
+        features = truth.responsibilities
+    else:
+        def features(x: np.ndarray) -> np.ndarray:
+            return x
+    rows = []
+    for n, (x, y) in data["labeled"].items():
+        error = truth.error(mixture.logistic_predictions(features(x), y, features(test_x)), test_x)
+        rows.append({"n_labeled": n, "error": error, "bayes_error": bayes,
+                     "excess_error": error - bayes})
+    ctx.log.info("mixture, %s: Bayes error %.3f, %d labeled sizes", method, bayes, len(rows))
+    return rows
