@@ -109,13 +109,38 @@ def test_jacobian_penalty_matches_autograd_jacobian() -> None:
 def test_trained_dae_approaches_optimum() -> None:
     p = make_density("mixture1d")
     train = p.sample(4000, np.random.default_rng(0))
-    model = train_autoencoders("dae", train, [0.3], hidden=32, steps=400, batch_size=256, lr=3e-3, seed=0)
+    val = p.sample(500, np.random.default_rng(2))
+    result = train_autoencoders("dae", train, val, [0.3], hidden=32, steps=400, batch_size=256, lr=3e-3, seed=0)
     test = p.sample(1000, np.random.default_rng(1))
-    r = reconstruct(model, test)[0]
+    r = reconstruct(result.model, test)[0]
     optimum = p.dae_optimum(test, 0.3)
     assert relative_score_error(r - test, optimum - test) < 0.2
+    assert result.val_losses.shape == (20, 1) and result.val_losses[-1, 0] < result.val_losses[0, 0]
     with pytest.raises(ConfigError, match="dae or rcae"):
-        train_autoencoders("vae", train, [0.3], 4, 1, 4, 1e-3, 0)
+        train_autoencoders("vae", train, val, [0.3], 4, 1, 4, 1e-3, 0)
+
+
+def test_rcae_training_runs_and_is_reproducible() -> None:
+    p = make_density("ring2d")
+    train, val = p.sample(500, np.random.default_rng(0)), p.sample(100, np.random.default_rng(1))
+    first = train_autoencoders("rcae", train, val, [0.2, 0.1], hidden=8, steps=40, batch_size=32, lr=1e-3, seed=3)
+    again = train_autoencoders("rcae", train, val, [0.2, 0.1], hidden=8, steps=40, batch_size=32, lr=1e-3, seed=3)
+    np.testing.assert_array_equal(first.val_losses, again.val_losses)
+    assert first.val_losses.shape == (20, 2) and np.isfinite(first.val_losses).all()
+
+
+@pytest.mark.parametrize("name", ["mixture1d", "ring2d"])
+def test_optimum_bias_falls_like_sigma4(name: str) -> None:
+    """Main theorem for the exact DAE optimum (formerly the claims optimum_bias_order_sigma2[_ring]): the relative
+    squared error of (r*(x) - x)/sigma^2 against grad log p falls like sigma^4 (log-log slope 4 as sigma -> 0)."""
+    p = make_density(name)
+    x = p.sample(20000, np.random.default_rng(0))
+    sigmas = np.array([0.1, 0.05, 0.025])
+    errors = [relative_score_error((p.dae_optimum(x, s) - x) / s**2, p.score(x)) for s in sigmas]
+    slope = np.polyfit(np.log10(sigmas), np.log10(errors), 1)[0]
+    assert 3.5 <= slope <= 4.5
+    local = np.diff(np.log10(errors)) / np.diff(np.log10(sigmas))
+    assert local[1] > local[0] - 0.05           # the local slope approaches 4 from below
 
 
 def test_trapezoid_energy_difference_is_exact_for_gaussian_and_antisymmetric() -> None:

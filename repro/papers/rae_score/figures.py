@@ -3,20 +3,15 @@
 import numpy as np
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 from repro.papers.rae_score.densities import make_density
-
-
-def _kind(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
-    return rows[rows["kind"] == kind] if "kind" in rows else rows.iloc[:0]
 
 
 def score_curves(rows: pd.DataFrame):
     """1-D mixture: the trained DAE's (r(x) - x)/sigma^2 for each sigma against the exact score."""
     fig, axes = new_figure(ncols=2, width=4.2)
-    curves = _kind(rows, "curve")
     for ax, criterion in zip(axes, ("dae", "rcae")):
-        chosen = curves[curves["criterion"] == criterion]
+        chosen = select_rows(rows, "score", kind="curve", method=criterion)
         for sigma, curve in chosen.groupby("sigma"):
             ax.plot(curve["x"], curve["score_estimate"], label=f"sigma = {sigma:g}", lw=1)
         truth = chosen.drop_duplicates("x")
@@ -29,17 +24,17 @@ def score_curves(rows: pd.DataFrame):
 
 def score_error(rows: pd.DataFrame):
     """Relative squared score error vs sigma (log-log): trained networks, the exact optimum, a sigma^4 guide."""
-    scores = _kind(rows, "score")
+    scores = select_rows(rows, "score", kind="score")
     densities = list(dict.fromkeys(scores["density"])) if len(scores) else ["mixture1d"]
     fig, axes = new_figure(ncols=len(densities), width=4.0)
     axes = np.atleast_1d(axes)
     for ax, density in zip(axes, densities):
-        chosen = scores[scores["density"] == density]
-        for criterion, group in chosen.groupby("criterion"):
+        chosen = select_rows(scores, density=density)
+        for criterion, group in chosen.groupby("method"):
             stats = group.groupby("sigma")["score_err"].agg(["mean", "std"])
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=2,
                         label="exact DAE optimum" if criterion == "optimum" else f"trained {criterion}")
-        optimum = chosen[chosen["criterion"] == "optimum"].groupby("sigma")["score_err"].mean()
+        optimum = select_rows(chosen, method="optimum").groupby("sigma")["score_err"].mean()
         if len(optimum):
             sigma = np.array(sorted(optimum.index))
             ax.loglog(sigma, optimum[sigma.min()] * (sigma / sigma.min()) ** 4, "k:", label="slope 4 (theory)")
@@ -59,12 +54,11 @@ def samples(rows: pd.DataFrame):
     grid = np.linspace(-3.5, 3.5, 141)
     xx, yy = np.meshgrid(grid, grid)
     log_p = p.log_prob(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(xx.shape)
-    chosen = _kind(rows, "sample")
     for ax, sampler in zip(axes, ("exact_mh", "dae_mh", "iid")):
         ax.contour(xx, yy, np.exp(log_p), levels=6, linewidths=0.6, colors="grey")
-        points = chosen[chosen["sampler"] == sampler]
+        points = select_rows(rows, "sampling", kind="sample", method=sampler)
         ax.plot(points["x1"], points["x2"], ".", ms=2)
-        kl = _kind(rows, "mh")
-        kl = kl[kl["sampler"] == sampler]["kl"].mean() if len(kl) else float("nan")
+        kl = select_rows(rows, "sampling", kind="mh", method=sampler)
+        kl = kl["kl"].mean() if len(kl) else float("nan")
         ax.set(title=f"{sampler}: KL {kl:.3f}", aspect="equal", xlim=(-3.5, 3.5), ylim=(-3.5, 3.5))
     return fig

@@ -10,6 +10,7 @@ Criteria (sigma_m is the m-th network's corruption level):
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,18 +19,23 @@ from torch import nn
 from repro.core.errors import ConfigError
 
 
+def uniform(bound: float, generator: torch.Generator | None, *shape: int) -> torch.Tensor:
+    """U(-bound, bound) of the given shape (on the CPU, so the initialisation is the same on every device)."""
+    return (torch.rand(*shape, generator=generator) * 2 - 1) * bound
+
+
 class BatchedMLP(nn.Module):
     """M untied MLPs d -> H -> H -> d with tanh; input and output of shape (M, B, d)."""
 
-    def __init__(self, models: int, dim: int, hidden: int) -> None:
+    def __init__(self, models: int, dim: int, hidden: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
         shapes = [(dim, hidden), (hidden, hidden), (hidden, dim)]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for fan_in, fan_out in shapes:  # PyTorch's nn.Linear initialisation, per network
             bound = 1 / math.sqrt(fan_in)
-            self.weights.append(nn.Parameter(torch.empty(models, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(models, 1, fan_out).uniform_(-bound, bound)))
+            self.weights.append(nn.Parameter(uniform(bound, generator, models, fan_in, fan_out)))
+            self.biases.append(nn.Parameter(uniform(bound, generator, models, 1, fan_out)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
@@ -44,55 +50,77 @@ def jacobian_sq_norm(model: BatchedMLP, x: torch.Tensor) -> torch.Tensor:
     """(M, B) ||dr/dx||_F^2 at each point, kept in the graph (each output row depends on its own input only)."""
     x = x.requires_grad_(True)
     r = model(x)
-    total = torch.zeros(x.shape[:2], dtype=x.dtype)
+    total = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
     for j in range(r.shape[-1]):
         (row,) = torch.autograd.grad(r[..., j].sum(), x, create_graph=True)
         total = total + (row**2).sum(-1)
     return total
 
 
-def train_autoencoders(criterion: str, train_x: np.ndarray, sigmas: list[float], hidden: int, steps: int,
-                       batch_size: int, lr: float, seed: int) -> BatchedMLP:
+def criterion_losses(criterion: str, model: BatchedMLP, x: torch.Tensor, sigma: torch.Tensor,
+                     noise: torch.Tensor | None) -> torch.Tensor:
+    """(M,) per-network loss on x (M, B, d); ``noise`` ~ N(0, I) of x's shape for the DAE."""
+    if criterion == "dae":
+        return ((model(x + sigma * noise) - x) ** 2).sum(-1).mean(1)
+    penalty = jacobian_sq_norm(model, x)
+    return ((model(x) - x) ** 2).sum(-1).mean(1) + sigma.view(-1) ** 2 * penalty.mean(1)
+
+
+@dataclass
+class Trained:
+    """The networks and their validation losses, (evaluations, M), recorded every ``steps // evaluations``."""
+
+    model: BatchedMLP
+    val_losses: np.ndarray
+
+
+def train_autoencoders(criterion: str, train_x: np.ndarray, val_x: np.ndarray, sigmas: list[float], hidden: int,
+                       steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu",
+                       evaluations: int = 20) -> Trained:
     """One network per sigma, trained by Adam on minibatches of the (n, d) training set; fresh corruption
-    at every step (the card's pitfall: fixed replicated corruption limits the effective sample size)."""
+    at every step (the card's pitfall: fixed replicated corruption limits the effective sample size).
+
+    The validation loss of each network (its own criterion on the held-out ``val_x`` with one fixed draw
+    of corruption) is recorded ``evaluations`` times, for the convergence check.
+    """
     if criterion not in ("dae", "rcae"):
         raise ConfigError(f"unknown criterion {criterion!r}; choose dae or rcae")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the networks are tiny: intra-op threads only add synchronisation overhead
-    try:
-        return _train(criterion, train_x, sigmas, hidden, steps, batch_size, lr, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(criterion: str, train_x: np.ndarray, sigmas: list[float], hidden: int, steps: int,
-           batch_size: int, lr: float, seed: int) -> BatchedMLP:
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    data = torch.as_tensor(train_x, dtype=torch.float32)
+    init = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    data = torch.as_tensor(train_x, dtype=torch.float32, device=device)
     models, dim = len(sigmas), data.shape[1]
-    sigma = torch.tensor(sigmas, dtype=torch.float32).view(models, 1, 1)
-    model = BatchedMLP(models, dim, hidden)
+    sigma = torch.tensor(sigmas, dtype=torch.float32, device=device).view(models, 1, 1)
+    model = BatchedMLP(models, dim, hidden, init).to(device)
+    val = torch.as_tensor(val_x, dtype=torch.float32, device=device).expand(models, *val_x.shape)
+    val_noise = torch.randn(val.shape, generator=generator, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        x = data[torch.randint(len(data), (models, batch_size), generator=generator)]
-        if criterion == "dae":
-            noisy = x + sigma * torch.randn(x.shape, generator=generator)
-            per_model = ((model(noisy) - x) ** 2).sum(-1).mean(1)
-        else:
-            penalty = jacobian_sq_norm(model, x)
-            per_model = ((model(x) - x) ** 2).sum(-1).mean(1) + sigma.view(models) ** 2 * penalty.mean(1)
-        loss = per_model.sum()
+    every = max(1, steps // evaluations)
+    history = []
+    for step in range(steps):
+        x = data[torch.randint(len(data), (models, batch_size), generator=generator, device=device)]
+        noise = torch.randn(x.shape, generator=generator, device=device) if criterion == "dae" else None
+        loss = criterion_losses(criterion, model, x, sigma, noise).sum()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{criterion} training diverged (loss {loss.item()})")
+            raise FloatingPointError(f"{criterion} training diverged (loss {loss.item()}) at step {step}")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return model
+        if (step + 1) % every == 0:
+            history.append(validation_losses(criterion, model, val, sigma, val_noise))
+    return Trained(model, np.array(history))
+
+
+def validation_losses(criterion: str, model: BatchedMLP, val: torch.Tensor, sigma: torch.Tensor,
+                      noise: torch.Tensor) -> np.ndarray:
+    if criterion == "dae":
+        with torch.no_grad():
+            return criterion_losses(criterion, model, val, sigma, noise).cpu().numpy()
+    return criterion_losses(criterion, model, val.clone(), sigma, noise).detach().cpu().numpy()
 
 
 def reconstruct(model: BatchedMLP, x: np.ndarray) -> np.ndarray:
-    """(M, n, d) r_m(x) of every network at the same (n, d) points, in float64."""
+    """(M, n, d) r_m(x) of every network at the same (n, d) points, in float64 (on the networks' device)."""
+    weights = model.weights[0]
     with torch.no_grad():
-        inputs = torch.as_tensor(x, dtype=torch.float32).expand(len(model.weights[0]), *x.shape)
-        return model(inputs).double().numpy()
+        inputs = torch.as_tensor(x, dtype=torch.float32, device=weights.device).expand(len(weights), *x.shape)
+        return model(inputs).double().cpu().numpy()
