@@ -99,3 +99,24 @@ def test_target_anova_energy() -> None:
     order3 = sum(w * np.prod(u[np.arange(len(p)), x[:, p]], axis=1) for p, w, u in target.terms if len(p) == 3)
     assert np.mean(order3**2) == pytest.approx(0.25, rel=1e-10)
     assert np.mean(order3 * (f - order3)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_krr_summary_row_chooses_on_validation_only() -> None:
+    """The optimum row picks alpha by held-out validation MSE (never test MSE); gains are end minus interior."""
+    from omegaconf import OmegaConf
+
+    from repro.papers.aug_rkhs.task import krr_rows
+
+    cfg = OmegaConf.create({"toy": {"vocab": 4, "length": 8, "noise": 0.1}, "krr": {"alphas": [0.05, 0.5, 0.8, 0.995]},
+                            "ridge_grid": [1e-3, 1e-1, 1.0], "val_fraction": 0.2})
+    target = AnovaTarget({1: 4, 2: 6}, {1: 0.5, 2: 0.5}, 4, 8, np.random.default_rng(4))
+    x_test = np.random.default_rng(5).integers(0, 4, (300, 8))
+    rows = krr_rows(cfg, target, x_test, 150, np.random.default_rng(6))
+    per_alpha, (summary,) = rows[:-1], rows[-1:]
+    assert [r["alpha"] for r in per_alpha] == [0.05, 0.5, 0.8, 0.995]
+    assert summary["alpha_opt"] == min(per_alpha, key=lambda r: r["val_mse"])["alpha"]
+    interior = min(per_alpha[1:-1], key=lambda r: r["val_mse"])
+    assert summary["alpha_interior"] == interior["alpha"]
+    assert summary["gain_over_weak_end"] == per_alpha[0]["mse"] - interior["mse"]
+    assert summary["gain_over_strong_end"] == per_alpha[-1]["mse"] - interior["mse"]
+    assert summary["interior"] == float(0.05 < summary["alpha_opt"] < 0.995)
