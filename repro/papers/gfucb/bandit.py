@@ -44,11 +44,19 @@ class MultiHeadNet(nn.Module):
 
 def fit_multihead(net: MultiHeadNet, x: torch.Tensor, r: torch.Tensor, steps: int, lr: float,
                   weight_decay: float) -> float:
-    """Multi-head least squares: min (1/Mt) sum_i sum_s (h_i^T phi(x_is) - r_is)^2, Adam, warm start."""
+    """Multi-head least squares: min sum_i (1/t) sum_s (h_i^T phi(x_is) - r_is)^2 (+ Adam's L2 weight decay),
+    warm start.
+
+    The task losses are summed, not averaged over tasks: with one network per task (G = M) each network and
+    head then sees exactly its own single-task gradient, so independent learners are M copies of the
+    single-task learner at every M (averaging would scale their data gradients by 1/M while Adam's weight
+    decay stays, i.e. an M times stronger regularisation). With a shared network (G = 1) it is the usual
+    penalised least squares over all tasks' data. Returns the last loss.
+    """
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(steps):
         opt.zero_grad()
-        loss = ((net(x) - r) ** 2).mean()
+        loss = ((net(x) - r) ** 2).mean(1).sum()
         loss.backward()
         opt.step()
     return loss.item()
@@ -77,8 +85,10 @@ def make_tasks(tasks: int, rank: int, classes: int, rng: np.random.Generator) ->
 
 
 def play(method: str, images: np.ndarray, labels: np.ndarray, theta: np.ndarray, cfg, rng: np.random.Generator,
-         generator: torch.Generator, checkpoints: list[int]) -> dict[int, float]:
-    """Run one method for T rounds on M tasks; per-task cumulative pseudo-regret at each checkpoint round."""
+         generator: torch.Generator, checkpoints: list[int], device: str = "cpu") -> dict[int, float]:
+    """Run one method for T rounds on M tasks; per-task cumulative pseudo-regret at each checkpoint round.
+
+    The networks are fitted on ``device``; LinUCB's bookkeeping (k x k matrices per task) stays in numpy."""
     tasks, classes = theta.shape
     rounds, arms = cfg.rounds, cfg.arms
     means = theta[:, labels]                                   # (M, N): mu_i of every image
@@ -90,15 +100,16 @@ def play(method: str, images: np.ndarray, labels: np.ndarray, theta: np.ndarray,
     net = None
     if method in ("shared", "independent"):
         groups = 1 if method == "shared" else tasks
-        net = MultiHeadNet(groups, tasks, images.shape[1], cfg.hidden, cfg.features, generator)
-    table = features_table(method, net, images, labels, classes, tasks)
+        net = MultiHeadNet(groups, tasks, images.shape[1], cfg.hidden, cfg.features, generator).to(device)
+    x_all = torch.from_numpy(images).float().to(device)
+    table = features_table(method, net, images, labels, classes, tasks, x_all)
     regret, curve = np.zeros(tasks), {}
-    x_all = torch.from_numpy(images).float()
     for t in range(rounds):
         if net is not None and t > 0 and t % cfg.refit_every == 0:
-            fit_multihead(net, x_all[pulled[:, :t]], torch.from_numpy(rewards[:, :t]).float(), cfg.fit_steps, cfg.lr,
-                          cfg.weight_decay)
-            table = features_table(method, net, images, labels, classes, tasks)
+            index = torch.from_numpy(pulled[:, :t]).to(device)
+            fit_multihead(net, x_all[index], torch.from_numpy(rewards[:, :t]).float().to(device), cfg.fit_steps,
+                          cfg.lr, cfg.weight_decay)
+            table = features_table(method, net, images, labels, classes, tasks, x_all)
             a_inv, b = rebuild(table, pulled[:, :t], rewards[:, :t], cfg.lam)   # old A_i is stale
         offered = rng.integers(0, len(labels), (tasks, arms))
         if method == "random":
@@ -121,14 +132,16 @@ def play(method: str, images: np.ndarray, labels: np.ndarray, theta: np.ndarray,
 
 
 def features_table(method: str, net: MultiHeadNet | None, images: np.ndarray, labels: np.ndarray, classes: int,
-                   tasks: int) -> np.ndarray:
-    """phi of every image for every task, (M, N, k); random gets a dummy table."""
+                   tasks: int, x_all: torch.Tensor | None = None) -> np.ndarray:
+    """phi of every image for every task, (M, N, k); random gets a dummy table. ``x_all``: the images as a
+    tensor on the network's device."""
     if method == "oracle":
         return np.broadcast_to(np.eye(classes)[labels], (tasks, len(labels), classes))
     if net is None:
         return np.zeros((tasks, len(labels), 1))
     with torch.no_grad():
-        phi = net.features(torch.from_numpy(images).float()[None]).double().numpy()     # (G, N, k)
+        x_all = torch.from_numpy(images).float() if x_all is None else x_all
+        phi = net.features(x_all[None]).double().cpu().numpy()                          # (G, N, k)
     return np.broadcast_to(phi, (tasks, *phi.shape[1:]))
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 COLORS = {"shared": "C0", "independent": "C1", "oracle": "C2", "random": "C7"}
 LABELS = {"shared": "shared phi (GFUCB surrogate)", "independent": "independent", "oracle": "oracle LinUCB (phi*)",
@@ -12,21 +12,21 @@ LABELS = {"shared": "shared phi (GFUCB surrogate)", "independent": "independent"
 
 def regret(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=2, width=4.2)
-    curves = rows[rows["kind"] == "curve"] if "kind" in rows else rows.iloc[:0]
+    curves = select_rows(rows, "bandit", kind="curve")
     shown = sorted(curves["M"].unique()) if len(curves) else []
     shown = [shown[0], shown[-1]] if len(shown) > 1 else shown
     for m, style in zip(shown, ("--", "-")):
-        for method, group in curves[curves["M"] == m].groupby("method"):
+        for method, group in select_rows(curves, M=m).groupby("method"):
             mean = group.groupby("round")["regret"].mean()
             axes[0].plot(mean.index, mean.values, style, color=COLORS[method], label=f"{method}, M = {m}")
     axes[0].set(xlabel="round t", ylabel="per-task cumulative regret", title="regret vs rounds")
     axes[0].legend(fontsize=7)
-    final = rows[rows["kind"] == "final"] if "kind" in rows else rows.iloc[:0]
+    final = select_rows(rows, "bandit", kind="final")
     for method, group in final.groupby("method"):
         stats = group.groupby("M")["regret_per_task"].agg(["mean", "std", "count"])
         ci = 1.96 * stats["std"].fillna(0) / np.sqrt(stats["count"])
         axes[1].errorbar(stats.index, stats["mean"], yerr=ci, fmt="o-", color=COLORS[method], label=LABELS[method])
-    shared = final[final["method"] == "shared"].groupby("M")["regret_per_task"].mean() if len(final) else []
+    shared = select_rows(final, method="shared").groupby("M")["regret_per_task"].mean()
     if len(shared):
         ms = np.array(shared.index, dtype=float)
         axes[1].plot(ms, shared.iloc[0] * (ms / ms[0]) ** -0.5, "k:", label="slope -1/2 (theory)")
