@@ -4,14 +4,14 @@ import numpy as np
 import pandas as pd
 
 from repro.core.claims import fit_slope
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 STYLES = {"three_layer": "-", "random_features": "--", "krr": ":", "oracle": "-."}
 
 
 def sample_complexity(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.9)
-    fits = rows[rows["kind"] == "fit"] if "kind" in rows else rows.iloc[:0]
+    fits = select_rows(rows, "fit", kind="fit")
     colors = {d: f"C{i}" for i, d in enumerate(sorted(fits["d"].unique()))}
     for (method, d), group in fits.groupby(["method", "d"]):
         curve = group.groupby("ratio")["nmse"].mean()
@@ -25,10 +25,12 @@ def sample_complexity(rows: pd.DataFrame):
     axes[1].axhline(0.9, color="grey", ls=":")
     axes[1].set(xscale="log", xlabel="n / d^2", ylabel="rho = |corr(z(x), p(x))|", title="stage-1 feature")
     axes[1].legend(fontsize=6)
-    stars = rows[(rows["kind"] == "n_star")].dropna(subset=["n_star"]) if "kind" in rows else rows.iloc[:0]
+    stars = select_rows(rows, "fit", kind="n_star")
+    stars = stars.dropna(subset=["n_star"]) if "n_star" in stars else stars
     axes[2].loglog(stars["d"], stars["n_star"], "o", label="n* (rho reaches 0.9), per seed")
     if stars["d"].nunique() >= 2 and len(stars) >= 3:
-        slope, lo, hi = fit_slope(stars["d"].to_numpy(float), stars["n_star"].to_numpy(float), log=True)
+        fit = fit_slope(stars["d"].to_numpy(float), stars["n_star"].to_numpy(float), log=True)
+        slope, lo, hi = fit.estimate, fit.lo, fit.hi
         d = np.array(sorted(stars["d"].unique()), dtype=float)
         centre = np.exp(np.log(stars["n_star"]).mean()) / np.exp(np.log(stars["d"]).mean()) ** slope
         axes[2].plot(d, centre * d**slope, "-", label=f"fit: slope {slope:.2f} ({lo:.2f} to {hi:.2f})")
