@@ -130,3 +130,22 @@ def test_fit_recovers_kappa_from_its_mean_resultant() -> None:
     r_bar = math.exp(float(log_bessel_i(p / 2, kappa) - log_bessel_i(p / 2 - 1, kappa)))
     assert fit_kappa("ours", r_bar, p, 60, 1.0) == pytest.approx(kappa, rel=1e-10)
     assert mpmath.mpf(r_bar) > 0
+
+
+def test_series_keeps_relative_precision_where_log_i_is_near_zero() -> None:
+    """v = 0, small x: log I_0(x) ~ x^2/4 is tiny, so log(1 + t) would lose its digits; log1p keeps them."""
+    x = np.array([1e-3, 1e-2, 0.1])
+    ours = log_bessel_i(t(np.zeros(3)), t(x)).numpy()
+    exact = np.array([mpmath_log_bessel("log_i", 0.0, b, 50, 10.0) for b in x])
+    np.testing.assert_allclose(ours, exact, rtol=1e-14, atol=0)
+
+
+def test_grid_pairs_accuracy_and_speed_units_by_function() -> None:
+    from omegaconf import OmegaConf
+
+    from repro.papers.log_bessel.task import units
+
+    cfg = OmegaConf.create({"vmf": {"dimensions": [2048, 32768], "samples": [10, 5], "kappa_factors": [1.0]}})
+    names = [(u.experiment, u.settings.get("set"), u.stochastic) for u in units(cfg)]
+    assert names.count(("accuracy", "grid", False)) == 2 and names.count(("accuracy", "random", True)) == 2
+    assert names.count(("speed", None, True)) == 2 and names.count(("vmf", None, True)) == 2

@@ -108,11 +108,11 @@ def _log_i_series(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     is <= 1/j, so the terms fall from 1 and the sum neither under- nor overflows."""
     quarter_x2 = x * x / 4
     term = torch.ones_like(x)
-    total = torch.ones_like(x)
+    tail = torch.zeros_like(x)  # the sum less its leading 1: log1p keeps its digits where log I is near 0
     for j in range(1, SERIES_TERMS):
         term = term * quarter_x2 / (j * (v + j))
-        total = total + term
-    return v * torch.log(x / 2) - torch.lgamma(v + 1) + torch.log(total)
+        tail = tail + term
+    return v * torch.log(x / 2) - torch.lgamma(v + 1) + torch.log1p(tail)
 
 
 def _log_i_recurrence(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
