@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 from repro.papers.hippo import hippo
 
 KERNEL_N = 64   # state size of the drawn kernels (the kernel itself is recomputed, it is cheap)
@@ -27,13 +27,13 @@ def kernels(rows: pd.DataFrame):
 
 
 def delay(rows: pd.DataFrame):
-    """Delay-task nMSE per variant (mean and seeds), log scale."""
+    """Delay-task nMSE per variant (mean and replicates), log scale."""
     fig, ax = new_figure()
-    chosen = rows[rows["part"] == "delay"] if "part" in rows else rows.iloc[:0]
+    chosen = select_rows(rows, "delay")
     if "variant" in chosen:
         variants = list(dict.fromkeys(chosen["variant"]))
         for i, variant in enumerate(variants):
-            values = chosen.loc[chosen["variant"] == variant, "delay_nmse"].to_numpy(float)
+            values = select_rows(chosen, variant=variant)["delay_nmse"].to_numpy(float)
             ax.bar(i, np.nanmean(values), color="C0" if variant in ("legs", "fout", "legt") else "C3")
             ax.plot(np.full(len(values), i), values, "k.")
         ax.set_xticks(range(len(variants)), variants, rotation=20)

@@ -24,7 +24,6 @@ import io
 import math
 import pickle
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,11 +259,12 @@ def accuracy(model: S4Classifier, split: Split, batch: int, device: str) -> floa
     return 100.0 * correct / len(split)
 
 
-def lra_run(task: str, s: DictConfig, lra: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
+def lra_run(task: str, s: DictConfig, lra: DictConfig, ctx: RunContext) -> list[dict]:
     """Train S4 on one LRA task (the s4 config's sizes in `s`) and return its test accuracy row."""
-    (train, val, test), classes, vocab = load_task(task, ctx.data_dir, s.max_length, seed)
-    model = S4Classifier(classes, vocab, s.channels, s.n, s.depth, lra.init, tuple(s.dt_range), seed, s.norm,
-                         s.prenorm, s.dropout, s.pool, pair=train.x2 is not None).to(ctx.device)
+    (train, val, test), classes, vocab = load_task(task, ctx.data_dir, s.max_length, ctx.data_seed("split"))
+    model = S4Classifier(classes, vocab, s.channels, s.n, s.depth, lra.init, tuple(s.dt_range),
+                         ctx.child_seed("init"), s.norm, s.prenorm, s.dropout, s.pool,
+                         pair=train.x2 is not None).to(ctx.device)
     ssm = {id(p) for p in ssm_parameters(model)}
     optimizer = torch.optim.AdamW([
         {"params": [p for p in model.parameters() if id(p) not in ssm], "lr": s.lr, "weight_decay": s.weight_decay},
@@ -273,7 +273,7 @@ def lra_run(task: str, s: DictConfig, lra: DictConfig, seed: int, ctx: RunContex
     scheduler = warmup_cosine(optimizer, steps * s.warmup_epochs, steps * s.epochs)
 
     def batches(epoch: int):
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + epoch))
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.child_seed("batches", epoch)))
         return order.split(s.batch)
 
     def loss_fn(model: S4Classifier, index: torch.Tensor) -> torch.Tensor:
@@ -284,9 +284,7 @@ def lra_run(task: str, s: DictConfig, lra: DictConfig, seed: int, ctx: RunContex
         val_acc, test_acc = (accuracy(model, split, 2 * s.batch, ctx.device) for split in (val, test))
         return {"val/acc": val_acc, "val/err": 100 - val_acc, "test/acc": test_acc}
 
-    start = time.perf_counter()
-    result = fit(ctx, f"lra-{task}-{seed}", model, optimizer, batches, loss_fn, s.epochs, evaluate,
+    result = fit(ctx, "", model, optimizer, batches, loss_fn, s.epochs, evaluate,
                  select="val/err", scheduler=scheduler, grad_clip=lra.grad_clip)
-    return [{"part": "lra", "task": task, "seed": seed, "best_epoch": result.best_epoch,
-             "val/acc": result.best_metrics["val/acc"], "test/acc": result.best_metrics["test/acc"],
-             "train_time_s": time.perf_counter() - start}]
+    return [{"task": task, "best_epoch": result.best_epoch,
+             "val/acc": result.best_metrics["val/acc"], "test/acc": result.best_metrics["test/acc"]}]

@@ -1,41 +1,55 @@
 """HiPPO experiment: kernels vs closed forms, online reconstruction (Part A), S4 on the delay task (Part B),
-and at scale=paper S4 on Long Range Arena (`lra`)."""
+and at scale=paper S4 on Long Range Arena (`lra`).
 
-import time
+Grid: ``kernel``, ``kernel_convergence`` and ``nplr`` (deterministic linear algebra, run once);
+``reconstruction/<measure>`` (one random test signal per replicate, shared by the measures);
+``delay/<variant>`` (one S4 trained per replicate; the variants of a replicate see the same validation and
+test sequences); ``lra/<task>`` at scale=paper.
+"""
+
 from collections.abc import Callable
 
 import numpy as np
 import scipy.linalg
 import torch
 from omegaconf import DictConfig
-from threadpoolctl import threadpool_limits
 
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
+from repro.core.train import fit
+from repro.core.units import Unit, grid, unit
 from repro.papers.hippo import hippo, lra
 from repro.papers.hippo.s4 import INITS, DelayModel
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+def units(cfg: DictConfig) -> list[Unit]:
     for variant in cfg.delay.variants:
         if variant.init not in INITS:
             raise ConfigError(f"paper.delay.variants: init {variant.init!r} unknown; choose from {list(INITS)}")
     for name in cfg.lra.tasks:
         if name not in lra.TASKS or name not in cfg.lra.settings:
             raise ConfigError(f"paper.lra.tasks: {name!r} unknown; choose from {list(lra.TASKS)}")
-    start = time.perf_counter()
-    with threadpool_limits(1):     # small dense matrices: BLAS threads only contend on a shared machine
-        rows = kernel_rows(cfg.kernels) + kernel_convergence_rows(cfg.kernels) + nplr_rows(cfg.kernels.n_values)
-        rows += reconstruction_rows(cfg.reconstruction, ctx)
-    ctx.log.info("kernels, NPLR and reconstruction: %d rows in %.1f s", len(rows), time.perf_counter() - start)
-    for seed in ctx.replicate_seeds():
-        for variant in cfg.delay.variants:
-            rows += ctx.unit(f"delay-{variant.name}-{seed}", lambda v=variant, s=seed: delay_run(cfg.delay, v, s, ctx))
-    for seed in ctx.replicate_seeds():
-        for name in cfg.lra.tasks:
-            rows += ctx.unit(f"lra-{name}-{seed}",
-                             lambda t=name, s=seed: lra.lra_run(t, cfg.lra.settings[t], cfg.lra, s, ctx))
-    return rows
+    if cfg.delay.steps % cfg.delay.eval_every:
+        raise ConfigError(f"paper.delay.steps={cfg.delay.steps} must be a multiple of "
+                          f"paper.delay.eval_every={cfg.delay.eval_every}")
+    return [unit("kernel", stochastic=False), unit("kernel_convergence", stochastic=False),
+            unit("nplr", stochastic=False), *grid("reconstruction", hippo.MEASURES),
+            *grid("delay", [v.name for v in cfg.delay.variants]), *grid("lra", list(cfg.lra.tasks))]
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "kernel":
+        return kernel_rows(cfg.kernels)
+    if u.experiment == "kernel_convergence":
+        return kernel_convergence_rows(cfg.kernels)
+    if u.experiment == "nplr":
+        return nplr_rows(cfg.kernels.n_values)
+    if u.experiment == "reconstruction":
+        return reconstruction_rows(cfg.reconstruction, u.method, ctx.data_seed("signal"))
+    if u.experiment == "delay":
+        variant = next(v for v in cfg.delay.variants if v.name == u.method)
+        return delay_run(cfg.delay, variant, ctx)
+    return lra.lra_run(u.method, cfg.lra.settings[u.method], cfg.lra, ctx)
 
 
 def kernel_rows(k: DictConfig) -> list[dict]:
@@ -47,7 +61,7 @@ def kernel_rows(k: DictConfig) -> list[dict]:
             for t in k.times:
                 numeric = scipy.linalg.expm(t * a) @ b
                 exact = hippo.closed_form_kernel(measure, n, np.array([t]))[:, 0]
-                rows.append({"part": "kernel", "measure": measure, "N": n, "t": t,
+                rows.append({"measure": measure, "N": n, "t": t,
                              "kernel_err": float(np.abs(numeric - exact)[: k.n_compare].max())})
     return rows
 
@@ -69,7 +83,7 @@ def kernel_convergence_rows(k: DictConfig, grid: int = 400) -> list[dict]:
                 numeric.append(kernel[: k.n_compare])
                 kernel = step @ kernel
             error = np.array(numeric).T - hippo.closed_form_kernel(measure, n, t)[: k.n_compare]
-            rows.append({"part": "kernel_convergence", "measure": measure, "N": n,
+            rows.append({"measure": measure, "N": n,
                          "kernel_rms": float(np.sqrt(np.mean(error**2)))})
     return rows
 
@@ -84,7 +98,7 @@ def nplr_rows(n_values: list[int]) -> list[dict]:
             eigenvalues = np.linalg.eigvals(a + p.T @ p)
             lam, pt, _, v = hippo.nplr(measure, n)
             rebuilt = v @ (np.diag(lam) - pt.T @ pt.conj()) @ v.conj().T
-            rows.append({"part": "nplr", "measure": measure, "N": n,
+            rows.append({"measure": measure, "N": n,
                          "eig_real_mean": float(eigenvalues.real.mean()),
                          "eig_real_spread": float(np.ptp(eigenvalues.real)),
                          "nplr_err": float(np.abs(rebuilt - a).max())})
@@ -102,8 +116,8 @@ def signal(coefficients: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (c[:, None] * np.sin(2 * np.pi * w[:, None] * np.asarray(t) + p[:, None])).sum(0) / np.sqrt(len(c))
 
 
-def reconstruction_rows(r: DictConfig, ctx: RunContext) -> list[dict]:
-    """Part A: run each bilinear-discretised HiPPO LTI over u, read the history back from the final state.
+def reconstruction_rows(r: DictConfig, measure: str, signal_seed: int) -> list[dict]:
+    """Part A: run one bilinear-discretised HiPPO LTI over u, read the history back from the final state.
 
     u is sampled at t_k = k / (L - 1), k < L; in the SSM's time one sample is Delta, so j samples back is
     tau_j = j Delta, and the history is h(tau) = u(1 - tau / (Delta (L - 1))) (zero before the signal
@@ -111,25 +125,24 @@ def reconstruction_rows(r: DictConfig, ctx: RunContext) -> list[dict]:
     whole history weighted by e^{-tau}. Both are divided by the same-weighted signal power (nMSE).
     recon_nmse uses the online state; proj_nmse the exact projection of the continuous history onto the
     same N basis functions (`hippo.projection`), the best any N-term approximation in that basis can do;
-    coef_rel_err = |x - c| / |c| compares the state x with those exact coefficients c.
+    coef_rel_err = |x - c| / |c| compares the state x with those exact coefficients c. The signal is the
+    replicate's (every measure of a replicate sees the same u).
     """
     rows = []
     t = np.linspace(0, 1, r.length)
-    for trial in range(r.trials):
-        coefficients = signal_terms(r.terms, r.max_freq, np.random.default_rng(ctx.child_seed("signal", trial)))
-        u = signal(coefficients, t)
-        for measure in hippo.MEASURES:
-            a, b = hippo.transition(measure, r.n)
-            for dt in r.dts:
-                state = hippo.run_recurrence(*hippo.bilinear(a, b, dt), u)
-                tau_max = dt * (r.length - 1)
-                exact = hippo.projection(measure, r.n, continuous_history(coefficients, tau_max), tau_max)
-                tau = dt * np.arange(r.length)              # tau_j for u[L - 1 - j]
-                rows.append({"part": "reconstruction", "measure": measure, "dt": dt, "trial": trial,
-                             "window_samples": round(1 / dt) if measure != "legs" else r.length,
-                             "recon_nmse": history_nmse(measure, state, tau, u[::-1]),
-                             "proj_nmse": history_nmse(measure, exact, tau, u[::-1]),
-                             "coef_rel_err": float(np.linalg.norm(state - exact) / np.linalg.norm(exact))})
+    coefficients = signal_terms(r.terms, r.max_freq, np.random.default_rng(signal_seed))
+    u = signal(coefficients, t)
+    a, b = hippo.transition(measure, r.n)
+    for dt in r.dts:
+        state = hippo.run_recurrence(*hippo.bilinear(a, b, dt), u)
+        tau_max = dt * (r.length - 1)
+        exact = hippo.projection(measure, r.n, continuous_history(coefficients, tau_max), tau_max)
+        tau = dt * np.arange(r.length)              # tau_j for u[L - 1 - j]
+        rows.append({"measure": measure, "dt": dt,
+                     "window_samples": round(1 / dt) if measure != "legs" else r.length,
+                     "recon_nmse": history_nmse(measure, state, tau, u[::-1]),
+                     "proj_nmse": history_nmse(measure, exact, tau, u[::-1]),
+                     "coef_rel_err": float(np.linalg.norm(state - exact) / np.linalg.norm(exact))})
     return rows
 
 
@@ -155,33 +168,46 @@ def delay_batch(batch: int, length: int, delay: int, cutoff: float, generator: t
     return u, u[:, : length - delay]
 
 
-def delay_run(d: DictConfig, variant: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
-    """Part B: train one S4 variant on the delay task; test MSE over t >= D, normalised by the target variance."""
-    model = DelayModel(d.channels, d.n, d.depth, variant.init, tuple(variant.dt_range), seed, d.train_ssm)
+def delay_run(d: DictConfig, variant: DictConfig, ctx: RunContext) -> list[dict]:
+    """Part B: train one S4 variant on the delay task (``fit``: an "epoch" is ``eval_every`` Adam steps on
+    fresh batches, then the validation nMSE); test MSE over t >= D of the best-validation state, normalised
+    by the target variance."""
+    model = DelayModel(d.channels, d.n, d.depth, variant.init, tuple(variant.dt_range), ctx.child_seed("init"),
+                       d.train_ssm).to(ctx.device)
     ssm = {id(p) for p in model.ssm_parameters()}
     optimizer = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in ssm], "lr": d.lr},
         {"params": model.ssm_parameters(), "lr": d.ssm_lr},
     ])
-    generator = torch.Generator().manual_seed(seed)
-    test_u, test_y = delay_batch(d.test_size, d.length, d.delay, d.cutoff, torch.Generator().manual_seed(seed + 1))
-    start = time.perf_counter()
-    for step in ctx.progress(range(d.steps), desc=f"delay {variant.name}"):
-        u, y = delay_batch(d.batch, d.length, d.delay, d.cutoff, generator)
-        loss = torch.mean((model(u)[:, d.delay:] - y) ** 2)
-        if not torch.isfinite(loss):
-            ctx.log.warning("delay %s seed %d: loss %s at step %d; stopping this variant", variant.name, seed,
-                            loss.item(), step)
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step % 100 == 0:
-            ctx.log_metrics(step, unit=f"delay-{variant.name}-{seed}", loss=loss.item())
+
+    def held_out(name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        u, y = delay_batch(size, d.length, d.delay, d.cutoff, torch.Generator().manual_seed(ctx.data_seed(name)))
+        return u.to(ctx.device), y.to(ctx.device)
+
+    val_u, val_y = held_out("delay_val", d.test_size)
+    test_u, test_y = held_out("delay_test", d.test_size)
+
+    def batches(epoch: int):
+        generator = torch.Generator().manual_seed(ctx.child_seed("batches", epoch))
+        for _ in range(d.eval_every):
+            u, y = delay_batch(d.batch, d.length, d.delay, d.cutoff, generator)
+            yield u.to(ctx.device), y.to(ctx.device)
+
+    def loss_fn(model: DelayModel, batch) -> torch.Tensor:
+        u, y = batch
+        return torch.mean((model(u)[:, d.delay:] - y) ** 2)
+
+    def nmse(model: DelayModel, u: torch.Tensor, y: torch.Tensor) -> float:
+        return torch.mean((model(u)[:, d.delay:] - y) ** 2).item() / y.var().item()
+
+    result = fit(ctx, "", model, optimizer, batches, loss_fn, d.steps // d.eval_every,
+                 lambda m: {"val/nmse": nmse(m, val_u, val_y)}, select="val/nmse")
+    model.eval()
     with torch.no_grad():
-        test_mse = torch.mean((model(test_u)[:, d.delay:] - test_y) ** 2).item()
-    nmse = test_mse / test_y.var().item()
-    ctx.log.info("delay %s seed %d: test nMSE %.4f (%.1f s)", variant.name, seed, nmse, time.perf_counter() - start)
-    return [{"part": "delay", "variant": variant.name, "init": variant.init,
-             "dt_range": f"[{variant.dt_range[0]:g}, {variant.dt_range[1]:g}]", "seed": seed,
-             "delay_nmse": nmse if np.isfinite(nmse) else float("nan"), "train_time_s": time.perf_counter() - start}]
+        test = nmse(model, test_u, test_y)
+    ctx.log.info("delay %s: val nMSE %.4f, test nMSE %.4f (best epoch %d)", variant.name,
+                 result.best_metrics["val/nmse"], test, result.best_epoch)
+    return [{"variant": variant.name, "init": variant.init,
+             "dt_range": f"[{variant.dt_range[0]:g}, {variant.dt_range[1]:g}]",
+             "best_step": (result.best_epoch + 1) * d.eval_every, "val_nmse": result.best_metrics["val/nmse"],
+             "delay_nmse": test}]
