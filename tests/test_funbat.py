@@ -9,7 +9,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel
 from sklearn.gaussian_process.kernels import Matern as SklearnMatern
 
 from repro.papers.funbat.baselines import BinnedTucker
-from repro.papers.funbat.data import parse_fold, synthetic
+from repro.papers.funbat.data import UnsafeDataError, convert, parse_fold, synthetic
 from repro.papers.funbat.model import FunBaT, batched_kron, unfold_core
 from repro.papers.funbat.statespace import Matern, smooth
 
@@ -99,14 +99,50 @@ def test_binned_tucker_recovers_a_binned_tensor() -> None:
 
 
 def test_parse_authors_array(tmp_path) -> None:
-    """The authors' np.save'd dict: {'ndims', 'data': [fold dicts]} with continuous or integer index keys."""
+    """The authors' np.save'd dict {'ndims', 'data': [fold dicts]} with continuous or integer index keys, converted
+    by the restricted reader into an .npz of plain arrays and parsed without pickle."""
     fold = {"tr_ind_CONTI": np.array([[1.0, 10.0], [3.0, 30.0], [2.0, 20.0]]), "tr_y": np.array([[1.0], [2.0], [3.0]]),
             "te_ind_CONTI": np.array([[2.5, 15.0]]), "te_y": np.array([4.0])}
     np.save(tmp_path / "conti.npy", {"ndims": [3, 3], "data": [fold]}, allow_pickle=True)
-    data = parse_fold(tmp_path / "conti.npy", 0)
+    data = parse_fold(convert(tmp_path / "conti.npy", tmp_path / "conti.npz"), 0)
     assert np.allclose(data.train_index, [[0, 0], [1, 1], [0.5, 0.5]])
     assert np.allclose(data.test_index, [[0.75, 0.25]]) and np.allclose(data.train_y, [1, 2, 3])
     integer = {"tr_ind": np.array([[0, 1], [4, 0]]), "tr_y": np.array([1.0, 2.0]), "te_ind": np.array([[2, 1]]),
                "te_y": np.array([0.5])}
-    np.save(tmp_path / "disct.npy", {"ndims": [5, 2], "data": [integer]}, allow_pickle=True)
-    assert np.allclose(parse_fold(tmp_path / "disct.npy", 0).test_index, [[0.5, 1.0]])
+    np.save(tmp_path / "disct.npy", {"ndims": np.array([5, 2]), "data": [integer, fold]}, allow_pickle=True)
+    converted = convert(tmp_path / "disct.npy", tmp_path / "disct.npz")
+    assert np.allclose(parse_fold(converted, 0).test_index, [[0.5, 1.0]])
+    assert np.allclose(parse_fold(converted, 1).train_y, [1, 2, 3])
+
+
+def test_pickled_object_array_is_refused_with_a_clear_error(tmp_path) -> None:
+    """parse_fold reads with allow_pickle=False: the authors' raw pickled dict is refused, naming the fix."""
+    np.save(tmp_path / "raw.npy", {"ndims": [3, 3], "data": [{"tr_y": np.ones(2)}]}, allow_pickle=True)
+    fix = r"raw\.npy holds pickled Python objects.*python -m repro\.papers\.funbat\.data"
+    with pytest.raises(UnsafeDataError, match=fix):
+        parse_fold(tmp_path / "raw.npy", 0)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_planted_pickle_payload_never_runs(tmp_path) -> None:
+    """A pickle that calls os.system when loaded: neither parse_fold nor the converter runs it."""
+    marker = tmp_path / "pwned"
+    payload = _Payload()
+    payload.marker = marker
+    planted = np.empty((), dtype=object)
+    planted[()] = {"ndims": [2, 2], "data": [payload]}
+    np.save(tmp_path / "planted.npy", planted, allow_pickle=True)
+    with pytest.raises(UnsafeDataError, match="pickled"):
+        parse_fold(tmp_path / "planted.npy", 0)
+    with pytest.raises(UnsafeDataError, match=r"(posix|os|nt)\.system.*refusing"):
+        convert(tmp_path / "planted.npy", tmp_path / "planted.npz")
+    assert not marker.exists() and not (tmp_path / "planted.npz").exists()
+    np.save(tmp_path / "plain.npy", np.ones(3))
+    with pytest.raises(UnsafeDataError, match="plain float64 array"):
+        convert(tmp_path / "plain.npy", tmp_path / "plain.npz")

@@ -35,6 +35,7 @@ class BinnedTucker:
             self.core[np.ravel_multi_index([np.arange(self.ranks[0])] * modes, self.ranks)] = 1.0
         else:
             self.core = rng.normal(size=size)
+        self.train_rmse = []   # per sweep: the training fit (the convergence record)
         for _ in range(self.iterations):
             for k in range(modes):
                 rows = [self.factors[j][cells[:, j]] for j in range(modes) if j != k]
@@ -49,6 +50,8 @@ class BinnedTucker:
             if not self.cp:
                 design = batched_kron([self.factors[k][cells[:, k]] for k in range(modes)])
                 self.core = np.linalg.solve(design.T @ design + self.ridge * np.eye(size), design.T @ y)
+            fitted = batched_kron([self.factors[k][cells[:, k]] for k in range(modes)]) @ self.core
+            self.train_rmse.append(float(np.sqrt(np.mean((fitted - y) ** 2))))
         return self
 
     def cells(self, index: np.ndarray) -> np.ndarray:
@@ -63,7 +66,9 @@ class BinnedTucker:
 def gp_regression(index: np.ndarray, y: np.ndarray, max_points: int, rng: np.random.Generator
                   ) -> GaussianProcessRegressor:
     """sklearn GP: constant x Matern(nu = 1.5, one lengthscale per mode) + white noise, hyper-parameters by
-    marginal likelihood, on at most max_points random training entries."""
+    marginal likelihood (one optimiser start, so no random restarts), on at most max_points random training
+    entries."""
     chosen = rng.choice(len(y), size=min(max_points, len(y)), replace=False)
     kernel = ConstantKernel(1.0) * Matern(length_scale=np.full(index.shape[1], 0.2), nu=1.5) + WhiteKernel(0.01)
-    return GaussianProcessRegressor(kernel, normalize_y=True, random_state=0).fit(index[chosen], y[chosen])
+    return GaussianProcessRegressor(kernel, normalize_y=True, random_state=int(rng.integers(2**31))).fit(
+        index[chosen], y[chosen])

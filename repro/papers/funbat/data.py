@@ -8,12 +8,14 @@ Synthetic (indices t ~ U[0, 1]^K, fresh test indices):
   u^3 = (-2 cos 3 pi t sin 3 pi t sin 2 pi t, exp(-2t) sin 1.5 pi t).
 """
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from repro.core.data import fetch, require
+from repro.core.errors import ReproError
 from repro.papers.funbat.model import batched_kron
 
 
@@ -65,7 +67,10 @@ def synthetic(modes: int, train: int, test: int, noise: float, seed: int) -> Ten
 
 # The authors' processed arrays: a pickled dict {"ndims", "data": [fold dicts]} saved with np.save.
 # Discrete versions ship in their repository (stable URLs at a fixed commit); the continuous-index versions
-# (CONTI_*.npy) come from their shared folder only.
+# (CONTI_*.npy) come from their shared folder only. A pickle can run code when it is loaded, so the pipeline never
+# unpickles them with numpy: `convert` rebuilds the dict with an unpickler that only knows numpy arrays, dtypes
+# and numpy scalars (dicts, lists, numbers and strings need no import), writes the folds as plain arrays into an
+# .npz, and `parse_fold` reads that with allow_pickle=False.
 REPOSITORY = ("https://github.com/xuangu-fang/Functional-Bayesian-Tucker-Decomposition/raw/"
               "100d74363e8cf403d5d643e65f59622dbf8f15e2/")
 PAPER_FILES = {
@@ -74,25 +79,113 @@ PAPER_FILES = {
     "beijing_so2": "data/beijing/beijing_SO2/CONTI_428x501x1461.npy",
     "us_temp": "data/US_temp/DISCT_15x95x267.npy",
 }
+FOLD_KEYS = ("tr_ind_CONTI", "te_ind_CONTI", "tr_ind", "te_ind", "tr_y", "te_y")
+# What a pickled numpy array needs and nothing else (numpy 1.x and 2.x module names).
+SAFE_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class UnsafeDataError(ReproError):
+    """A data file that would run code (a pickle) or does not have the expected layout."""
 
 
 def paper_file(name: str, data_dir: Path) -> Path:
+    """The converted .npz of a paper data set (downloaded or placed by the user as .npy, then converted)."""
     if name not in PAPER_FILES:
         raise ValueError(f"unknown FunBaT data set {name!r}; choose from {sorted(PAPER_FILES)} or synthetic_k2/k3")
     relative = PAPER_FILES[name]
     dest = Path(data_dir) / "funbat" / Path(relative).name.replace(".npy", f"_{name}.npy")
+    converted = dest.with_suffix(".npz")
+    if converted.exists():
+        return converted
     if "CONTI" in relative:
-        return require(dest, f"FunBaT's continuous-index {name} array",
-                       f"get {Path(relative).name} from the authors' shared data folder (linked from "
-                       f"{REPOSITORY.split('/raw/')[0]}) and save it at this path")
-    return fetch(REPOSITORY + relative, dest)
+        require(dest, f"FunBaT's continuous-index {name} array",
+                f"get {Path(relative).name} from the authors' shared data folder (linked from "
+                f"{REPOSITORY.split('/raw/')[0]}) and save it at this path")
+    else:
+        fetch(REPOSITORY + relative, dest)
+    return convert(dest, converted)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def __init__(self, file, path: Path) -> None:
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in SAFE_GLOBALS:
+            raise UnsafeDataError(f"{self.path}: the pickle asks for {module}.{name}, which is not part of a numpy "
+                                  "array; refusing to load it (a pickle can run code). Check where the file came from")
+        return super().find_class(module, name)
+
+
+def read_authors_array(path: Path) -> dict:
+    """The dict inside an authors' np.save'd object array, unpickled with only numpy's array globals allowed."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                raise ValueError(f"unsupported .npy version {version}")
+            _, _, dtype = readers[version](f)
+        except ValueError as error:
+            raise UnsafeDataError(f"{path}: not an .npy file ({error})") from error
+        if not dtype.hasobject:
+            raise UnsafeDataError(f"{path}: a plain {dtype} array, not the authors' dict of folds")
+        try:
+            content = _ArrayUnpickler(f, path).load()
+        except UnsafeDataError:
+            raise
+        except Exception as error:  # a truncated or malformed pickle
+            raise UnsafeDataError(f"{path}: unreadable pickle ({type(error).__name__}: {error})") from error
+    content = content.item() if isinstance(content, np.ndarray) and content.shape == () else content
+    if not isinstance(content, dict) or not isinstance(content.get("data"), list | tuple):
+        raise UnsafeDataError(f"{path}: expected the authors' dict with a 'data' list of folds, got "
+                              f"{type(content).__name__}")
+    return content
+
+
+def convert(source: Path, dest: Path) -> Path:
+    """Write the folds of an authors' array as plain numeric arrays (keys fold<k>.<name>) into an .npz."""
+    content = read_authors_array(source)
+    arrays = {}
+    for k, split in enumerate(content["data"]):
+        if not isinstance(split, dict):
+            raise UnsafeDataError(f"{source}: fold {k} is a {type(split).__name__}, not a dict")
+        for key in FOLD_KEYS:
+            if key in split:
+                value = np.asarray(split[key])
+                if value.dtype.hasobject or value.dtype.kind not in "biuf":
+                    raise UnsafeDataError(f"{source}: fold {k} {key} has dtype {value.dtype}, not numbers")
+                arrays[f"fold{k}.{key}"] = value
+    dest = Path(dest)
+    partial = dest.with_name(dest.name + ".part.npz")
+    np.savez(partial, **arrays)
+    partial.replace(dest)
+    return dest
 
 
 def parse_fold(path: Path, fold: int) -> TensorData:
-    """One train/test split of an authors' array; continuous keys (tr_ind_CONTI) are preferred, integer keys
-    (tr_ind) otherwise. Every mode's indices are scaled to [0, 1] with the training range."""
-    content = np.load(path, allow_pickle=True).item()
-    split = content["data"][fold]
+    """One train/test split of a converted authors' array (.npz, read without pickle); continuous keys
+    (tr_ind_CONTI) are preferred, integer keys (tr_ind) otherwise. Every mode's indices are scaled to [0, 1] with
+    the training range."""
+    path = Path(path)
+    try:
+        content = np.load(path, allow_pickle=False)
+        if not isinstance(content, np.lib.npyio.NpzFile):
+            raise UnsafeDataError(f"{path}: a single array, not the converted .npz of folds; convert the authors' "
+                                  f"file with: python -m repro.papers.funbat.data <their .npy> {path}.npz")
+        with content:
+            split = {key.split(".", 1)[1]: content[key] for key in content.files
+                     if key.startswith(f"fold{fold}.")}
+    except ValueError as error:   # numpy refuses object (pickled) arrays when allow_pickle=False
+        raise UnsafeDataError(f"{path} holds pickled Python objects ({error}); loading them could run code. "
+                              f"Convert the authors' file once with: python -m repro.papers.funbat.data {path} "
+                              f"{path.with_suffix('.npz')} (it rebuilds only numeric arrays)") from error
+    missing = [k for k in ("tr_y", "te_y") if k not in split]
+    if missing:
+        raise UnsafeDataError(f"{path}: fold {fold} has no {missing}")
     suffix = "_CONTI" if "tr_ind_CONTI" in split else ""
     train_index = np.asarray(split["tr_ind" + suffix], dtype=float)
     test_index = np.asarray(split["te_ind" + suffix], dtype=float)
@@ -100,3 +193,11 @@ def parse_fold(path: Path, fold: int) -> TensorData:
     scale = np.where(high > low, high - low, 1.0)
     return TensorData((train_index - low) / scale, np.asarray(split["tr_y"], dtype=float).ravel(),
                       (test_index - low) / scale, np.asarray(split["te_y"], dtype=float).ravel())
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m repro.papers.funbat.data <authors' .npy> <dest .npz>")
+    print(convert(Path(sys.argv[1]), Path(sys.argv[2])))

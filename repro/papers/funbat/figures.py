@@ -2,16 +2,16 @@
 
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 
 def latent_functions(rows: pd.DataFrame):
     """Posterior mean +- 2 sd (rescaled onto the truth) against the true u1, u2 on the K = 2 task."""
     fig, axes = new_figure(ncols=2, width=3.6)
-    curves = rows[rows["kind"] == "curve"] if "kind" in rows else rows.iloc[:0]
     for ax, name in zip(axes, ("u1", "u2")):
-        curve = curves[curves["function"] == name].sort_values("t") if len(curves) else curves
+        curve = select_rows(rows, "synthetic_k2", kind="curve", function=name)
         if len(curve):
+            curve = curve.sort_values("t")
             ax.fill_between(curve["t"], curve["lower"], curve["upper"], alpha=0.3, label="FunBaT +- 2 sd")
             ax.plot(curve["t"], curve["mean"], label="FunBaT mean")
             ax.plot(curve["t"], curve["truth"], "k--", label="truth")
@@ -21,13 +21,16 @@ def latent_functions(rows: pd.DataFrame):
 
 
 def rmse_by_method(rows: pd.DataFrame):
-    scores = rows[rows["kind"] == "score"] if "kind" in rows else rows.iloc[:0]
-    datasets = sorted(scores["dataset"].unique()) if len(scores) else []
+    """Test RMSE (mean +- sd over replicates) of every method on each data set; binned methods per bins."""
+    scores = select_rows(rows, kind="score")
+    datasets = list(dict.fromkeys(scores["experiment"])) if len(scores) else []
     fig, axes = new_figure(ncols=max(1, len(datasets)), width=4.2)
     axes = axes if len(datasets) > 1 else [axes]
     for ax, name in zip(axes, datasets):
-        per_method = scores[scores["dataset"] == name].groupby("method")["test/rmse"]
-        means = per_method.agg(["mean", "std"]).sort_values("mean")
+        chosen = select_rows(scores, name)
+        bins = chosen["bins"].fillna(0).astype(int) if "bins" in chosen else 0
+        label = chosen["method"].where(bins == 0, chosen["method"] + "_b" + bins.astype(str))
+        means = chosen.groupby(label)["test/rmse"].agg(["mean", "std"]).sort_values("mean")
         ax.barh(means.index, means["mean"], xerr=means["std"].fillna(0))
         ax.set(title=name, xlabel="test RMSE")
     return fig

@@ -78,11 +78,14 @@ class FunBaT:
         self.core_natural = (1e-3 * len(y) * np.eye(size), 1e-3 * len(y) * rng.random(size))
         self.tau_a = self.a0 + len(y) / 2
         self.tau_b = self.tau_a * self.init_noise_fraction * np.var(y)
+        self.train_rmse = []   # per epoch: the training fit of the posterior mean (the convergence record)
         for _ in range(epochs):
             for k in range(modes):
                 self.update_mode(k)
             self.update_core()
             self.update_tau()
+            fitted = batched_kron([self.means[k][self.train_pos[k]] for k in range(modes)]) @ self.core_mean
+            self.train_rmse.append(float(np.sqrt(np.mean((fitted - y) ** 2))))
         return self
 
     @property
