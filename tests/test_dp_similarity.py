@@ -57,7 +57,8 @@ def test_laplace_noise_matches_the_calibrated_scale() -> None:
 
 @pytest.mark.parametrize("name", sorted(STRUCTURES))
 def test_answers_become_exact_as_eps_grows(name: str) -> None:
-    private, _, queries, _ = digits_split(300, seed=0)     # integer pixels: no discretisation error
+    split = digits_split(300, 100, seed=0)                # integer pixels: no discretisation error
+    private, queries = split.private, split.queries
     exact = cdist(private, queries, "cityblock").sum(0)
     structure = STRUCTURES[name](16.0, 12).build(private, 1e12, np.random.default_rng(2))
     assert np.allclose(structure.query(queries), exact, rtol=1e-6)
@@ -66,7 +67,8 @@ def test_answers_become_exact_as_eps_grows(name: str) -> None:
 
 
 def test_queries_read_only_released_arrays() -> None:
-    private, _, queries, _ = digits_split(300, seed=0)
+    split = digits_split(300, 100, seed=0)
+    private, queries = split.private, split.queries
     tree = DyadicTree(16.0, 8).build(private.copy(), 1.0, np.random.default_rng(3))
     before = tree.query(queries)
     private[:] = 0.0                                                # destroying the data changes nothing
@@ -97,17 +99,26 @@ def test_rdp_accountant() -> None:
 
 
 def test_dpsgd_without_noise_learns_digits() -> None:
-    private, labels, queries, query_labels = digits_split(1200, seed=0)
+    private, labels, _, queries, query_labels = digits_split(1200, 197, seed=0)
     weights = train_dpsgd_logreg(unit_rows(private), labels, 10, 0.0, 64, 10, 1.0, 1e6, np.random.default_rng(5))
     assert (predict_logreg(weights, unit_rows(queries)) == query_labels).mean() > 0.9
 
 
 def test_private_averages_become_exact_as_eps_grows() -> None:
-    private, labels, queries, _ = digits_split(1200, seed=0)
+    private, labels, _, queries, _ = digits_split(1200, 197, seed=0)
     private, queries = unit_rows(private), unit_rows(queries)
     classifier = private_average_classifier(lambda v: v, 8.0, private, labels, 1e12, 0.1, np.random.default_rng(6))
     centroids = np.array([private[labels == c].mean(0) for c in range(10)])
     assert np.array_equal(classifier(queries), (queries @ centroids.T).argmax(1))
+
+
+def test_digits_split_is_a_partition() -> None:
+    split = digits_split(1200, 197, seed=3)
+    assert (len(split.private), len(split.public), len(split.queries)) == (1200, 197, 400)
+    rows = np.vstack([split.private, split.public, split.queries])
+    assert len(np.unique(rows, axis=0)) == len(np.unique(digits_split(1797, 0, seed=0).private, axis=0))
+    again = digits_split(1200, 197, seed=3)
+    assert np.array_equal(again.public, split.public) and np.array_equal(again.query_labels, split.query_labels)
 
 
 def test_embeddings_parser(tmp_path) -> None:

@@ -1,6 +1,7 @@
 """Data: sklearn's digits (pixels 0..16, so R = 16; shipped with scikit-learn) and a Gaussian mixture in [0, 1]^d."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -8,12 +9,22 @@ from sklearn.datasets import load_digits
 from repro.core.data import require
 
 
-def digits_split(private: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_private, y_private, X_query, y_query): a random split of the 1797 digits, pixels in [0, 16]."""
+class DigitsSplit(NamedTuple):
+    """A random split of the 1797 digits (pixels in [0, 16]): private data, a public held-out split (for
+    bandwidths and other choices; never the queries), and the queries / test set."""
+
+    private: np.ndarray
+    private_labels: np.ndarray
+    public: np.ndarray
+    queries: np.ndarray
+    query_labels: np.ndarray
+
+
+def digits_split(private: int, public: int, seed: int) -> DigitsSplit:
     features, labels = load_digits(return_X_y=True)
     order = np.random.default_rng(seed).permutation(len(labels))
-    head, tail = order[:private], order[private:]
-    return features[head], labels[head], features[tail], labels[tail]
+    head, middle, tail = order[:private], order[private:private + public], order[private + public:]
+    return DigitsSplit(features[head], labels[head], features[middle], features[tail], labels[tail])
 
 
 def gaussian_mixture(count: int, dim: int, centres: int, sd: float, rng: np.random.Generator,
@@ -27,7 +38,7 @@ def gaussian_mixture(count: int, dim: int, centres: int, sd: float, rng: np.rand
 
 
 def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_private, y_private, X_query, y_query) from an .npz with train_x, train_y, test_x, test_y
+    """(X_private, y_private, X_test, y_test) from an .npz with train_x, train_y, test_x, test_y
     (CIFAR-10 embedded by a pretrained network: the paper's setting; the network is the user's choice)."""
     require(Path(path), "CIFAR-10 embeddings (.npz with train_x, train_y, test_x, test_y)",
             "embed torchvision's CIFAR-10 train/test images with a pretrained image network (the paper's network "

@@ -3,16 +3,12 @@ dimension (Figure 2 analogue), accuracy vs wall time for private classification 
 
 import pandas as pd
 
-from repro.core.figures import new_figure
-
-
-def _experiment(rows: pd.DataFrame, name: str) -> pd.DataFrame:
-    return rows[rows["experiment"] == name] if "experiment" in rows else rows.iloc[:0]
+from repro.core.figures import new_figure, select_rows
 
 
 def l1_error_vs_eps(rows: pd.DataFrame):
     fig, ax = new_figure()
-    digits = _experiment(rows, "l1_digits")
+    digits = select_rows(rows, "l1_digits")
     for (method, bits), part in digits.groupby(["method", "log2_bins"]):
         curve = part.groupby("eps")["rel_err"].mean()
         ax.loglog(curve.index, curve.values, "o-" if method == "tree" else "s--", label=f"{method}, B = 2^{bits}")
@@ -23,7 +19,7 @@ def l1_error_vs_eps(rows: pd.DataFrame):
 
 def kde_projection(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=2, width=3.6)
-    kde = _experiment(rows, "kde")
+    kde = select_rows(rows, "kde")
     for eps, part in kde.groupby("eps"):
         curve = part.groupby("projected_dim")[["query_time_s", "rel_err"]].mean()
         axes[0].plot(curve.index, curve["query_time_s"] * 1e6, "o-", label=f"eps = {eps:g}")
@@ -36,13 +32,13 @@ def kde_projection(rows: pd.DataFrame):
 
 def accuracy_vs_time(rows: pd.DataFrame):
     fig, ax = new_figure()
-    classify = _experiment(rows, "classify")
-    for method, part in classify[classify["method"] != "centroid_nonprivate"].groupby("method"):
+    private = select_rows(rows, "classify", method=["dpsgd_logreg", "avg_kde", "avg_cosine"])
+    for method, part in private.groupby("method"):
         points = part.groupby("eps")[["time_s", "acc"]].mean()
         ax.semilogx(points["time_s"], points["acc"], "o-", label=method)
         for eps, point in points.iterrows():
             ax.annotate(f"{eps:g}", (point["time_s"], point["acc"]), fontsize=6)
-    baseline = classify[classify["method"] == "centroid_nonprivate"]["acc"]
+    baseline = select_rows(rows, "classify", method="centroid_nonprivate")["acc"]
     if len(baseline):
         ax.axhline(baseline.mean(), ls=":", color="gray", label="non-private centroid")
     ax.set(title="private classification on digits (labels: eps)", xlabel="wall time (s)", ylabel="test accuracy")

@@ -1,41 +1,65 @@
 """The experiment: private l1 queries (error vs eps, vs d, tree vs flat over bins), private Gaussian KDE (error
-and query time vs projected dimension), and private classification by average similarity vs DP-SGD."""
+and query time vs projected dimension), and private classification by average similarity vs DP-SGD.
 
-import time
+Grid (each unit once per replicate; the data of a replicate are shared by all its units via ``ctx.data_seed``):
+  l1_digits/<tree|flat>/log2_bins=<L>,eps=<e>   digits, R = 16
+  l1_dim/<tree|flat>/d=<d>                      Gaussian mixture in [0, 1]^d at one eps and bin count
+  l1_1d/<tree|flat>/log2_bins=<L>               1-D mixture at one eps
+  kde/-/eps=<e>                                 full-dimensional RFF and every projected d' (rows' method
+                                                rff / rff_proj): the speed and error ratios are measured
+                                                in the same unit, on the same queries
+  classify/-/eps=<e>                            DP-SGD, private average Gaussian-kernel similarity and private
+                                                average cosine similarity (rows' method), timed side by side
+  classify/centroid_nonprivate/-                the non-private nearest-centroid reference
+"""
+
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 from scipy.spatial.distance import cdist
-from threadpoolctl import threadpool_limits
 
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
-from repro.papers.dp_similarity.data import digits_split, gaussian_mixture, load_embeddings
+from repro.core.units import Unit, grid, unit
+from repro.papers.dp_similarity.data import DigitsSplit, digits_split, gaussian_mixture, load_embeddings
 from repro.papers.dp_similarity.dpsgd import noise_for_epsilon, predict_logreg, train_dpsgd_logreg
 from repro.papers.dp_similarity.kde import PrivateRFFKDE, median_distance
 from repro.papers.dp_similarity.l1 import STRUCTURES
 
 DIGIT_RADIUS = 16.0   # digits pixels lie in [0, 16]
 CLASSES = 10
+METHODS = (*STRUCTURES, "centroid_nonprivate")
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    unknown = sorted(set(cfg.l1.structures) - set(STRUCTURES))
-    if unknown:
-        raise ConfigError(f"paper.l1.structures has unknown {unknown}; choose from {sorted(STRUCTURES)}")
-    rows: list[dict] = []
-    # One BLAS thread: multi-threaded OpenBLAS is erratic on a loaded 2-core host and the timings are claims.
-    with threadpool_limits(limits=1, user_api="blas"):
-        for seed in ctx.replicate_seeds():
-            rows += ctx.unit(f"l1-digits-{seed}", lambda s=seed: l1_digits_rows(cfg, s))
-            rows += ctx.unit(f"l1-dim-{seed}", lambda s=seed: l1_dim_rows(cfg, s))
-            rows += ctx.unit(f"l1-1d-{seed}", lambda s=seed: l1_one_dim_rows(cfg, s))
-            rows += ctx.unit(f"kde-{seed}", lambda s=seed: kde_rows(cfg, s))
-            rows += ctx.unit(f"classify-{seed}", lambda s=seed: classify_rows(cfg, s, ctx.data_dir))
-            ctx.log.info("replicate %d done (%d rows)", seed, len(rows))
-    return rows
+def units(cfg: DictConfig) -> list[Unit]:
+    structures = list(cfg.l1.structures)
+    return [*grid("l1_digits", structures, log2_bins=list(cfg.l1.log_bins), eps=list(cfg.l1.eps)),
+            *grid("l1_dim", structures, d=list(cfg.l1_dim.dims)),
+            *grid("l1_1d", structures, log2_bins=list(cfg.l1_1d.log_bins)),
+            *grid("kde", eps=list(cfg.kde.eps)),
+            unit("classify", "centroid_nonprivate"),
+            *grid("classify", eps=list(cfg.classify.eps))]
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "l1_digits":
+        return l1_digits_rows(cfg, ctx, u.method, u.settings["log2_bins"], u.settings["eps"])
+    if u.experiment == "l1_dim":
+        return l1_dim_rows(cfg, ctx, u.method, u.settings["d"])
+    if u.experiment == "l1_1d":
+        return l1_one_dim_rows(cfg, ctx, u.method, u.settings["log2_bins"])
+    if u.experiment == "kde":
+        return kde_rows(cfg, ctx, u.settings["eps"])
+    if u.method == "centroid_nonprivate":
+        return centroid_rows(cfg, ctx)
+    return classify_rows(cfg, ctx, u.settings["eps"])
+
+
+def digits(cfg: DictConfig, ctx: RunContext) -> DigitsSplit:
+    """This replicate's split of the digits (the same for every unit of the replicate)."""
+    return ctx.shared("digits", lambda: digits_split(cfg.digits.private, cfg.digits.public, ctx.data_seed("digits")))
 
 
 def errors(estimate: np.ndarray, exact: np.ndarray, count: int) -> dict:
@@ -45,80 +69,80 @@ def errors(estimate: np.ndarray, exact: np.ndarray, count: int) -> dict:
             "abs_err_per_n": float(np.median(absolute) / count)}
 
 
-def timed(function: Callable[[], np.ndarray], repeats: int = 1) -> tuple[np.ndarray, float]:
-    """Result and the best wall time of `repeats` calls."""
+def timed(ctx: RunContext, function: Callable[[], np.ndarray], repeats: int = 1) -> tuple[np.ndarray, float]:
+    """Result (of the last call) and the best wall time of `repeats` calls."""
     best = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
+        with ctx.stopwatch() as clock:
+            result = function()
+        best = min(best, clock.seconds)
     return result, best
 
 
-def l1_rows(points: np.ndarray, queries: np.ndarray, radius: float, structures: list[str], log_bins: list[int],
-            eps_values: list[float], rng: np.random.Generator, keys: dict) -> list[dict]:
-    exact = cdist(points, queries, "cityblock").sum(0)
-    rows = []
-    for eps in eps_values:
-        for bits in log_bins:
-            for name in structures:
-                structure, build_s = timed(lambda n=name, b=bits, e=eps: STRUCTURES[n](radius, b).build(points, e, rng))
-                estimate, query_s = timed(lambda s=structure: s.query(queries))
-                rows.append({**keys, "method": name, "eps": eps, "log2_bins": bits, "d": points.shape[1],
-                             "n": len(points), "build_time_s": build_s, "query_time_s": query_s / len(queries),
-                             **errors(estimate, exact, len(points))})
-    return rows
+def l1_row(ctx: RunContext, name: str, points: np.ndarray, queries: np.ndarray, exact: np.ndarray, radius: float,
+           bits: int, eps: float) -> dict:
+    """Build one structure on the points (pure eps-DP), answer every query, and compare with the exact sums."""
+    rng = np.random.default_rng(ctx.child_seed("noise"))
+    structure, build_s = timed(ctx, lambda: STRUCTURES[name](radius, bits).build(points, eps, rng))
+    estimate, query_s = timed(ctx, lambda: structure.query(queries))
+    return {"eps": eps, "log2_bins": bits, "d": points.shape[1], "n": len(points), "build_time_s": build_s,
+            "query_time_s": query_s / len(queries), **errors(estimate, exact, len(points))}
 
 
-def l1_digits_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    private, _, queries, _ = digits_split(cfg.digits.private, seed)
-    return l1_rows(private, queries, DIGIT_RADIUS, list(cfg.l1.structures), list(cfg.l1.log_bins),
-                   list(cfg.l1.eps), np.random.default_rng(seed), {"experiment": "l1_digits", "seed": seed})
+def exact_l1(points: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    return cdist(points, queries, "cityblock").sum(0)
 
 
-def l1_dim_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    """Synthetic mixture in [0, 1]^d (R = 1): how the error grows with d at fixed eps and bins."""
-    rng = np.random.default_rng(seed + 1)
-    rows = []
-    for dim in cfg.l1_dim.dims:
-        points, centres = gaussian_mixture(cfg.l1_dim.n, dim, cfg.mixture.centres, cfg.mixture.sd, rng)
-        queries, _ = gaussian_mixture(cfg.l1_dim.queries, dim, cfg.mixture.centres, cfg.mixture.sd, rng, centres)
-        rows += l1_rows(points, queries, 1.0, list(cfg.l1.structures), [cfg.l1_dim.log_bins], [cfg.l1_dim.eps],
-                        rng, {"experiment": "l1_dim", "seed": seed})
-    return rows
+def l1_digits_rows(cfg: DictConfig, ctx: RunContext, name: str, bits: int, eps: float) -> list[dict]:
+    split = digits(cfg, ctx)
+    exact = ctx.shared("l1_digits_exact", lambda: exact_l1(split.private, split.queries))
+    return [l1_row(ctx, name, split.private, split.queries, exact, DIGIT_RADIUS, bits, eps)]
 
 
-def l1_one_dim_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    """1-D mixture (R = 1): tree vs flat over the bin count at one eps."""
-    rng = np.random.default_rng(seed + 2)
-    points, centres = gaussian_mixture(cfg.l1_1d.n, 1, cfg.mixture.centres, cfg.mixture.sd, rng)
-    queries, _ = gaussian_mixture(cfg.l1_1d.queries, 1, cfg.mixture.centres, cfg.mixture.sd, rng, centres)
-    return l1_rows(points, queries, 1.0, list(cfg.l1.structures), list(cfg.l1_1d.log_bins), [cfg.l1_1d.eps], rng,
-                   {"experiment": "l1_1d", "seed": seed})
+def mixture(cfg: DictConfig, ctx: RunContext, dim: int, count: int, queries: int) -> tuple:
+    """Points and queries from one Gaussian mixture in [0, 1]^dim (R = 1), and the exact l1 sums."""
+    rng = np.random.default_rng(ctx.data_seed("mixture", dim))
+    points, centres = gaussian_mixture(count, dim, cfg.mixture.centres, cfg.mixture.sd, rng)
+    asked, _ = gaussian_mixture(queries, dim, cfg.mixture.centres, cfg.mixture.sd, rng, centres)
+    return points, asked, exact_l1(points, asked)
 
 
-def kde_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    """Digits: RFF DP-KDE in the full d = 64 vs after a JL projection to d'; sigma from the public query split."""
-    private, _, queries, _ = digits_split(cfg.digits.private, seed)
-    sigma = median_distance(queries)
+def l1_dim_rows(cfg: DictConfig, ctx: RunContext, name: str, dim: int) -> list[dict]:
+    """How the error grows with d at fixed eps and bins."""
+    c = cfg.l1_dim
+    points, queries, exact = ctx.shared(f"mixture-d{dim}", lambda: mixture(cfg, ctx, dim, c.n, c.queries))
+    return [l1_row(ctx, name, points, queries, exact, 1.0, c.log_bins, c.eps)]
+
+
+def l1_one_dim_rows(cfg: DictConfig, ctx: RunContext, name: str, bits: int) -> list[dict]:
+    """1-D mixture: tree vs flat over the bin count at one eps."""
+    c = cfg.l1_1d
+    points, queries, exact = ctx.shared("mixture-1d", lambda: mixture(cfg, ctx, 1, c.n, c.queries))
+    return [l1_row(ctx, name, points, queries, exact, 1.0, bits, c.eps)]
+
+
+def kde_rows(cfg: DictConfig, ctx: RunContext, eps: float) -> list[dict]:
+    """Digits: RFF DP-KDE in the full d = 64 vs after a JL projection to d'; sigma from the public split."""
+    split = digits(cfg, ctx)
+    private, queries = split.private, split.queries
+    sigma = median_distance(split.public)
     exact = np.exp(-cdist(private, queries, "sqeuclidean") / sigma**2).sum(0)
-    rng = np.random.default_rng(seed + 3)
-    rows = []
-    for eps in cfg.kde.eps:
-        full = None
-        for projected in [None, *cfg.kde.projected_dims]:
-            structure = PrivateRFFKDE(private.shape[1], cfg.kde.features, sigma, projected, rng)
-            structure, build_s = timed(lambda s=structure, e=eps: s.build(private, e, rng))
-            estimate, query_s = timed(lambda s=structure: s.query(queries), cfg.kde.timing_repeats)
-            row = {"experiment": "kde", "seed": seed, "eps": eps, "method": "rff" if projected is None else "rff_proj",
-                   "projected_dim": projected or private.shape[1], "build_time_s": build_s,
-                   "query_time_s": query_s / len(queries), **errors(estimate, exact, len(private))}
-            if projected is None:
-                full = row
-            else:   # same process, same queries: the speed ratio the claim is about
-                row["speedup_vs_full_x"] = full["query_time_s"] / row["query_time_s"]
-                row["err_ratio_vs_full"] = row["rel_err"] / full["rel_err"]
-            rows.append(row)
+    rows, full = [], None
+    for projected in [None, *cfg.kde.projected_dims]:
+        maps = np.random.default_rng(ctx.child_seed("features", projected or 0))   # public randomness
+        structure = PrivateRFFKDE(private.shape[1], cfg.kde.features, sigma, projected, maps)
+        noise = np.random.default_rng(ctx.child_seed("noise", projected or 0))
+        structure, build_s = timed(ctx, lambda s=structure, r=noise: s.build(private, eps, r))
+        estimate, query_s = timed(ctx, lambda s=structure: s.query(queries), cfg.kde.timing_repeats)
+        row = {"method": "rff" if projected is None else "rff_proj", "bandwidth": sigma,
+               "projected_dim": projected or private.shape[1], "build_time_s": build_s,
+               "query_time_s": query_s / len(queries), **errors(estimate, exact, len(private))}
+        if projected is None:
+            full = row
+        else:   # same unit, same queries: the speed ratio the claim is about
+            row["speedup_vs_full_x"] = full["query_time_s"] / row["query_time_s"]
+            row["err_ratio_vs_full"] = row["rel_err"] / full["rel_err"]
+        rows.append(row)
     return rows
 
 
@@ -143,50 +167,64 @@ def private_average_classifier(embed: Callable[[np.ndarray], np.ndarray], sensit
     return lambda queries: (embed(queries) @ averages.T).argmax(1)
 
 
-def classify_rows(cfg: DictConfig, seed: int, data_dir: Path) -> list[dict]:
-    """Digits (unit-norm pixel vectors) or CIFAR-10 embeddings (unit norm) as the shared embedding; accuracy and
-    wall time per eps (embedding extraction is not timed)."""
-    if cfg.classify.dataset == "digits":
-        private, labels, queries, query_labels = digits_split(cfg.digits.private, seed)
-    elif cfg.classify.dataset == "cifar10_embeddings":
-        private, labels, queries, query_labels = load_embeddings(Path(data_dir) / cfg.classify.embeddings_file)
-    else:
-        raise ConfigError(f"paper.classify.dataset = {cfg.classify.dataset!r}; use digits or cifar10_embeddings")
-    private, queries = unit_rows(private), unit_rows(queries)
-    rng = np.random.default_rng(seed + 4)
+def classification_data(cfg: DictConfig, ctx: RunContext) -> tuple[np.ndarray, ...]:
+    """(private, labels, public, test, test labels), unit-norm rows. Digits (pixel vectors as the embedding)
+    or CIFAR-10 embeddings; the public split of CIFAR-10 is the first ``classify.public`` training images,
+    left out of the private set."""
     c = cfg.classify
-    sigma = median_distance(queries)
-    kde = PrivateRFFKDE(private.shape[1], c.features, sigma, None, rng)
+    if c.dataset == "digits":
+        split = digits(cfg, ctx)
+        private, labels, public, test, test_labels = (split.private, split.private_labels, split.public,
+                                                      split.queries, split.query_labels)
+    elif c.dataset == "cifar10_embeddings":
+        train, train_labels, test, test_labels = load_embeddings(Path(ctx.data_dir) / c.embeddings_file)
+        public, private, labels = train[:c.public], train[c.public:], train_labels[c.public:]
+    else:
+        raise ConfigError(f"paper.classify.dataset = {c.dataset!r}; use digits or cifar10_embeddings")
+    return unit_rows(private), labels, unit_rows(public), unit_rows(test), test_labels
+
+
+def centroid_rows(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    private, labels, _, test, test_labels = classification_data(cfg, ctx)
+    centroids = np.array([private[labels == k].mean(0) for k in range(CLASSES)])
+    return [{"acc": float(((test @ centroids.T).argmax(1) == test_labels).mean())}]
+
+
+def classify_rows(cfg: DictConfig, ctx: RunContext, eps: float) -> list[dict]:
+    """Accuracy and wall time of DP-SGD and of the private average-similarity classifiers at one eps
+    (embedding extraction is not timed); the Gaussian kernel's bandwidth comes from the public split."""
+    private, labels, public, test, test_labels = classification_data(cfg, ctx)
+    c = cfg.classify
+    kde = PrivateRFFKDE(private.shape[1], c.features, median_distance(public), None,
+                        np.random.default_rng(ctx.child_seed("features")))
     methods = {
         "avg_kde": (kde.feature_map, kde.sensitivity),
         "avg_cosine": (lambda x: x, float(np.sqrt(private.shape[1]))),   # ||x||_1 <= sqrt(d) ||x||_2
     }
-    base = {"experiment": "classify", "seed": seed}
-    centroids = np.array([private[labels == k].mean(0) for k in range(CLASSES)])
-    rows = [{**base, "method": "centroid_nonprivate",
-             "acc": float(((queries @ centroids.T).argmax(1) == query_labels).mean())}]
     q = c.dpsgd.batch_size / len(private)
     steps = int(c.dpsgd.epochs / q)
-    for eps in c.eps:
-        start = time.perf_counter()
+    with ctx.stopwatch() as clock:
         noise = noise_for_epsilon(q, steps, eps, c.dpsgd.delta)
-        calibration_s = time.perf_counter() - start
+    calibration_s = clock.seconds
+    sgd = np.random.default_rng(ctx.child_seed("dpsgd"))
 
-        def dpsgd(sigma: float = noise) -> np.ndarray:
-            weights = train_dpsgd_logreg(private, labels, CLASSES, sigma, c.dpsgd.batch_size, c.dpsgd.epochs,
-                                         c.dpsgd.lr, c.dpsgd.clip, rng)
-            return predict_logreg(weights, queries)
+    def dpsgd() -> np.ndarray:
+        weights = train_dpsgd_logreg(private, labels, CLASSES, noise, c.dpsgd.batch_size, c.dpsgd.epochs,
+                                     c.dpsgd.lr, c.dpsgd.clip, sgd)
+        return predict_logreg(weights, test)
 
-        predicted, dpsgd_s = timed(dpsgd, c.timing_repeats)          # best of repeats: the host is shared
-        dpsgd_acc = float((predicted == query_labels).mean())
-        rows.append({**base, "method": "dpsgd_logreg", "eps": eps, "acc": dpsgd_acc, "time_s": dpsgd_s,
-                     "noise_multiplier": noise, "calibration_time_s": calibration_s})
-        for name, (embed, sensitivity) in methods.items():
-            def similarity(e: float = eps, f: Callable = embed, delta: float = sensitivity) -> np.ndarray:
-                return private_average_classifier(f, delta, private, labels, e, c.count_share, rng)(queries)
+    predicted, dpsgd_s = timed(ctx, dpsgd, c.timing_repeats)          # best of repeats: the host is shared
+    dpsgd_acc = float((predicted == test_labels).mean())
+    rows = [{"method": "dpsgd_logreg", "acc": dpsgd_acc, "time_s": dpsgd_s, "noise_multiplier": noise,
+             "calibration_time_s": calibration_s}]
+    for name, (embed, sensitivity) in methods.items():
+        rng = np.random.default_rng(ctx.child_seed("noise", name))
 
-            predicted, seconds = timed(similarity, c.timing_repeats)
-            acc = float((predicted == query_labels).mean())
-            rows.append({**base, "method": name, "eps": eps, "acc": acc, "time_s": seconds,
-                         "acc_gap_vs_dpsgd": acc - dpsgd_acc, "speedup_vs_dpsgd_x": dpsgd_s / seconds})
+        def similarity(f: Callable = embed, delta: float = sensitivity, r: np.random.Generator = rng) -> np.ndarray:
+            return private_average_classifier(f, delta, private, labels, eps, c.count_share, r)(test)
+
+        predicted, seconds = timed(ctx, similarity, c.timing_repeats)
+        acc = float((predicted == test_labels).mean())
+        rows.append({"method": name, "acc": acc, "time_s": seconds, "acc_gap_vs_dpsgd": acc - dpsgd_acc,
+                     "speedup_vs_dpsgd_x": dpsgd_s / seconds})
     return rows
