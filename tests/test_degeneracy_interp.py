@@ -15,17 +15,9 @@ from repro.papers.degeneracy_interp.degeneracy import (
 )
 from repro.papers.degeneracy_interp.interaction import gini, interaction_bases, layer_features
 from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc
-from repro.papers.degeneracy_interp.mlp import FlatMLP
+from repro.papers.degeneracy_interp.mlp import FlatMLP, train
 from repro.papers.degeneracy_interp.modularity import block_mask, feature_modules
 from repro.papers.degeneracy_interp.task import plant, reparameterise
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def card_network(seed: int = 0) -> tuple[FlatMLP, torch.Tensor, torch.Tensor]:
@@ -57,6 +49,22 @@ def test_card_worked_counts(dead: int, synchronised: int, expected: int) -> None
         tangents = tangent_vectors(model, star, x, 1e-10)
         assert predicted_free_directions(tangents, 1e-8) == expected
         assert tangent_residual(jac, tangents) < 1e-12
+
+
+def test_predicted_directions_are_free_on_a_trained_student() -> None:
+    """(Was the claim predicted_directions_are_free: true by construction of the tangent vectors.) On a trained
+    student with a planted dead unit every predicted tangent vector leaves the outputs unchanged to first order."""
+    gen = torch.Generator().manual_seed(3)
+    model = FlatMLP([6, 10, 10, 1])
+    basis = torch.linalg.qr(torch.randn(6, 3, generator=gen, dtype=torch.float64))[0]
+    x = torch.randn(300, 3, generator=gen, dtype=torch.float64) @ basis.T
+    y = torch.tanh(x.sum(1, keepdim=True))
+    theta = train(model, model.init(gen), x, y, 200, 1e-2)
+    star = plant(model, theta, 2, 0, 50.0)
+    jac = per_sample_jacobians(model, star, x)
+    tangents = tangent_vectors(model, star, x, 1e-10)
+    assert predicted_free_directions(tangents, 1e-8) > 0
+    assert tangent_residual(jac, tangents) < 1e-8
 
 
 def test_llc_calibration_linear_regression() -> None:

@@ -109,8 +109,10 @@ def test_iid_sampler_follows_rho_and_gram_is_unbiased() -> None:
     rho = np.sum(q**2, axis=1) / m
     expected_gram = (phi * (rho * weights)[:, None]).T @ phi          # E_rho[w phi phi^T] = I
     np.testing.assert_allclose(expected_gram, np.eye(m), atol=1e-12)
-    _, deviation = weighted_least_squares(q, f, np.arange(20))
-    assert deviation >= 0
+    _, deviation = weighted_least_squares(q, f, sample)             # G = (1/n) sum w phi phi^T -> I
+    assert deviation < 0.02
+    g = (phi[sample] * weights[sample, None]).T @ phi[sample] / sample.size
+    assert deviation == pytest.approx(np.linalg.norm(g - np.eye(m), 2), rel=1e-10)
 
 
 def test_runge_target_in_two_dimensions() -> None:
@@ -122,7 +124,7 @@ def test_unreached_threshold_is_censored_not_the_grid_end() -> None:
     cells = [{"strategy": s, "n_over_m": r, "stable_prob": p, "ratio_mean": 1 + 1 / r}
              for s, probabilities in (("iid", (0.1, 0.5, 0.8)), ("dpp_rep", (0.2, 0.95, 1.0)))
              for r, p in zip((2.0, 4.0, 8.0), probabilities)]
-    rows = {r["strategy"]: r for r in threshold_rows(cells, 1, 10, 0, 0.9)}
+    rows = {r["strategy"]: r for r in threshold_rows(cells, 10, 0.9)}
     assert rows["dpp_rep"]["n_stable"] == 4.0 and rows["dpp_rep"]["censored"] == 0
     assert rows["dpp_rep"]["ratio_at_stable"] == 1.25
     assert math.isnan(rows["iid"]["n_stable"]) and rows["iid"]["censored"] == 1

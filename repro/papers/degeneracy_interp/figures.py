@@ -3,12 +3,12 @@
 import numpy as np
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 
 def degeneracy(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.6)
-    free = rows[rows["part"] == "free"] if "part" in rows else rows.iloc[:0]
+    free = select_rows(rows, "free")
     for variant, group in free.groupby("variant"):
         axes[0].plot(group["free_predicted"], group["free_measured"], "o", label=variant)
         axes[1].plot(group["llc_predicted"], group["llc_sgld"], "o", label=variant)
@@ -19,7 +19,7 @@ def degeneracy(rows: pd.DataFrame):
         ax.legend(fontsize=7)
     axes[0].set(title="free directions", xlabel="predicted (Sec. 3 types a-c)", ylabel="null(H_B) measured")
     axes[1].set(title="local learning coefficient", xlabel="(N - K) / 2", ylabel="SGLD estimate")
-    sparsity = rows[rows["part"] == "sparsity"] if "part" in rows else rows.iloc[:0]
+    sparsity = select_rows(rows, "sparsity")
     if len(sparsity):
         stats = sparsity.groupby(["layer", "basis"])["gini"].mean().unstack()
         stats.plot.bar(ax=axes[2], rot=0)

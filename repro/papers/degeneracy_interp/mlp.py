@@ -54,15 +54,18 @@ class FlatMLP:
 
 def train(model: FlatMLP, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
           batch: int | None = None, generator: torch.Generator | None = None,
-          mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Adam on the mean squared error (full batch, or minibatches of `batch`); parameters outside `mask` stay 0."""
+          mask: torch.Tensor | None = None, history: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[float]]:
+    """Adam on the mean squared error (full batch, or minibatches of `batch`); parameters outside `mask` stay 0.
+    With `history`, also the loss of every step (for the convergence flag)."""
     mask = torch.ones_like(theta) if mask is None else mask
     theta = (theta * mask).requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr)
+    losses = []
     for _ in range(steps):
         index = torch.randint(0, len(x), (batch,), generator=generator) if batch else slice(None)
         opt.zero_grad()
         loss = ((model.forward(theta * mask, x[index]) - y[index]) ** 2).mean()
         loss.backward()
         opt.step()
-    return (theta * mask).detach()
+        losses.append(loss.item())
+    return ((theta * mask).detach(), losses) if history else (theta * mask).detach()

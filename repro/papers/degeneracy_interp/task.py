@@ -1,20 +1,28 @@
-"""Degeneracy experiments (card: shared/papers/degeneracy_interp.md):
+"""Degeneracy experiments (card: shared/papers/degeneracy_interp.md). Grid, each unit per replicate:
 
-- free: a student MLP trained on inputs confined to a subspace, with planted dead / synchronised neurons;
-  predicted free directions (Sec. 3) vs the measured null space of the behavioural Gauss-Newton matrix, and the
-  local learning coefficient of the behavioural loss by SGLD vs (N - K) / 2;
-- basis: the interaction basis (Sec. 6) of a digits MLP: invariance under function-preserving
-  reparameterisations, and sparsity (Gini) of edges in the neuron, PCA and interaction bases.
+- ``free/variant=<v>``: a student MLP trained on inputs confined to a subspace (shared by the variants of a
+  replicate), with planted dead / synchronised neurons; predicted free directions (Sec. 3) vs the measured null space
+  of the behavioural Gauss-Newton matrix, and the local learning coefficient of the behavioural loss by SGLD vs
+  (N - K) / 2;
+- ``sparsity``, ``invariance``: the interaction basis (Sec. 6) of a digits MLP (shared by both units of a
+  replicate): sparsity (Gini) of edges in the neuron, PCA and interaction bases, and invariance under
+  function-preserving reparameterisations;
+- ``modularity/network=<block|dense>``: a block-diagonal or dense student on a modular task (the same data for both
+  networks of a replicate), Louvain communities of its interaction graph against the true modules.
+
+Small float64 problems whose linear algebra is numpy (exact eigendecompositions, null spaces, Louvain): the paper
+runs on the CPU (cpu_only in its config); torch is used for autograd only.
 """
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
+from repro.core.train import plateaued
+from repro.core.units import Unit, grid, unit
 from repro.papers.degeneracy_interp.degeneracy import (
     gauss_newton,
     null_dimension,
@@ -36,25 +44,31 @@ from repro.papers.degeneracy_interp.mlp import FlatMLP, train
 from repro.papers.degeneracy_interp.modularity import block_mask, interaction_graph, module_recovery
 
 VARIANTS = {"plain": (0, 0), "dead2": (2, 0), "dead4": (4, 0), "sync3": (0, 3), "sync5": (0, 5)}
+NETWORKS = ("block", "dense")
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+def units(cfg: DictConfig) -> list[Unit]:
     unknown = sorted(set(cfg.free.variants) - set(VARIANTS))
     if unknown:
         raise ConfigError(f"paper.free.variants has unknown {unknown}; choose from {list(VARIANTS)}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # small float64 problems: threads only add contention on a shared host
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            rows = []
-            for seed in ctx.replicate_seeds():
-                rows += ctx.unit(f"free-{seed}", lambda s=seed: free_direction_rows(cfg.free, s, ctx))
-                rows += ctx.unit(f"basis-{seed}", lambda s=seed: basis_rows(cfg.basis, s))
-                rows += ctx.unit(f"modularity-{seed}", lambda s=seed: modularity_rows(cfg.modularity, s))
-                ctx.log.info("replicate %d done", seed)
-            return rows
-    finally:
-        torch.set_num_threads(threads)
+    return [*grid("free", variant=list(cfg.free.variants)), unit("sparsity"), unit("invariance"),
+            *grid("modularity", network=list(NETWORKS))]
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "free":
+        return free_direction_rows(cfg.free, ctx, u.settings["variant"])
+    if u.experiment == "sparsity":
+        return sparsity_rows(cfg.basis, ctx)
+    if u.experiment == "invariance":
+        return invariance_rows(cfg.basis, ctx)
+    if u.experiment == "modularity":
+        return modularity_rows(cfg.modularity, ctx, u.settings["network"])
+    raise ValueError(f"unknown experiment {u.experiment!r}")
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed % 2**63)
 
 
 def teacher_data(cfg: DictConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,40 +89,46 @@ def plant(model: FlatMLP, theta: torch.Tensor, dead: int, synchronised: int, bia
     return theta
 
 
-def free_direction_rows(cfg: DictConfig, seed: int, ctx: RunContext) -> list[dict]:
-    generator = torch.Generator().manual_seed(seed % 2**31)
-    x, y = teacher_data(cfg, generator)
-    model = FlatMLP([cfg.input, *cfg.hidden, 1])
-    theta = train(model, model.init(generator), x, y, cfg.steps, cfg.lr)
-    rows = []
-    for variant in cfg.variants:
-        dead, synchronised = VARIANTS[variant]
-        star = plant(model, theta, dead, synchronised, cfg.plant_bias)
-        jac = per_sample_jacobians(model, star, x)
-        tangents = tangent_vectors(model, star, x, cfg.rel_tol)
-        hessian = gauss_newton(jac)
-        measured = null_dimension(hessian, cfg.rel_tol)
-        predicted = predicted_free_directions(tangents, cfg.rank_tol)
-        target = model.forward(star, x).detach()
+def trained_student(cfg: DictConfig, ctx: RunContext) -> dict:
+    """The teacher data and the trained student of this replicate, shared by every planted variant."""
+    def build() -> dict:
+        generator = _generator(ctx.data_seed("free"))
+        x, y = teacher_data(cfg, generator)
+        model = FlatMLP([cfg.input, *cfg.hidden, 1])
+        theta, losses = train(model, model.init(generator), x, y, cfg.steps, cfg.lr, history=True)
+        return {"x": x, "y": y, "model": model, "theta": theta, "converged": plateaued(losses)}
 
-        def behavioural_loss(t: torch.Tensor, target: torch.Tensor = target) -> torch.Tensor:
-            return ((model.forward(t, x) - target) ** 2).sum(-1).mean()
+    return ctx.shared("free-student", build)
 
-        # Step size from the stability limit of the stiffest direction: eps * n beta * max eig(H_B) = fraction.
-        curvature = np.linalg.eigvalsh(hessian)
-        eps = cfg.sgld.step_fraction / (cfg.n / np.log(cfg.n) * curvature[-1])
-        llc = estimate_llc(behavioural_loss, star, cfg.n, eps, cfg.sgld.gamma, cfg.sgld.steps,
-                           cfg.sgld.burn_in, cfg.sgld.chains, generator)
-        rows.append({"part": "free", "variant": variant, "seed": seed, "n_params": model.size,
-                     "train_mse": float(((model.forward(theta, x) - y) ** 2).mean()),
-                     "free_predicted": predicted, "free_measured": measured, "free_gap": abs(measured - predicted),
-                     "tangent_residual": tangent_residual(jac, tangents),
-                     "llc_predicted": (model.size - measured) / 2, "llc_sgld": llc,
-                     "llc_localized_quadratic": localized_quadratic_llc(curvature, cfg.n, cfg.sgld.gamma),
-                     "sgld_eps": eps})
-        ctx.log.info("free directions %s: predicted %d, measured %d, llc %.1f vs %.1f", variant, predicted,
-                     measured, llc, (model.size - measured) / 2)
-    return rows
+
+def free_direction_rows(cfg: DictConfig, ctx: RunContext, variant: str) -> list[dict]:
+    student = trained_student(cfg, ctx)
+    x, y, model, theta = student["x"], student["y"], student["model"], student["theta"]
+    ctx.record_convergence(student["converged"])
+    dead, synchronised = VARIANTS[variant]
+    star = plant(model, theta, dead, synchronised, cfg.plant_bias)
+    jac = per_sample_jacobians(model, star, x)
+    tangents = tangent_vectors(model, star, x, cfg.rel_tol)
+    hessian = gauss_newton(jac)
+    measured = null_dimension(hessian, cfg.rel_tol)
+    predicted = predicted_free_directions(tangents, cfg.rank_tol)
+    target = model.forward(star, x).detach()
+
+    def behavioural_loss(t: torch.Tensor) -> torch.Tensor:
+        return ((model.forward(t, x) - target) ** 2).sum(-1).mean()
+
+    # Step size from the stability limit of the stiffest direction: eps * n beta * max eig(H_B) = fraction.
+    curvature = np.linalg.eigvalsh(hessian)
+    eps = cfg.sgld.step_fraction / (cfg.n / np.log(cfg.n) * curvature[-1])
+    llc = estimate_llc(behavioural_loss, star, cfg.n, eps, cfg.sgld.gamma, cfg.sgld.steps, cfg.sgld.burn_in,
+                       cfg.sgld.chains, _generator(ctx.child_seed("sgld")))
+    ctx.log.info("free directions %s: predicted %d, measured %d, llc %.1f vs %.1f", variant, predicted, measured,
+                 llc, (model.size - measured) / 2)
+    return [{"n_params": model.size, "train_mse": float(((model.forward(theta, x) - y) ** 2).mean()),
+             "free_predicted": predicted, "free_measured": measured, "free_gap": abs(measured - predicted),
+             "tangent_residual": tangent_residual(jac, tangents), "llc_predicted": (model.size - measured) / 2,
+             "llc_sgld": llc, "llc_localized_quadratic": localized_quadratic_llc(curvature, cfg.n, cfg.sgld.gamma),
+             "sgld_eps": eps}]
 
 
 def reparameterise(weights: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
@@ -127,45 +147,64 @@ def reparameterise(weights: list[tuple[np.ndarray, np.ndarray]], rng: np.random.
     return out
 
 
-def digits_network(cfg: DictConfig, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-    digits = load_digits()
-    x = torch.tensor(digits.data / 16.0)
-    y = torch.nn.functional.one_hot(torch.tensor(digits.target), 10).double()
-    generator = torch.Generator().manual_seed(seed % 2**31)
-    model = FlatMLP([64, *cfg.hidden, 10])
-    steps = cfg.epochs * (len(x) // cfg.batch)
-    theta = train(model, model.init(generator), x, y, steps, cfg.lr, cfg.batch, generator)
-    weights = [tuple(t.numpy() for t in model.unpack(theta, layer)) for layer in range(len(model.slices))]
-    return weights, x.numpy()
+def digits_network(cfg: DictConfig, ctx: RunContext) -> dict:
+    """The digits MLP of this replicate (init and minibatches seeded by ctx.data_seed), shared by the sparsity and
+    invariance units."""
+    def build() -> dict:
+        digits = load_digits()
+        x = torch.tensor(digits.data / 16.0)
+        y = torch.nn.functional.one_hot(torch.tensor(digits.target), 10).double()
+        generator = _generator(ctx.data_seed("digits"))
+        model = FlatMLP([64, *cfg.hidden, 10])
+        steps = cfg.epochs * (len(x) // cfg.batch)
+        theta, losses = train(model, model.init(generator), x, y, steps, cfg.lr, cfg.batch, generator,
+                              history=True)
+        weights = [tuple(t.numpy() for t in model.unpack(theta, layer)) for layer in range(len(model.slices))]
+        # Minibatch losses are noisy: judge the plateau on per-epoch means.
+        per_epoch = np.asarray(losses).reshape(cfg.epochs, -1).mean(axis=1).tolist()
+        return {"weights": weights, "x": x.numpy(), "converged": plateaued(per_epoch)}
+
+    return ctx.shared("digits", build)
 
 
-def basis_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    weights, x = digits_network(cfg, seed)
-    feats, maps = layer_features(weights, x, cfg.centre)
+def sparsity_rows(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    network = digits_network(cfg, ctx)
+    ctx.record_convergence(network["converged"])
+    feats, maps = layer_features(network["weights"], network["x"], cfg.centre)
     bases = {"neuron": neuron_bases(feats), "pca": pca_bases(feats, cfg.tol),
              "interaction": interaction_bases(feats, maps, cfg.tol)}
-    rows = [{"part": "sparsity", "basis": name, "seed": seed, "layer": f"{layer + 1}->{layer + 2}",
-             "gini": gini(edge), "dim_in": edge.shape[1], "dim_out": edge.shape[0]}
+    return [{"basis": name, "layer": f"{layer + 1}->{layer + 2}", "gini": gini(edge), "dim_in": edge.shape[1],
+             "dim_out": edge.shape[0]}
             for name, basis in bases.items() for layer, edge in enumerate(edges(feats, maps, basis))]
-    rng = np.random.default_rng(seed)
-    moved = reparameterise(weights, rng, dead_inputs=(x == 0).all(0))
+
+
+def invariance_rows(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    network = digits_network(cfg, ctx)
+    ctx.record_convergence(network["converged"])
+    weights, x = network["weights"], network["x"]
+    feats, maps = layer_features(weights, x, cfg.centre)
+    bases = interaction_bases(feats, maps, cfg.tol)
+    moved = reparameterise(weights, np.random.default_rng(ctx.child_seed("reparameterise")),
+                           dead_inputs=(x == 0).all(0))
     feats_moved, maps_moved = layer_features(moved, x, cfg.centre)
     bases_moved = interaction_bases(feats_moved, maps_moved, cfg.tol)
     logits_change = float(np.abs(feats_moved[-1] - feats[-1]).max())
-    for layer, (b0, b1) in enumerate(zip(bases["interaction"][:-1], bases_moved[:-1])):
+    rows = []
+    for layer, (b0, b1) in enumerate(zip(bases[:-1], bases_moved[:-1])):
         f0, f1 = feats[layer] @ b0.c, feats_moved[layer] @ b1.c
         top = min(cfg.compare_top, f0.shape[1], f1.shape[1])
         corr = [abs(np.corrcoef(f0[:, i], f1[:, i])[0, 1]) for i in range(top)]
-        rows.append({"part": "invariance", "basis": "interaction", "seed": seed, "layer": f"hidden {layer + 1}",
-                     "min_abs_corr": float(min(corr)), "logits_change": logits_change,
+        rows.append({"basis": "interaction", "layer": f"hidden {layer + 1}", "min_abs_corr": float(min(corr)),
+                     "logits_change": logits_change,
                      "weight_change": float(np.abs(moved[layer][0] - weights[layer][0]).max()),
                      "dim": f0.shape[1], "dim_moved": f1.shape[1]})
     return rows
 
 
-def modularity_rows(cfg: DictConfig, seed: int) -> list[dict]:
-    """x = [x_A; x_B] independent N(0, I) blocks, y = [teacher_A(x_A), teacher_B(x_B)]; block vs dense student."""
-    generator = torch.Generator().manual_seed(seed % 2**31)
+def modular_data(cfg: DictConfig, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """x = [x_A; x_B] independent N(0, I) blocks, y = [teacher_A(x_A), teacher_B(x_B)] (the same for both networks
+    of a replicate)."""
+    generator = _generator(ctx.data_seed("modular"))
     x = torch.randn(cfg.n, 2 * cfg.block_input, generator=generator, dtype=torch.float64)
     ys = []
     for block in range(2):
@@ -173,15 +212,18 @@ def modularity_rows(cfg: DictConfig, seed: int) -> list[dict]:
         w1 = torch.randn(cfg.block_input, cfg.teacher_hidden, generator=generator, dtype=torch.float64)
         w2 = torch.randn(cfg.teacher_hidden, 1, generator=generator, dtype=torch.float64)
         ys.append(torch.tanh(z @ w1) @ w2 / np.sqrt(cfg.teacher_hidden))
-    y = torch.cat(ys, dim=1)
+    return x, torch.cat(ys, dim=1)
+
+
+def modularity_rows(cfg: DictConfig, ctx: RunContext, network: str) -> list[dict]:
+    """A block-diagonal (two towers) or dense student on the modular task; Louvain on its interaction graph."""
+    x, y = modular_data(cfg, ctx)
     model = FlatMLP([2 * cfg.block_input, *[2 * cfg.tower_width] * cfg.layers, 2])
-    rows = []
-    for network in ("block", "dense"):
-        mask = block_mask(model, 2) if network == "block" else None
-        theta = train(model, model.init(generator), x, y, cfg.steps, cfg.lr, mask=mask)
-        weights = [tuple(t.numpy() for t in model.unpack(theta, layer)) for layer in range(len(model.slices))]
-        graph, modules = interaction_graph(weights, x.numpy(), cfg.tol, blocks=2)
-        rows.append({"part": "modularity", "network": network, "seed": seed,
-                     "train_mse": float(((model.forward(theta, x) - y) ** 2).mean()),
-                     **module_recovery(graph, modules, seed % 2**31)})
-    return rows
+    mask = block_mask(model, 2) if network == "block" else None
+    theta, losses = train(model, model.init(_generator(ctx.child_seed("init"))), x, y, cfg.steps, cfg.lr,
+                          mask=mask, history=True)
+    ctx.record_convergence(plateaued(losses))
+    weights = [tuple(t.numpy() for t in model.unpack(theta, layer)) for layer in range(len(model.slices))]
+    graph, modules = interaction_graph(weights, x.numpy(), cfg.tol, blocks=2)
+    return [{"train_mse": float(((model.forward(theta, x) - y) ** 2).mean()),
+             **module_recovery(graph, modules, ctx.child_seed("louvain") % 2**31)}]

@@ -4,22 +4,22 @@ dashed = second), one column per space (d, m)."""
 import numpy as np
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 
 def stability_and_error(rows: pd.DataFrame):
-    cells = rows[rows["experiment"] == "cell"] if "experiment" in rows else rows.iloc[:0]
+    cells = select_rows(rows, "cell")
     spaces = sorted(cells.groupby(["d", "m"]).groups) if len(cells) else [(1, 0)]
     fig, axes = new_figure(nrows=2, ncols=len(spaces), width=3.4)
     axes = np.asarray(axes).reshape(2, len(spaces))
     for column, (d, m) in enumerate(spaces):
-        space = cells[(cells["d"] == d) & (cells["m"] == m)]
+        space = select_rows(cells, d=d, m=m)
         targets = list(dict.fromkeys(space["target"])) if "target" in space else [None]
-        for colour, (strategy, curve) in enumerate(space.groupby("strategy")):
+        for colour, (strategy, curve) in enumerate(space.groupby("method")):
             stable = curve.groupby("n_over_m")["stable_prob"].mean()
             axes[0, column].semilogx(stable.index, stable, "o-", color=f"C{colour}", label=strategy)
             for target, style in zip(targets, ("o-", "s--")):
-                own = curve[curve["target"] == target] if target else curve
+                own = select_rows(curve, target=target) if target else curve
                 error = own.groupby("n_over_m")["ratio_mean"].mean()
                 axes[1, column].loglog(error.index, error, style, color=f"C{colour}", ms=3,
                                        label=f"{strategy}, {target}" if target else strategy)
