@@ -2,16 +2,18 @@
 
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 
 def flops_vs_mse(rows: pd.DataFrame):
-    fig, axes = new_figure(ncols=2, width=3.8)
-    chosen = rows[rows["variant"].notna()] if "variant" in rows else rows.iloc[:0]
-    for ax, (name, group) in zip(axes, chosen.groupby("dataset", sort=False)):
-        means = group.groupby("variant")[["flops", "test/mse"]].mean()
-        for variant, point in means.iterrows():
-            ax.plot(point["flops"], point["test/mse"], "o", label=variant)
+    counts = select_rows(rows, "flops")
+    datasets = list(dict.fromkeys(counts["dataset"])) if "dataset" in counts else []
+    fig, axes = new_figure(ncols=max(2, len(datasets)), width=3.8)
+    for ax, name in zip(axes, datasets):
+        mse = select_rows(rows, name).groupby("method")["test/mse"].mean()
+        flops = select_rows(counts, dataset=name).groupby("method")["flops"].mean()
+        for variant in mse.index.intersection(flops.index):
+            ax.plot(flops[variant], mse[variant], "o", label=variant)
         ax.set(xscale="log", xlabel="FLOPs per forward pass (one sample)", ylabel="test MSE (z-scored)", title=name)
     axes[0].legend()
     return fig

@@ -1,18 +1,22 @@
-"""OLinear experiment: OLinear vs its basis / mixer ablations and RLinear, test MSE / MAE and FLOPs."""
+"""OLinear experiment: OLinear vs its basis / mixer ablations and RLinear, test MSE / MAE and FLOPs.
 
-import time
+Grid: ``<dataset>/<variant>/horizon=<h>``, one model trained per replicate. Every variant of a replicate
+sees the same series (the synthetic generator is seeded by ``ctx.data_seed``), so the comparisons are paired.
+``flops`` (deterministic, run once) counts every variant's forward FLOPs at every data set and horizon: the
+count depends on the shapes only, not on training.
+"""
 
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import DictConfig
-from threadpoolctl import threadpool_limits
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from repro.core import forecasting
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
+from repro.core.train import fit
+from repro.core.units import Unit, grid, unit
 from repro.papers.olinear import data, models
 
 VARIANTS = {  # name -> (transform, mixer); rlinear is the channel-independent linear baseline
@@ -22,50 +26,72 @@ VARIANTS = {  # name -> (transform, mixer); rlinear is the channel-independent l
     "attention": ("ortho", "attention"),
     "rlinear": (None, None),
 }
+METHODS = tuple(VARIANTS)
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    unknown = sorted(set(cfg.variants) - set(VARIANTS))
-    if unknown:
-        raise ConfigError(f"paper.variants has unknown {unknown}; choose from {list(VARIANTS)}")
+def units(cfg: DictConfig) -> list[Unit]:
+    names = [d.name for d in cfg.datasets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"paper.datasets names must be unique; got {names}")
+    if "flops" in names:
+        raise ConfigError("paper.datasets: 'flops' names the FLOP-count unit; rename the data set")
+    return [unit("flops", stochastic=False),
+            *(u for d in cfg.datasets for u in grid(d.name, cfg.methods, horizon=d.horizons))]
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "flops":
+        return flops_rows(cfg, ctx)
+    dataset = next(d for d in cfg.datasets if d.name == u.experiment)
+    horizon = int(u.settings["horizon"])
+    return train_one(cfg, dataset, splits_of(dataset, horizon, ctx), horizon, u.method, ctx)
+
+
+def splits_of(dataset: DictConfig, horizon: int, ctx: RunContext) -> dict:
+    series = ctx.shared(f"series-{dataset.name}", lambda: load_series(dataset, ctx))
+    return ctx.shared(f"splits-{dataset.name}-{horizon}", lambda: prepare(series, dataset, horizon))
+
+
+def flops_rows(cfg: DictConfig, ctx: RunContext) -> list[dict]:
+    """Forward FLOPs per sample and parameter count of each variant, per data set and horizon."""
     rows = []
     for dataset in cfg.datasets:
-        series = load_series(dataset, ctx)
         for horizon in dataset.horizons:
-            with threadpool_limits(1):    # small eigh / cov: BLAS threads only contend on a shared machine
-                splits = prepare(series, dataset, horizon)
-            for seed in ctx.replicate_seeds():
-                for variant in cfg.variants:
-                    rows += ctx.unit(f"{dataset.name}-{horizon}-{variant}-{seed}",
-                                     lambda v=variant, s=seed, h=horizon, sp=splits, d=dataset:
-                                     train_one(cfg, d, sp, h, v, s, ctx))
-    return rows + lowest_mse_rows(rows)
-
-
-def lowest_mse_rows(rows: list[dict]) -> list[dict]:
-    """Per data set: OLinear's test MSE (mean over horizons and seeds) over the best other variant's."""
-    frame = pd.DataFrame(rows)
-    out = []
-    for name, group in frame.groupby("dataset", sort=False):
-        means = group.groupby("variant")["test/mse"].mean()
-        if "olinear" in means and len(means) > 1:
-            others = means.drop("olinear")
-            out.append({"dataset": name, "summary": "olinear_vs_best_other", "best_other": others.idxmin(),
-                        "mse_ratio": float(means["olinear"] / others.min())})
-    return out
+            splits = splits_of(dataset, horizon, ctx)
+            channels = splits["train"][0].shape[2]
+            for variant in cfg.methods:
+                model = build(variant, splits, dataset.lookback, horizon, channels, cfg.model).to(ctx.device)
+                rows.append({"method": variant, "dataset": dataset.name, "horizon": horizon,
+                             "flops": flops(model, dataset.lookback, channels),
+                             "params": sum(p.numel() for p in model.parameters())})
+    return rows
 
 
 def load_series(dataset: DictConfig, ctx: RunContext) -> np.ndarray:
     if dataset.name == "synthetic":
-        return data.latent_factor_series(dataset.length, dataset.channels, ctx.child_seed("data"))
+        return data.latent_factor_series(dataset.length, dataset.channels, ctx.data_seed("synthetic"))
     if dataset.name == "macrodata":
         return data.macrodata()
     return data.load_benchmark(dataset.name, ctx.data_dir)
 
 
+def split_parts(series: np.ndarray, dataset: DictConfig) -> dict[str, np.ndarray]:
+    """Train / val / test by time: fixed ``borders`` (lengths, the ETT convention: 12/4/4 months) when
+    given, else the ``split`` fractions; val and test start ``lookback`` steps early."""
+    borders = dataset.get("borders")
+    if borders is None:
+        return forecasting.chronological_splits(series, tuple(dataset.split), dataset.lookback)
+    n_train, n_val, n_test = (int(b) for b in borders)
+    if n_train + n_val + n_test > len(series):
+        raise ConfigError(f"{dataset.name}: borders {list(borders)} exceed the series length {len(series)}")
+    lookback = dataset.lookback
+    return {"train": series[:n_train], "val": series[n_train - lookback: n_train + n_val],
+            "test": series[n_train + n_val - lookback: n_train + n_val + n_test]}
+
+
 def prepare(series: np.ndarray, dataset: DictConfig, horizon: int) -> dict:
-    """z-score with training statistics, window each split, and build Q_in, Q_out from the training split."""
-    parts = forecasting.chronological_splits(series, tuple(dataset.split), dataset.lookback)
+    """z-score with training statistics, window each split, and keep the training split for Q_in, Q_out."""
+    parts = split_parts(series, dataset)
     scaler = forecasting.StandardScaler(parts["train"])
     parts = {name: scaler.transform(part) for name, part in parts.items()}
     out = {name: forecasting.sliding_windows(part, dataset.lookback, horizon,
@@ -91,52 +117,48 @@ def flops(model: torch.nn.Module, lookback: int, channels: int) -> int:
     and the CPU flash kernel hide their matrix products from FlopCounterMode. Dropout is 0 here.
     """
     counter, was_training = FlopCounterMode(display=False), model.training
+    device = next(model.parameters()).device
     model.train()
     with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
-        model(torch.zeros(1, lookback, channels))
+        model(torch.zeros(1, lookback, channels, device=device))
     model.train(was_training)
     return int(counter.get_total_flops())
 
 
-def predict(model: torch.nn.Module, x: np.ndarray, batch: int) -> np.ndarray:
-    """Forecasts for every window, the last incomplete batch included."""
+def predict(model: torch.nn.Module, x: torch.Tensor, batch: int) -> np.ndarray:
+    """Forecasts for every window (a tensor on the model's device), the last incomplete batch included."""
     with torch.no_grad():
-        return np.concatenate([model(torch.as_tensor(x[i:i + batch], dtype=torch.float32)).numpy()
-                               for i in range(0, len(x), batch)])
+        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)]).cpu().numpy()
 
 
-def train_one(cfg: DictConfig, dataset: DictConfig, splits: dict, horizon: int, variant: str, seed: int,
+def train_one(cfg: DictConfig, dataset: DictConfig, splits: dict, horizon: int, variant: str,
               ctx: RunContext) -> list[dict]:
-    torch.manual_seed(seed)
     channels = splits["train"][0].shape[2]
-    model = build(variant, splits, dataset.lookback, horizon, channels, cfg.model)
+    model = build(variant, splits, dataset.lookback, horizon, channels, cfg.model).to(ctx.device)
     t = cfg.train
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-    x_train, y_train = (torch.as_tensor(a, dtype=torch.float32) for a in splits["train"])
-    generator = torch.Generator().manual_seed(seed)
-    best, best_state, start = np.inf, None, time.perf_counter()
-    for epoch in range(t.epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), t.batch_size):
-            index = order[i:i + t.batch_size]
-            loss = (model(x_train[index]) - y_train[index]).abs().mean()     # L1 loss, as the paper
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{variant} seed {seed}: loss {loss.item()} at epoch {epoch}; lower train.lr")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        val = forecasting.mse(splits["val"][1], predict(model, splits["val"][0], 256))
-        if val < best:      # model selection on validation MSE (early stopping's choice)
-            best, best_state = val, {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+
+    def on_device(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=ctx.device)
+
+    x_train, y_train = (on_device(a) for a in splits["train"])
+    x_val, x_test = on_device(splits["val"][0]), on_device(splits["test"][0])
+
+    def batches(epoch: int):
+        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(ctx.child_seed("batches", epoch)))
+        return order.to(ctx.device).split(t.batch_size)
+
+    def loss_fn(model: torch.nn.Module, index: torch.Tensor) -> torch.Tensor:
+        return (model(x_train[index]) - y_train[index]).abs().mean()     # L1 loss, as the paper
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:   # model selection on validation MSE
+        return {"val/mse": forecasting.mse(splits["val"][1], predict(model, x_val, 256))}
+
+    result = fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/mse")
     model.eval()
-    y_hat = predict(model, splits["test"][0], 256)
-    row = {"dataset": dataset.name, "horizon": horizon, "variant": variant, "seed": seed,
+    y_hat = predict(model, x_test, 256)
+    row = {"dataset": dataset.name, "variant": variant, "best_epoch": result.best_epoch,
            "test/mse": forecasting.mse(splits["test"][1], y_hat), "test/mae": forecasting.mae(splits["test"][1], y_hat),
-           "val/mse": best, "flops": flops(model, dataset.lookback, channels),
-           "params": sum(p.numel() for p in model.parameters()), "train_time_s": time.perf_counter() - start}
-    ctx.log.info("%s h=%d %s seed %d: test MSE %.4f MAE %.4f", dataset.name, horizon, variant, seed,
-                 row["test/mse"], row["test/mae"])
+           "val/mse": result.best_metrics["val/mse"]}
+    ctx.log.info("%s h=%d %s: test MSE %.4f MAE %.4f", dataset.name, horizon, variant, row["test/mse"], row["test/mae"])
     return [row]
