@@ -123,3 +123,17 @@ def test_alg4_agrees_with_alg3_and_grid(tol: float) -> None:
     scale = np.abs(exact).max()
     assert np.abs(alg3.on_grid(grid) - exact).max() / scale < 10 * tol
     assert np.abs(alg4.on_grid(grid) - exact).max() / scale < 10 * tol
+
+
+def test_grid_runs_the_lattice_and_the_degree_study_once_and_ball_clouds_per_replicate() -> None:
+    from omegaconf import OmegaConf
+
+    from repro.papers.cheb_tucker.task import units
+
+    cfg = OmegaConf.create({"geometries": ["ball", "lattice"], "ball": {"counts": [10, 20]}, "lattice": {"side": 3},
+                            "full_kernel": {"count": 10}})
+    grid = [(u.experiment, u.settings.get("geometry"), u.settings.get("N"), u.settings.get("kernel"), u.stochastic)
+            for u in units(cfg)]
+    assert grid == [("degree", None, None, None, False), ("cloud", "ball", 10, "long", True),
+                    ("cloud", "ball", 20, "long", True), ("cloud", "lattice", 27, "long", False),
+                    ("cloud", "ball", 10, "full", True)]
