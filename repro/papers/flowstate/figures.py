@@ -3,13 +3,14 @@
 import matplotlib.ticker
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 
 def mase_vs_rate(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=2, width=3.8)
-    chosen = rows[rows["dataset"].astype(str).str.startswith("synthetic") & rows["method"].notna()] \
-        if "method" in rows else rows.iloc[:0]
+    chosen = select_rows(rows, "zero_shot")
+    if "dataset" in chosen:
+        chosen = select_rows(chosen, dataset=[d for d in chosen["dataset"].unique() if str(d).startswith("synthetic")])
     if len(chosen):
         chosen = chosen.assign(step_h=24 / chosen["period"])
         for ax, metric in zip(axes, ("mase", "sql")):

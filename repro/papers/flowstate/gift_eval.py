@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from repro.core.context import RunContext
 from repro.core.data import require
-from repro.core.errors import DataUnavailableError
+from repro.core.errors import ConfigError, DataUnavailableError
+from repro.core.units import Unit, grid
 from repro.papers.flowstate.models import FlowState, patch_steps
 from repro.papers.flowstate.training import Batches, build_flowstate, fit_flowstate, forecast_rollout
 
@@ -38,7 +39,7 @@ SEASONALITY = {"S": 3600, "T": 1440, "H": 24, "D": 1, "W": 1, "M": 12, "B": 5, "
 UNIT_ALIASES = {"min": "T", "h": "H", "s": "S", "ME": "M", "MS": "M", "QE": "Q", "QS": "Q", "Y": "A",
                 "YE": "A", "AS": "A"}
 
-BASIS_ABLATIONS = ("flowstate_hlegs", "flowstate_fourier")     # method names of the basis ablation in paper.yaml
+METHODS = ("flowstate_hlegs", "flowstate_fourier", "flowstate_linear", "flowstate_last_only")   # paper.ablations
 
 Forecaster = Callable[[list[np.ndarray], float, int], np.ndarray]
 
@@ -188,15 +189,12 @@ def evaluate_configuration(forecasters: dict[str, Forecaster], records: list[dic
 
 def aggregate(rows: list[dict]) -> list[dict]:
     """Per method, geometric means over configurations of MASE and CRPS relative to seasonal naive (the
-    leaderboard's aggregate); for the decoder-basis ablation, each basis's relative gap to Legendre."""
+    leaderboard's aggregate), as rows of the data set ``gift_eval``."""
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         means = {key: float(np.exp(np.mean([np.log(r[key]) for r in mine]))) for key in ("mase_rel", "crps_rel")}
         out.append({"dataset": "gift_eval", "method": method, **means})
-    legendre = next(r["mase_rel"] for r in out if r["method"] == "flowstate")
-    out += [{"dataset": "gift_eval", "summary": "basis_vs_legendre", "method": r["method"],
-             "relative_gap": abs(r["mase_rel"] / legendre - 1)} for r in out if r["method"] in BASIS_ABLATIONS]
     return out
 
 
@@ -247,26 +245,34 @@ def pretraining_batches(root: Path, cfg: DictConfig, patch: float) -> Batches:
     return batches
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    """Pretrain FlowState and its ablations (cfg.ablations: name -> basis / degree / parallel) on
-    GiftEvalPretrain, then zero-shot on every GIFT-Eval configuration and term."""
+def units(cfg: DictConfig) -> list[Unit]:
+    """One unit per pretrained model: FlowState and each ablation of ``paper.ablations``."""
+    unknown = sorted(set(cfg.get("ablations", {})) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"paper.ablations: unknown {unknown}; choose from {list(METHODS)}")
+    return grid("gift_eval", ["flowstate", *cfg.get("ablations", {})])
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    """Pretrain one model (FlowState or an ablation: basis / degree / parallel) on GiftEvalPretrain, then
+    zero-shot on every GIFT-Eval configuration and term. Seasonal naive's rows come with FlowState's unit."""
     root = ctx.data_dir / "flowstate"
     levels = np.array(list(cfg.quantiles))
-    variants = {"flowstate": {}, **OmegaConf.to_container(cfg.get("ablations", {}))}
+    variant = OmegaConf.to_container(cfg.ablations[u.method]) if u.method != "flowstate" else {}
+    model = build_flowstate(cfg, ctx.child_seed("init"), variant.get("basis", "legs"),
+                            variant.get("degree")).to(ctx.device)
+    batches = pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch)
+    # Validation windows: a fixed draw from the pretraining corpus (the same for every model of a replicate).
+    validation = batches(np.random.default_rng(ctx.data_seed("val_windows")), cfg.train.val_windows)
+    fit_flowstate(ctx, model, batches, validation, cfg, parallel=variant.get("parallel", True))
+    model.eval()
+    forecasters = {u.method: flowstate_forecaster(model, cfg.data.context, cfg.eval_batch)}
     rows = []
-    for seed in ctx.replicate_seeds():
-        forecasters = {}
-        for method, variant in variants.items():
-            model = build_flowstate(cfg, seed, variant.get("basis", "legs"), variant.get("degree")).to(ctx.device)
-            fit_flowstate(model, pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch), cfg, seed, ctx,
-                          parallel=variant.get("parallel", True))
-            forecasters[method] = flowstate_forecaster(model, cfg.data.context, cfg.eval_batch)
-        seed_rows = []
-        for term, names in cfg.gift_eval_terms.items():
-            for name in names:
-                records = load_configuration(root / "GiftEval", name)
-                s = scale_factor(records[0]["freq"], name.split("/")[0] in cfg.weekly_rhythm)
-                seed_rows += evaluate_configuration(forecasters, records, name, term, s, levels)
-                ctx.log.info("seed %d: %s/%s evaluated", seed, name, term)
-        rows += [{**r, "seed": seed} for r in seed_rows + aggregate(seed_rows)]
-    return rows
+    for term, names in cfg.gift_eval_terms.items():
+        for name in names:
+            records = load_configuration(root / "GiftEval", name)
+            s = scale_factor(records[0]["freq"], name.split("/")[0] in cfg.weekly_rhythm)
+            rows += [r for r in evaluate_configuration(forecasters, records, name, term, s, levels)
+                     if r["method"] == u.method or u.method == "flowstate"]
+            ctx.log.info("%s: %s/%s evaluated", u.method, name, term)
+    return rows + aggregate(rows)

@@ -8,12 +8,15 @@ import torch
 from omegaconf import DictConfig
 
 from repro.core.context import RunContext
+from repro.core.errors import ConfigError
+from repro.core.train import FitResult, fit
 from repro.papers.flowstate.models import FlowState, causal_stats, patch_steps
 
 Batches = Callable[[np.random.Generator, int], tuple[np.ndarray, float]]
 
 
 def build_flowstate(cfg: DictConfig, seed: int, basis: str = "legs", degree: int | None = None) -> FlowState:
+    """FlowState with the config's sizes; ``seed`` sets its initialisation (pass ``ctx.child_seed("init")``)."""
     m = cfg.model
     return FlowState(m.width, m.states, m.block, m.layers, degree or m.degree, len(cfg.quantiles), m.patch, seed,
                      basis)
@@ -36,30 +39,35 @@ def parallel_pinball(model: FlowState, window: torch.Tensor, s: float, min_conte
     return (diff * (levels - (diff < 0).to(diff.dtype))).mean()
 
 
-def optimize(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int, unit: str,
-             ctx: RunContext) -> None:
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{unit}: loss {loss.item()} at step {step}; lower train.lr")
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    if step % 100 == 0:
-        ctx.log_metrics(step, unit=unit, loss=loss.item())
-
-
-def fit_flowstate(model: FlowState, batches: Batches, cfg: DictConfig, seed: int, ctx: RunContext,
-                  parallel: bool = True) -> None:
-    """Adam on parallel-prediction pinball losses; batches(rng, size) -> (windows, s)."""
+def fit_flowstate(ctx: RunContext, model: FlowState, batches: Batches, validation: tuple[np.ndarray, float],
+                  cfg: DictConfig, parallel: bool = True) -> FitResult:
+    """Adam on parallel-prediction pinball losses through the framework's ``fit``: an "epoch" is
+    ``train.eval_every`` steps on batches(rng, size) -> (windows, s), then the pinball loss on the fixed
+    validation windows (model selection and the convergence flag). Batches of epoch e come from
+    ``ctx.child_seed("batches", e)``, so a resumed run sees the same ones."""
     t = cfg.train
-    rng = np.random.default_rng(seed)
+    if t.steps % t.eval_every:
+        raise ConfigError(f"paper.train.steps={t.steps} must be a multiple of paper.train.eval_every={t.eval_every}")
     device = next(model.parameters()).device
     levels = torch.tensor(list(cfg.quantiles), device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-    for step in ctx.progress(range(t.steps), desc=f"FlowState seed {seed}"):
-        window, s = batches(rng, t.batch)
-        window = torch.as_tensor(window, dtype=torch.float32, device=device)
-        loss = parallel_pinball(model, window, s, t.min_context, levels, parallel)
-        optimize(model, optimizer, loss, step, f"FlowState-{model.basis}-{seed}", ctx)
+    val_window = torch.as_tensor(validation[0], dtype=torch.float32, device=device)
+
+    def epoch_batches(epoch: int):
+        rng = np.random.default_rng(ctx.child_seed("batches", epoch))
+        for _ in range(t.eval_every):
+            window, s = batches(rng, t.batch)
+            yield torch.as_tensor(window, dtype=torch.float32, device=device), s
+
+    def loss_fn(model: FlowState, batch) -> torch.Tensor:
+        window, s = batch
+        return parallel_pinball(model, window, s, t.min_context, levels, parallel)
+
+    def evaluate(model: FlowState) -> dict[str, float]:     # always the full parallel loss, comparable across ablations
+        return {"val/pinball": parallel_pinball(model, val_window, validation[1], t.min_context, levels).item()}
+
+    return fit(ctx, "", model, optimizer, epoch_batches, loss_fn, t.steps // t.eval_every, evaluate,
+               select="val/pinball")
 
 
 def forecast_rollout(model: FlowState, context: torch.Tensor, s: float, horizon: int) -> torch.Tensor:
