@@ -44,15 +44,36 @@ def test_unknown_subcommand() -> None:
     assert done.returncode == 2 and "unknown subcommand 'trian'" in done.stderr
 
 
-def test_train_reuse_force_and_reports(results_dir: Path) -> None:
-    repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
+def test_help_with_and_without_a_paper() -> None:
+    bare = repro("train", "--help")
+    assert "usage: repro" in bare.stdout and "spe" in bare.stdout and "Traceback" not in bare.stderr
+    with_paper = repro("train", "paper=spe", "--help")
+    assert "paper" in with_paper.stdout and "Traceback" not in with_paper.stderr
+
+
+@pytest.mark.parametrize("command", ["table", "check", "figures"])
+def test_reports_without_runs_say_so_in_one_line(command: str, results_dir: Path) -> None:
+    done = repro(command, "paper=fa", "scale=smoke", f"results_dir={results_dir}", check=False)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "no finished smoke-scale runs of fa" in done.stderr
+
+
+def test_train_prints_verdicts_reuses_forces_and_reports_per_scale(results_dir: Path) -> None:
+    first = repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
+    assert "spe_stable_at_gap" in first.stdout and "[" in first.stdout
+    out = results_dir / "spe" / "scale-smoke"
+    assert f"wrote {out / 'README.md'}" in first.stdout
     (run_dir,) = run_dirs(results_dir, "spe")
     for name in ("config.yaml", "overrides.yaml", "rows.csv", "metrics.jsonl", "run.log", "env.json", "status.json"):
         assert (run_dir / name).exists(), name
     env = json.loads((run_dir / "env.json").read_text())
-    assert {"git_sha", "git_dirty", "packages", "device", "torch_threads", "command_line"} <= set(env)
+    assert {"git_sha", "git_dirty", "packages", "device", "peak_cuda_memory_mib", "torch_threads",
+            "command_line"} <= set(env)
+    assert env["device"] == "cpu" and env["torch_threads"] >= 1
     status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "done" and status["wall_time_s"] > 0
+    assert status["status"] == "done" and status["wall_time_s"] > 0 and status["units_total"] == 7
+    log = (run_dir / "run.log").read_text()
+    assert "unit 7 of 7 done" in log and "ETA" in log
 
     again = repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
     assert "reusing finished run" in again.stdout
@@ -63,16 +84,13 @@ def test_train_reuse_force_and_reports(results_dir: Path) -> None:
     table = repro("table", "paper=spe", "scale=smoke", "latex=true", f"results_dir={results_dir}")
     assert "| spe |" in table.stdout
     check = repro("check", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
-    assert "spe_stable_at_gap" in check.stdout and "paper:" in check.stdout
-    repro("figures", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
-    out = results_dir / "spe"
+    assert "spe_stable_at_gap" in check.stdout and "paper:" in check.stdout and "criterion:" in check.stdout
+    assert "inconclusive" in check.stdout   # one smoke replicate cannot decide a stochastic claim
     for name in ("README.md", "table.csv", "table.tex", "verdicts.json", "figures/sensitivity.png",
                  "figures/sensitivity.pdf"):
         assert (out / name).exists(), name
+    assert not (results_dir / "spe" / "README.md").exists(), "a smoke report must not replace the cpu one"
     assert "figures/sensitivity.png" in (out / "README.md").read_text()
-    assert "| [spe](spe/README.md)" in (results_dir / "README.md").read_text()
-    listed = repro("list", f"results_dir={results_dir}")
-    assert "hold (smoke)" in listed.stdout
 
 
 def test_same_config_and_seed_give_identical_rows(tmp_path: Path) -> None:
@@ -85,19 +103,41 @@ def test_same_config_and_seed_give_identical_rows(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(rows_of(a)[measured], rows_of(b)[measured])
 
 
+def test_units_by_glob_and_in_workers_fill_one_run_with_the_same_rows(tmp_path: Path) -> None:
+    repro("train", "paper=spe", "scale=smoke", f"results_dir={tmp_path / 'whole'}")
+    part = tmp_path / "parts"
+    first = repro("train", "paper=spe", "scale=smoke", "unit=probe/*", f"results_dir={part}")
+    (run_dir,) = run_dirs(part, "spe")
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "partial"
+    assert "Traceback" not in first.stderr
+    repro("train", "paper=spe", "scale=smoke", "unit=cycles/*", "workers=2", f"results_dir={part}")
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
+    (whole,) = run_dirs(tmp_path / "whole", "spe")
+    measured = [c for c in rows_of(whole).columns if not is_timing_column(c)]
+    pd.testing.assert_frame_equal(rows_of(run_dir)[measured], rows_of(whole)[measured])
+    nothing = repro("train", "paper=spe", "scale=smoke", "unit=nope/*", f"results_dir={part}", check=False)
+    assert nothing.returncode == 2 and "matches none of spe's 7 units" in nothing.stderr
+
+
+def test_cuda_without_a_gpu_is_refused_before_work(results_dir: Path) -> None:
+    done = repro("train", "paper=spe", "scale=smoke", "device=cuda", f"results_dir={results_dir}", check=False)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr
+    assert not run_dirs(results_dir, "spe")
+
+
 def test_interrupted_run_continues_to_the_same_rows(results_dir: Path) -> None:
     repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
     (run_dir,) = run_dirs(results_dir, "spe")
     finished = rows_of(run_dir)
     # As if the process died while training the last units: their rows and the final table are missing.
     (run_dir / "rows.csv").unlink()
-    for unit in sorted((run_dir / "units").glob("*.csv"))[-2:]:
+    for unit in sorted((run_dir / "units").glob("cycles*.csv"))[-2:]:
         unit.unlink()
     status = json.loads((run_dir / "status.json").read_text())
     (run_dir / "status.json").write_text(json.dumps({**status, "status": "interrupted"}))
     done = repro("train", "paper=spe", "scale=smoke", f"resume={run_dir}", f"results_dir={results_dir}")
     assert "continuing the unfinished run" in done.stderr
-    assert "finished before, reusing its rows" in done.stderr
+    assert "unit 1 of 7 reused" in done.stderr and "unit 7 of 7 done" in done.stderr
     measured = [c for c in finished.columns if not is_timing_column(c)]
     pd.testing.assert_frame_equal(rows_of(run_dir)[measured], finished[measured])
 
@@ -105,7 +145,7 @@ def test_interrupted_run_continues_to_the_same_rows(results_dir: Path) -> None:
 def test_run_made_by_other_code_starts_afresh(results_dir: Path) -> None:
     repro("train", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
     (run_dir,) = run_dirs(results_dir, "spe")
-    # As if repro/papers/spe had been edited after this unfinished run: its cached units are stale.
+    # As if the code spe imports had been edited after this unfinished run: its cached units are stale.
     status = json.loads((run_dir / "status.json").read_text())
     (run_dir / "status.json").write_text(json.dumps({**status, "status": "interrupted", "code_hash": "older"}))
     stale_unit = next((run_dir / "units").glob("*.csv"))
@@ -125,15 +165,32 @@ def test_resume_rejects_a_run_of_another_config(results_dir: Path) -> None:
     assert done.returncode == 2 and "made with other settings" in done.stderr
 
 
-def test_failing_job_in_a_sweep_is_recorded_and_the_others_finish(results_dir: Path) -> None:
-    done = repro("train", "-m", "paper=spe", "scale=smoke", "paper.methods=[none],[bogus]",
-                 f"results_dir={results_dir}", check=False)
+def sweep_manifest(results_dir: Path) -> dict:
+    (path,) = (results_dir / "_sweeps").glob("*/manifest.json")
+    return json.loads(path.read_text())
+
+
+def test_readme_sweep_records_a_manifest_refreshes_the_table_and_survives_a_failing_job(results_dir: Path) -> None:
+    """The README's sweep over `paper.model.pe_dim`, with a failing job beside it."""
+    done = repro("train", "-m", "paper=spe", "scale=smoke", "paper.model.pe_dim=8,16",
+                 "paper.methods=[none,spe],[bogus]", f"results_dir={results_dir}", check=False)
     assert done.returncode != 0
-    statuses = {json.loads((d / "status.json").read_text())["status"]: d for d in run_dirs(results_dir, "spe")}
-    assert set(statuses) == {"done", "failed"}
-    assert "bogus" in json.loads((statuses["failed"] / "status.json").read_text())["error"]
-    trained = rows_of(statuses["done"]).query("task == 'cycles'")
-    assert set(trained["method"]) == {"none"}
+    jobs = sweep_manifest(results_dir)["jobs"]
+    assert [j["status"] for j in jobs].count("done") == 2 and [j["status"] for j in jobs].count("failed") == 2
+    assert all("bogus" in j["error"] for j in jobs if j["status"] == "failed")
+    assert {j["run_id"] for j in jobs if j["status"] == "done"} == {d.name for d in run_dirs(results_dir, "spe")}
+    table = pd.read_csv(results_dir / "spe" / "scale-smoke" / "table.csv")
+    assert set(table["paper.model.pe_dim"].dropna().astype(int)) == {8, 16}
+
+
+def test_readme_optuna_search_returns_the_metric(results_dir: Path) -> None:
+    repro("train", "-m", "paper=spe", "scale=smoke", "paper.methods=[spe]", "hydra/sweeper=optuna",
+          "hydra.sweeper.n_trials=3", "paper.train.lr=interval(1e-4,1e-2)", f"results_dir={results_dir}",
+          timeout=300)
+    jobs = sweep_manifest(results_dir)["jobs"]
+    assert len(jobs) == 3 and all(isinstance(j["value"], float) for j in jobs)
+    (best,) = (results_dir / "_sweeps").glob("*/optimization_results.yaml")
+    assert "best_value" in best.read_text()
 
 
 @pytest.mark.slow

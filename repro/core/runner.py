@@ -200,6 +200,7 @@ def train(cfg: DictConfig) -> float | dict:
         return _job_result(cfg, run_dir, store.read_status(run_dir))
     if (cfg.force or stale) and run_dir.exists():
         shutil.rmtree(run_dir)
+        previous = {"status": "missing"}
     for sub in ("units", "checkpoints"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

@@ -31,7 +31,10 @@ def summarize(rows: pd.DataFrame, spec: dict) -> pd.DataFrame:
     if clash:
         raise ConfigError(f"table {spec.get('name')!r}: index columns {sorted(clash)} clash with the summary's "
                           f"own columns {SUMMARY_COLUMNS}; rename them in the rows")
-    chosen = select(rows, spec.get("where"))
+    where = spec.get("where") or {}
+    if rows.empty or not set(where) <= set(rows.columns):
+        return pd.DataFrame(columns=[*spec["index"], *SUMMARY_COLUMNS])
+    chosen = select(rows, where)
     metrics = [m for m in spec["metrics"] if m in chosen.columns]
     if chosen.empty or not metrics:
         return pd.DataFrame(columns=[*spec["index"], *SUMMARY_COLUMNS])

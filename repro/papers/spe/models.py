@@ -120,7 +120,7 @@ class GINERegressor(nn.Module):
         super().__init__()
         self.encoder = encoder
         # The encoding is added to the node embedding; a linear map brings pe_dim to the width when they differ.
-        self.pe_to_hidden = nn.Linear(pe_dim, hidden) if pe_dim not in (None, hidden) else nn.Identity()
+        self.pe_to_hidden = nn.Linear(pe_dim, hidden) if encoder is not None and pe_dim != hidden else nn.Identity()
         self.node_embedding = nn.Embedding(num_node_types, hidden)
         self.edge_embeddings = nn.ModuleList(nn.Embedding(num_edge_types, hidden) for _ in range(layers))
         self.convs = nn.ModuleList(GINEConv(mlp([hidden, hidden, hidden], batch_norm=True), train_eps=True)
