@@ -31,7 +31,8 @@ def replicated(means: dict[str, float], noise: float, n: int = 5, seed: int = 0)
     """One row per method and replicate: metric = mean + shared replicate effect + own noise."""
     rng = np.random.default_rng(seed)
     shared = rng.standard_normal(n)
-    return pd.DataFrame([{"run_id": "r", "replicate": r, "method": m, "mae": mu + shared[r] + noise * rng.standard_normal()}
+    return pd.DataFrame([{"run_id": "r", "replicate": r, "method": m,
+                          "mae": mu + shared[r] + noise * rng.standard_normal()}
                          for m, mu in means.items() for r in range(n)])
 
 

@@ -106,7 +106,8 @@ def test_context_seeds_follow_the_unit(tmp_path: Path) -> None:
 
 
 def test_code_hash_covers_every_imported_repro_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = {str(p.relative_to(Path(store.__file__).parents[2])) for p in store.imported_modules("repro.papers.spe.task")}
+    root = Path(store.__file__).parents[2]
+    files = {str(p.relative_to(root)) for p in store.imported_modules("repro.papers.spe.task")}
     assert {"repro/core/train.py", "repro/core/units.py", "repro/core/context.py", "repro/papers/spe/models.py",
             "repro/papers/spe/spectral.py"} <= files
     package = tmp_path / "reprofake"
