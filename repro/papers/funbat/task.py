@@ -55,7 +55,8 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
         m = cfg.model
         model = FunBaT(ranks, Matern(m.nu, m.lengthscale, m.variance), u.method == "funbat_cp", m.prior_var, m.a0,
                        m.b0, m.damping, m.damping_tau, m.damping_core, m.init_noise_fraction)
-        model.fit(data.train_index, y, data.test_index, m.epochs, rng)
+        epochs = cfg.synthetic[name].get("epochs", m.epochs) if name in cfg.synthetic else m.epochs
+        model.fit(data.train_index, y, data.test_index, epochs, rng)
         ctx.record_convergence(plateaued(model.train_rmse))
         prediction = model.predict(data.test_index)
         if data.truth is not None and max(ranks) == 1:
