@@ -1,8 +1,8 @@
 """The experiment: train DAEs (and RCAEs in 1-D) at several corruption levels sigma, compare (r(x) - x) / sigma^2
 with the exact score grad log p, and sample the 2-D ring with a Metropolis-Hastings chain driven by the DAE.
 
-Units: ``score/<optimum|dae|rcae>/density=<mixture1d|ring2d>`` (one unit trains the networks of every sigma side
-by side) and ``sampling/<exact_mh|dae_mh|iid>``, each once per replicate. Row kinds (column `kind`):
+Units: ``score/<optimum|dae|rcae>/density=<mixture1d|ring2d>,sigma=<s>`` (one network, so each training has
+its own convergence flag) and ``sampling/<exact_mh|dae_mh|iid>``, each once per replicate. Row kinds (column `kind`):
   score   per (density, method, sigma): relative squared score error
           score_err = E_p ||(r(x) - x)/sigma^2 - grad log p||^2 / E_p ||grad log p||^2 (5 000 points from p),
           its distance to the exact DAE optimum, and reconstruction errors ||r(x) - x||^2 at the antimode / modes;
@@ -29,20 +29,20 @@ METHODS = ("optimum", *CRITERIA, *SAMPLERS)
 
 
 def units(cfg: DictConfig) -> list[Unit]:
-    """score/<optimum|dae|rcae>/density=<name> (all sigmas in one unit: the networks train side by side),
-    sampling/<exact_mh|dae_mh|iid>; every unit once per replicate."""
+    """score/<optimum|dae|rcae>/density=<name>,sigma=<s> (one network per unit, so that each sigma's training
+    has its own convergence flag), sampling/<exact_mh|dae_mh|iid>; every unit once per replicate."""
     found = []
     for density, criteria in cfg.criteria.items():
         make_density(density)
         if set(criteria) - set(CRITERIA):
             raise ConfigError(f"paper.criteria.{density} = {list(criteria)}; criteria are dae and rcae")
-        found += grid("score", ["optimum", *criteria], density=[density])
+        found += grid("score", ["optimum", *criteria], density=[density], sigma=list(cfg.sigmas))
     return found + grid("sampling", SAMPLERS)
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     if u.experiment == "score":
-        return score_rows(cfg, ctx, u.settings["density"], u.method)
+        return score_rows(cfg, ctx, u.settings["density"], u.method, float(u.settings["sigma"]))
     return sampling_rows(cfg, ctx, u.method)
 
 
@@ -60,7 +60,8 @@ def train_data(cfg: DictConfig, ctx: RunContext, p: GaussianMixture, name: str) 
 
 def trained(cfg: DictConfig, ctx: RunContext, p: GaussianMixture, name: str, criterion: str,
             sigmas: list[float]):
-    """Networks trained at every sigma; records whether every validation loss curve plateaued."""
+    """Networks trained at every sigma given (side by side); records whether every validation loss curve
+    plateaued."""
     t = cfg.train
     train_x, val_x = train_data(cfg, ctx, p, name)
     result = train_autoencoders(criterion, train_x, val_x, sigmas, t.hidden, t.steps, t.batch_size, t.lr,
@@ -72,46 +73,39 @@ def trained(cfg: DictConfig, ctx: RunContext, p: GaussianMixture, name: str, cri
     return result.model
 
 
-def reconstructions(cfg: DictConfig, ctx: RunContext, p: GaussianMixture, name: str, criterion: str,
-                    points: np.ndarray) -> np.ndarray:
-    """(len(sigmas), n, d) r(x) of the exact optimum or of networks trained at every sigma."""
-    sigmas = list(cfg.sigmas)
+def reconstruction(cfg: DictConfig, ctx: RunContext, p: GaussianMixture, name: str, criterion: str, sigma: float,
+                   points: np.ndarray) -> np.ndarray:
+    """(n, d) r(x) of the exact optimum or of a network trained at sigma."""
     if criterion == "optimum":
-        return np.stack([p.dae_optimum(points, s) for s in sigmas])
-    return reconstruct(trained(cfg, ctx, p, name, criterion, sigmas), points)
+        return p.dae_optimum(points, sigma)
+    return reconstruct(trained(cfg, ctx, p, name, criterion, [sigma]), points)[0]
 
 
-def score_rows(cfg: DictConfig, ctx: RunContext, density: str, criterion: str) -> list[dict]:
+def score_rows(cfg: DictConfig, ctx: RunContext, density: str, criterion: str, sigma: float) -> list[dict]:
     p = make_density(density)
     test_x = p.sample(cfg.eval.test_points, np.random.default_rng(ctx.data_seed("test", density)))
     special = {"antimode": np.zeros((1, p.dim)), "modes": p.means}
-    grid = np.linspace(*cfg.eval.curve_range, cfg.eval.curve_points)[:, None]
-    stacked = np.concatenate([test_x, special["antimode"], special["modes"], grid]) if p.dim == 1 else \
-        np.concatenate([test_x, special["antimode"], special["modes"]])
-    recon = reconstructions(cfg, ctx, p, density, criterion, stacked)
+    curve = np.linspace(*cfg.eval.curve_range, cfg.eval.curve_points)[:, None]
+    stacked = np.concatenate([test_x, special["antimode"], special["modes"], *([curve] if p.dim == 1 else [])])
+    r = reconstruction(cfg, ctx, p, density, criterion, sigma, stacked)
     n, k = len(test_x), len(p.means)
-    true_score = p.score(test_x)
-    rows = []
-    for m, sigma in enumerate(cfg.sigmas):
-        r = recon[m]
-        optimum = p.dae_optimum(test_x, sigma)
-        recon_sq = ((r - stacked) ** 2).sum(-1)
-        rows.append({
-            "kind": "score", "sigma": sigma,
-            "score_err": relative_score_error((r[:n] - test_x) / sigma**2, true_score),
-            "dist_to_optimum": relative_score_error(r[:n] - test_x, optimum - test_x),
-            "recon_mean": float(recon_sq[:n].mean()),
-            "recon_antimode": float(recon_sq[n]),
-            "recon_modes": float(recon_sq[n + 1:n + 1 + k].mean()),
-            "recon_antimode_ratio": float(recon_sq[n] / recon_sq[:n].mean()),
-            "log_density_gap": float(p.log_prob(p.means).mean() - p.log_prob(special["antimode"])[0]),
-        })
-        if p.dim == 1 and ctx.unit.replicate == 0:
-            offset = n + 1 + k
-            rows += [{"kind": "curve", "sigma": sigma,
-                      "x": float(x), "score_estimate": float((r[offset + i, 0] - x) / sigma**2),
-                      "score_true": float(p.score(np.array([[x]]))[0, 0])}
-                     for i, x in enumerate(grid[:, 0])]
+    optimum = p.dae_optimum(test_x, sigma)
+    recon_sq = ((r - stacked) ** 2).sum(-1)
+    rows = [{
+        "kind": "score",
+        "score_err": relative_score_error((r[:n] - test_x) / sigma**2, p.score(test_x)),
+        "dist_to_optimum": relative_score_error(r[:n] - test_x, optimum - test_x),
+        "recon_mean": float(recon_sq[:n].mean()),
+        "recon_antimode": float(recon_sq[n]),
+        "recon_modes": float(recon_sq[n + 1:n + 1 + k].mean()),
+        "recon_antimode_ratio": float(recon_sq[n] / recon_sq[:n].mean()),
+        "log_density_gap": float(p.log_prob(p.means).mean() - p.log_prob(special["antimode"])[0]),
+    }]
+    if p.dim == 1 and ctx.unit.replicate == 0:
+        offset = n + 1 + k
+        rows += [{"kind": "curve", "x": float(x), "score_estimate": float((r[offset + i, 0] - x) / sigma**2),
+                  "score_true": float(p.score(np.array([[x]]))[0, 0])}
+                 for i, x in enumerate(curve[:, 0])]
     return rows
 
 
