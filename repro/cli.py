@@ -131,6 +131,27 @@ COMMANDS: dict[str, Callable[[DictConfig], object]] = {
     "train": _train, "table": _table, "figures": _figures, "check": _check}
 
 
+def _data_errors() -> tuple[type[BaseException], ...]:
+    import json
+    import pickle
+
+    import yaml
+
+    return (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError,
+            json.JSONDecodeError, yaml.YAMLError, pickle.UnpicklingError, EOFError)
+
+
+DATA_ERRORS = _data_errors()
+
+
+def describe_data_error(error: BaseException) -> str:
+    """One line for an unreadable or missing file: what went wrong, where, and what to do."""
+    path = getattr(error, "filename", None) or getattr(error, "doc", None) and "a JSON file"
+    where = f" in {path}" if path else ""
+    return (f"{type(error).__name__}{where}: {error}; check or delete that file "
+            "(a run directory is rebuilt by rerunning with force=true)")
+
+
 def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """In a single run, a ReproError prints one line and exits 2. In a multirun each job leaves a record
     for the sweep manifest; a failing job is recorded and the error propagates, so the launcher marks it
@@ -141,7 +162,13 @@ def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[Di
 
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         try:
-            result = command(cfg)
+            try:
+                result = command(cfg)
+            except DATA_ERRORS as error:
+                raise ReproError(describe_data_error(error)) from error
+        except KeyboardInterrupt:
+            print("repro: interrupted; run the same command to resume", file=sys.stderr)
+            sys.exit(130)
         except ReproError as error:
             if multirun:
                 from repro.core.sweep import record_job
@@ -157,6 +184,22 @@ def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[Di
         return result
 
     return job
+
+
+ROOT_KEYS = ("paper", "scale", "seed", "device", "threads", "workers", "unit", "results_dir", "data_dir", "force",
+             "resume", "latex", "hydra")
+
+
+def _misplaced_keys(args: list[str]) -> str | None:
+    """A key of the paper given without its `paper.` prefix (``train.lr=...``) gets a hint naming the real key."""
+    for arg in args:
+        if "=" not in arg or arg.startswith(("-", "+", "~")):
+            continue
+        key = arg.split("=", 1)[0]
+        if key.split(".")[0].split("/")[0] not in ROOT_KEYS:
+            return (f"{key} is not a root key ({', '.join(ROOT_KEYS[:-1])}); a paper's settings live under "
+                    f"paper.: did you mean paper.{key}=...? (`repro train paper=<slug> --cfg job` lists them)")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         print("papers: " + ", ".join(p["slug"] for p in papers()))
         print(f"\n`repro {name} paper=<slug> --help` shows that paper's configuration groups and keys.")
         return 0
+    misplaced = _misplaced_keys(rest)
+    if misplaced:
+        print(f"repro: error: {misplaced}", file=sys.stderr)
+        return 2
     import hydra
 
     sys.argv = [f"repro {name}", *rest]

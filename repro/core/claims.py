@@ -232,6 +232,8 @@ def _slope(rows: pd.DataFrame, check: dict, deterministic: bool) -> tuple[str, s
     chosen = chosen[[check["x"], check["y"]]].dropna()
     x, y = chosen[check["x"]].to_numpy(float), chosen[check["y"]].to_numpy(float)
     slope = fit_slope(x, y, bool(check.get("log", False)))
+    if deterministic:  # exact values: the regression interval measures curvature, not noise
+        slope = Interval(slope.estimate, slope.estimate, slope.estimate, slope.n, True)
     dropped = int(((x <= 0) | (y <= 0)).sum()) if check.get("log") else 0
     lo_end, hi_end = check["within"]
     low = -math.inf if lo_end is None else float(lo_end)

@@ -6,12 +6,14 @@ per-unit caching (an interrupted run resumes at the first unfinished unit), the 
 of a paper-scale grid can be its own Hydra job and all of them fill the same run directory.
 """
 
+import contextlib
 import importlib
 import json
 import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -39,11 +41,15 @@ def _user_overrides() -> list[str]:
 
 
 def check_override_types(cfg: DictConfig, defaults: DictConfig) -> None:
-    """Every `key=value` must keep the type of the default (an int may stand for a float)."""
+    """Every `key=value` must keep the type of the default (an int may stand for a float); a `+key` must
+    name a key the paper reads (one it does not read would silently change nothing)."""
     for override in _user_overrides():
         key = override.split("=", 1)[0].lstrip("+~")
         if key in GROUPS or key.startswith("hydra"):
             continue
+        if override.startswith("+") and OmegaConf.select(defaults, key, default=None) is None:
+            raise ConfigError(f"{override}: {cfg.paper.slug} has no key {key}, so it would change nothing; "
+                              f"see `repro train paper={cfg.paper.slug} --cfg job` for the keys it reads")
         default = OmegaConf.select(defaults, key, default=None)
         value = OmegaConf.select(cfg, key, default=None)
         if default is None or value is None:
@@ -59,12 +65,31 @@ def check_override_types(cfg: DictConfig, defaults: DictConfig) -> None:
                               f"{key}={default!r}; got {type(value).__name__}")
 
 
+# Keys that count something that must happen at least once, and rates that must be positive, wherever
+# they stand in a paper's config.
+AT_LEAST_ONE = ("epochs", "batch_size", "steps", "max_steps", "replicates")
+POSITIVE = ("lr", "learning_rate")
+
+
 def check_ranges(cfg: DictConfig) -> None:
-    """Root knobs in range before any work."""
+    """Root knobs and the paper's counts and rates in range, before any work."""
     if cfg.threads is not None and int(cfg.threads) < 1:
         raise ConfigError(f"threads={cfg.threads}: must be >= 1 (or null for all cores)")
     if int(cfg.workers) < 1:
         raise ConfigError(f"workers={cfg.workers}: must be >= 1")
+
+    def walk(node: object, prefix: str) -> None:
+        if OmegaConf.is_dict(node):
+            for key, value in node.items():
+                path = f"{prefix}.{key}"
+                if key in AT_LEAST_ONE and isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                    raise ConfigError(f"{path}={value}: must be >= 1")
+                if key in POSITIVE and isinstance(value, int | float) and not isinstance(value, bool) \
+                        and not value > 0:
+                    raise ConfigError(f"{path}={value}: must be > 0")
+                walk(value, path)
+
+    walk(cfg.paper, "paper")
 
 
 def paper_module(paper: DictConfig) -> ModuleType:
@@ -104,13 +129,51 @@ def run_unit_job(cfg: DictConfig, run_dir: Path, device: str, unit: Unit, positi
 
     A unit finished before (its file is in units/) is read back instead of recomputed.
     """
-    from repro.core.context import RunContext, make_logger, thread_limit
-    from repro.core.seeding import seed_everything
+    from repro.core.context import make_logger
 
     path = run_dir / "units" / f"{unit.file_stem}.csv"
-    if path.exists():
-        return {"unit": unit.name, "rows": store.read_unit(path), "reused": True, "cpu_s": 0.0, "peak_bytes": 0}
     log = make_logger(run_dir, f"{run_dir.name}.{os.getpid()}")
+    with unit_lock(path, log):
+        reused = _stored_unit(path, log)
+        if reused is not None:
+            return {"unit": unit.name, "rows": reused, "reused": True, "cpu_s": 0.0, "peak_bytes": 0}
+        return _compute_unit(cfg, run_dir, device, unit, position, path, log)
+
+
+@contextlib.contextmanager
+def unit_lock(path: Path, log) -> Iterator[None]:
+    """One process computes a unit at a time: another run of the same config waits, then reuses its rows.
+
+    The lock is released by the operating system when its process dies, so it never goes stale.
+    """
+    import fcntl
+
+    with open(path.with_suffix(".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("%s is being computed by another process: waiting for it", path.stem)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _stored_unit(path: Path, log) -> list[dict] | None:
+    """A finished unit's verified rows; a damaged unit file is reported by path and recomputed."""
+    if not path.exists():
+        return None
+    try:
+        return store.read_unit(path)
+    except ReproError as error:
+        log.warning("%s; recomputing the unit", error)
+        path.unlink()
+        return None
+
+
+def _compute_unit(cfg: DictConfig, run_dir: Path, device: str, unit: Unit, position: str, path: Path,
+                  log) -> dict:
+    from repro.core.context import RunContext, thread_limit
+    from repro.core.seeding import seed_everything
+
     ctx = RunContext(cfg, run_dir, device, unit, log, position)
     module = paper_module(cfg.paper)
     cuda = device.startswith("cuda")
@@ -190,62 +253,108 @@ def train(cfg: DictConfig) -> float | dict:
     grid = paper_units(cfg, module)
     chosen = select(grid, cfg.unit, str(cfg.paper.slug))
     run_dir = _run_dir(cfg)
+    store.refuse_symlinks(run_dir)
     previous = store.read_status(run_dir)
     code = store.code_hash(str(cfg.paper.task))
-    stale = previous.get("code_hash", code) != code
+    if previous["status"] == "corrupt" and not cfg.force:
+        raise ConfigError(f"{previous['error']}; rerun with force=true to redo this run")
+    stale = previous["status"] != "corrupt" and previous.get("code_hash", code) != code
     if stale:
         print(f"the code {cfg.paper.slug} imports changed since {run_dir} was made: starting it afresh")
     elif previous["status"] == "done" and not cfg.force:
         print(f"reusing finished run {run_dir} (force=true reruns it)")
-        return _job_result(cfg, run_dir, store.read_status(run_dir))
-    if (cfg.force or stale) and run_dir.exists():
-        shutil.rmtree(run_dir)
+        return _job_result(cfg, run_dir, previous)
+    if store.is_stale_running(previous):
+        print(f"{run_dir} was recorded as running by a process that is gone: continuing it")
+    rebuild = (cfg.force or stale) and run_dir.exists()
+    if rebuild and cfg.unit is not None:
+        raise ConfigError(f"force=true (or changed code) with unit={cfg.unit} would redo only part of {run_dir}; "
+                          "run it without unit= first")
+    # A forced or stale run is built aside and replaces the old one only once it has finished, so an
+    # interrupted `force=true` loses nothing.
+    work_dir = run_dir.with_name(f"{run_dir.name}.new-{os.getpid()}") if rebuild else run_dir
+    if rebuild:
+        shutil.rmtree(work_dir, ignore_errors=True)
         previous = {"status": "missing"}
     for sub in ("units", "checkpoints"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    OmegaConf.save(OmegaConf.create(_user_overrides()), run_dir / "overrides.yaml")
+        (work_dir / sub).mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, work_dir / "config.yaml", resolve=True)
+    OmegaConf.save(OmegaConf.create(_user_overrides()), work_dir / "overrides.yaml")
     status = {"scale": cfg.scale.name, "seed": cfg.seed, "device": device,
               "defaults_hash": store.defaults_hash(defaults), "code_hash": code,
               "units_total": len(grid), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    store.write_status(run_dir, status="running", **status)
+    store.write_status(work_dir, status="running", **status)
 
     from repro.core.context import make_logger
 
-    log = make_logger(run_dir, f"{run_dir.name}.main")
-    if previous["status"] in ("running", "failed", "interrupted", "partial"):
+    log = make_logger(work_dir, f"{run_dir.name}.main")
+    if previous["status"] in ("running", "failed", "interrupted", "partial", "corrupt"):
         log.info("continuing the unfinished run in %s at its first unfinished unit", run_dir)
     log.info("paper=%s scale=%s seed=%s device=%s threads=%s workers=%s: %d of %d units -> %s",
              cfg.paper.slug, cfg.scale.name, cfg.seed, device, cfg.threads, cfg.workers, len(chosen),
              len(grid), run_dir)
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        results = _run_units(cfg, run_dir, device, chosen, log)
+        with sigterm_as_interrupt():
+            results = _run_units(cfg, work_dir, device, chosen, log)
     except BaseException as error:
         state = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        store.write_status(run_dir, status=state, error=f"{type(error).__name__}: {error}",
+        store.write_status(work_dir, status=state, error=f"{type(error).__name__}: {error}",
                            wall_time_s=time.perf_counter() - start, **status)
         log.error("run %s: %s: %s", state, type(error).__name__, error)
+        if rebuild:
+            log.error("the previous run in %s is untouched", run_dir)
         raise
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu_start + sum(r["cpu_s"] for r in results if _ran_elsewhere(cfg))
     peak = max((r["peak_bytes"] for r in results), default=0)
     if device.startswith("cuda") and peak == 0 and not any(r["reused"] for r in results) \
             and not cfg.paper.get("cpu_only"):
-        store.write_status(run_dir, status="failed", error=f"ignored device={device}", **status)
+        store.write_status(work_dir, status="failed", error=f"ignored device={device}", **status)
         raise ReproError(f"{cfg.paper.slug} ignored device={device}: its units allocated no CUDA memory; "
                          "move its models and tensors to ctx.device (or declare cpu_only: <reason> in its config)")
-    (run_dir / "env.json").write_text(json.dumps(capture_env(device, peak), indent=2) + "\n")
-    done_units = store.finished_units(run_dir)
+    (work_dir / "env.json").write_text(json.dumps(capture_env(device, peak), indent=2) + "\n")
+    done_units = store.finished_units(work_dir)
     finished = {u.name for u in grid} <= done_units
+    record = {}
     if finished:
-        rows = store.rows_in_grid_order(run_dir, grid)
-        store.write_rows(run_dir, rows)
+        rows = store.rows_in_grid_order(work_dir, grid)
+        record = {"rows_total": len(rows), "rows_sha256": store.write_rows(work_dir, rows)}
     state = "done" if finished else "partial"
-    store.write_status(run_dir, status=state, wall_time_s=wall, cpu_time_s=cpu, units_done=len(done_units),
-                       rows=sum(len(r["rows"]) for r in results), peak_cuda_bytes=peak, **status)
+    store.write_status(work_dir, status=state, wall_time_s=wall, cpu_time_s=cpu, units_done=len(done_units),
+                       peak_cuda_bytes=peak, **record, **status)
     log.info("%s: %d of %d units finished, %.1f s wall, %.1f s CPU", state, len(done_units), len(grid), wall, cpu)
+    if rebuild:
+        replace_run(work_dir, run_dir)
     return _job_result(cfg, run_dir, store.read_status(run_dir))
+
+
+def replace_run(new: Path, old: Path) -> None:
+    """Swap a rebuilt run in for the old one: two renames, then the old copy is removed."""
+    retired = old.with_name(f"{old.name}.old-{os.getpid()}")
+    old.replace(retired)
+    new.replace(old)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (SLURM's pre-emption, `docker stop`) ends the run like Ctrl-C: recorded as interrupted."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _ran_elsewhere(cfg: DictConfig) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from repro.core.errors import ReproError
+
 # Keys that say where, whether or how fast to run, not what is computed: they do not change a run's identity.
 # `unit` and `workers` choose which units run and how many at once: jobs of one grid share one run dir.
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "unit", "workers")
@@ -107,36 +109,111 @@ def runs_dir(results_dir: str | Path, slug: str) -> Path:
 
 
 def read_status(run_dir: Path) -> dict:
+    """The run's status.json; ``corrupt`` (with the reason) when it cannot be read, ``missing`` when absent."""
     path = run_dir / "status.json"
-    return json.loads(path.read_text()) if path.exists() else {"status": "missing"}
+    if not path.exists():
+        return {"status": "missing"}
+    try:
+        status = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        return {"status": "corrupt", "error": f"{path}: {error}"}
+    return status if isinstance(status, dict) and "status" in status else {"status": "corrupt",
+                                                                             "error": f"{path}: not a status record"}
+
+
+def _unique_tmp(path: Path) -> Path:
+    import os
+    import uuid
+
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def write_status(run_dir: Path, **status: object) -> None:
-    tmp = run_dir / "status.json.tmp"
+    import os
+    import socket
+
+    status.setdefault("pid", os.getpid())
+    status.setdefault("host", socket.gethostname())
+    tmp = _unique_tmp(run_dir / "status.json")
     tmp.write_text(json.dumps(status, indent=2, default=str))
     tmp.replace(run_dir / "status.json")
 
 
-def write_rows(run_dir: Path, rows: list[dict]) -> None:
-    write_csv(run_dir / "rows.csv", rows)
+def refuse_symlinks(run_dir: Path) -> None:
+    """A run directory holds only what repro wrote: a planted symbolic link would redirect a write."""
+    if run_dir.is_symlink():
+        raise ReproError(f"{run_dir} is a symbolic link; remove it (repro writes runs only into real directories)")
+    if run_dir.exists():
+        for path in run_dir.rglob("*"):
+            if path.is_symlink():
+                raise ReproError(f"{path} is a symbolic link that repro did not make; remove it and rerun")
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """Atomically: a uniquely named temporary file, then a rename (concurrent writers never clash)."""
+def is_stale_running(status: dict) -> bool:
+    """A run recorded as running whose process on this host is gone (killed, or the machine restarted)."""
     import os
-    import uuid
+    import socket
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    if status.get("status") != "running" or status.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(status.get("pid", 0)), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except PermissionError:
+        return False
+    return int(status.get("pid", 0)) <= 0
+
+
+def write_rows(run_dir: Path, rows: list[dict]) -> str:
+    return write_csv(run_dir / "rows.csv", rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> str:
+    """Atomically (a uniquely named temporary file, then a rename: concurrent writers never clash, and a
+    planted link at ``path`` is replaced, not followed); returns the file's SHA-256."""
+    tmp = _unique_tmp(path)
     pd.DataFrame(rows).to_csv(tmp, index=False)
+    digest = file_sha256(tmp)
     tmp.replace(path)
+    return digest
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def write_unit(path: Path, rows: list[dict]) -> None:
-    write_csv(path, rows)
+    """The unit's rows and, beside them, their count and hash (checked whenever they are read back)."""
+    digest = write_csv(path, rows)
+    seal = _unique_tmp(path.with_suffix(".json"))
+    seal.write_text(json.dumps({"rows": len(rows), "sha256": digest}))
+    seal.replace(path.with_suffix(".json"))
+
+
+def verify(path: Path, expected_rows: int | None, expected_sha: str | None) -> pd.DataFrame:
+    """Read a stored CSV, failing with its path when it was truncated, duplicated, edited or is undecodable."""
+    fix = "delete it (or rerun with force=true) to recompute"
+    if expected_sha is not None and file_sha256(path) != expected_sha:
+        raise ReproError(f"{path} does not match the hash recorded when it was written (edited, truncated or "
+                         f"duplicated); {fix}")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise ReproError(f"{path} cannot be read as CSV ({error}); {fix}") from error
+    if expected_rows is not None and len(frame) != expected_rows:
+        raise ReproError(f"{path} has {len(frame)} rows, {expected_rows} were written; {fix}")
+    return frame
 
 
 def read_unit(path: Path) -> list[dict]:
-    return pd.read_csv(path).to_dict("records")
+    seal_path = path.with_suffix(".json")
+    try:
+        seal = json.loads(seal_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ReproError(f"{seal_path} (the record of {path.name}) is missing or unreadable ({error}); "
+                         "delete the unit's files to recompute it") from error
+    return verify(path, seal.get("rows"), seal.get("sha256")).to_dict("records")
 
 
 def finished_units(run_dir: Path) -> set[str]:
@@ -151,40 +228,76 @@ def rows_in_grid_order(run_dir: Path, grid: list) -> list[dict]:
     return rows
 
 
-def finished_runs(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> list[Path]:
-    """Run dirs of this paper at this scale whose status is done (and made from the current default
-    config when `defaults` is given), oldest first."""
+def finished_runs(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None,
+                  code: str | None = None) -> list[Path]:
+    """Run dirs of this paper at this scale whose status is done, made from the current default config
+    (when `defaults` is given) and by the current code (when `code` is given), oldest first."""
     root = runs_dir(results_dir, slug)
     if not root.exists():
         return []
     runs = []
-    for run_dir in sorted(root.iterdir()):
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and "." not in p.name):
         status = read_status(run_dir)
-        current = defaults is None or status.get("defaults_hash") == defaults
+        current = (defaults is None or status.get("defaults_hash") == defaults) and (
+            code is None or status.get("code_hash") == code)
         if status.get("status") == "done" and status.get("scale") == scale and current:
             runs.append(run_dir)
     return runs
 
 
-def _overrides(run_dir: Path) -> dict[str, str]:
+def other_runs(results_dir: str | Path, slug: str, scale: str, code: str) -> list[str]:
+    """One line per run of this scale left out of the tables: stale code, unfinished, stale `running`."""
+    root = runs_dir(results_dir, slug)
+    notes = []
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        status = read_status(run_dir)
+        if status.get("scale") not in (scale, None):
+            continue
+        if status["status"] == "done" and status.get("code_hash") != code:
+            notes.append(f"{run_dir.name}: made by other code (left out; rerun it to refresh)")
+        elif is_stale_running(status):
+            notes.append(f"{run_dir.name}: recorded as running but its process is gone (stale; run the same "
+                         "command to resume it)")
+        elif status["status"] not in ("done",):
+            notes.append(f"{run_dir.name}: {status['status']} (left out until it finishes)")
+    return notes
+
+
+def read_overrides(run_dir: Path) -> list[str]:
+    """The stored command-line overrides, read as plain YAML strings: never interpolated or resolved."""
+    import yaml
+
     path = run_dir / "overrides.yaml"
-    items = OmegaConf.load(path) if path.exists() else []
-    pairs = (str(item).split("=", 1) for item in items if "=" in str(item))
+    if not path.exists():
+        return []
+    try:
+        items = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as error:
+        raise ReproError(f"{path} is not valid YAML ({error}); delete the run directory {run_dir}") from error
+    if not isinstance(items, list):
+        raise ReproError(f"{path} is not a list of overrides; delete the run directory {run_dir}")
+    return [str(item) for item in items]
+
+
+def _overrides(run_dir: Path) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in read_overrides(run_dir) if "=" in item)
     return {key.lstrip("+~"): value for key, value in pairs}
 
 
-def load_rows(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None) -> pd.DataFrame:
+def load_rows(results_dir: str | Path, slug: str, scale: str, defaults: str | None = None,
+              code: str | None = None) -> pd.DataFrame:
     """All rows of the finished runs of a paper at a scale, as one long table.
 
     Overrides that differ between runs (a sweep over ``model.pe_dim``, say) become columns, so that
     tables group by them; the root seed never does, since replicates are averaged over.
     """
     frames, overrides = [], {}
-    for run_dir in finished_runs(results_dir, slug, scale, defaults):
+    for run_dir in finished_runs(results_dir, slug, scale, defaults, code):
+        status = read_status(run_dir)
         rows_path = run_dir / "rows.csv"
-        if not rows_path.exists() or rows_path.stat().st_size == 0:
-            continue
-        frame = pd.read_csv(rows_path)
+        if not rows_path.exists():
+            raise ReproError(f"{rows_path} is missing from a finished run; delete {run_dir} or rerun with force=true")
+        frame = verify(rows_path, status.get("rows_total"), status.get("rows_sha256"))
         frame["run_id"] = run_dir.name
         frame["scale"] = scale
         frame["device"] = str(read_status(run_dir).get("device", "cpu")).split(":")[0]

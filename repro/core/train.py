@@ -8,6 +8,7 @@ convergence flag recorded on the unit (its rows get ``converged``).
 
 import copy
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from repro.core.context import RunContext
-from repro.core.errors import ConfigError, NonFiniteError
+from repro.core.errors import ConfigError, NonFiniteError, ReproError
 
 
 @dataclass
@@ -78,7 +79,12 @@ def fit(
     path = ctx.checkpoint_path(name)
     start, history, best = 0, [], None
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            # weights_only: a checkpoint is tensors and plain containers; a file that asks to run code is refused.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ReproError(f"{path} is not a checkpoint repro can load safely ({type(error).__name__}); "
+                             "delete it to restart this unit's training") from error
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -117,11 +123,11 @@ def fit(
         if best is None or score < best["score"] or math.isnan(best["score"]):
             best = {"score": score, "epoch": epoch, "metrics": record,
                     "model": copy.deepcopy(model.state_dict())}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "rng": _rng_state(), "epoch": epoch + 1, "history": history, "best": best},
-                   path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+                    "rng": _rng_state(), "epoch": epoch + 1, "history": history, "best": best}, tmp)
+        tmp.replace(path)
 
     if best is None:
         raise ConfigError(f"{unit}: no epoch ran (epochs={epochs}); set train.epochs >= 1")

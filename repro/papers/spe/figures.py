@@ -12,14 +12,14 @@ def sensitivity(rows: pd.DataFrame):
     cycle = select_rows(rows, "probe", probe="c12")
     for ax, d in zip(axes[:2], (4, 5)):
         for method, label in LABELS.items():
-            curve = cycle[(cycle["d"] == d) & (cycle["method"] == method)].groupby("eps")["ratio"].mean()
+            curve = select_rows(cycle, d=d, method=method).groupby("eps")["ratio"].mean()
             ax.loglog(curve.index, curve.values, "o-", label=label)
         ax.set(title=f"C12, d = {d}", xlabel="perturbation eps", ylabel="||PE(L') - PE(L)|| / ||L' - L||")
         ax.invert_xaxis()
     axes[0].legend()
     er = select_rows(rows, "probe", probe="er")
     for method, label in LABELS.items():
-        points = er[er["method"] == method]
+        points = select_rows(er, method=method)
         axes[2].loglog(points["boundary_gap"], points["ratio"], ".", alpha=0.6, label=label)
     axes[2].set(title="G(20, 0.25), d = 5", xlabel="gap lambda_{d+1} - lambda_d", ylabel="sensitivity ratio")
     return fig
