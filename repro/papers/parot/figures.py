@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 LABELS = {"parot": "PaRot-lite", "pointnet": "PointNet-lite", "dgcnn": "DGCNN-lite", "pca_pointnet": "PCA + PointNet"}
 
@@ -10,9 +10,8 @@ LABELS = {"parot": "PaRot-lite", "pointnet": "PointNet-lite", "dgcnn": "DGCNN-li
 def accuracy_vs_angle(rows: pd.DataFrame):
     fig, ax = new_figure(width=4.5)
     columns = sorted((c for c in rows.columns if c.startswith("acc/x")), key=lambda c: float(c[5:]))
-    z = rows[rows["protocol"] == "z/SO3"] if "protocol" in rows else rows.iloc[:0]
     for method, label in LABELS.items():
-        trained = z[z["method"] == method]
+        trained = select_rows(rows, method=method, protocol="z/SO3")
         if len(trained) and columns:
             ax.plot([float(c[5:]) for c in columns], trained[columns].mean().values, "o-", label=label)
     ax.set(xlabel="rotation about x (degrees)", ylabel="accuracy", ylim=(0, 1.02), title="trained with z-rotations")

@@ -27,10 +27,10 @@ def farthest_point_sampling(points: torch.Tensor, m: int) -> torch.Tensor:
     """(B, N, 3) -> (B, m) indices; deterministic start at the point farthest from the centroid."""
     b, n, _ = points.shape
     centred = points - points.mean(1, keepdim=True)
-    chosen = torch.empty(b, m, dtype=torch.long)
+    chosen = torch.empty(b, m, dtype=torch.long, device=points.device)
     chosen[:, 0] = centred.norm(dim=-1).argmax(-1)
-    distance = torch.full((b, n), float("inf"))
-    rows = torch.arange(b)
+    distance = torch.full((b, n), float("inf"), device=points.device)
+    rows = torch.arange(b, device=points.device)
     for i in range(1, m):
         last = points[rows, chosen[:, i - 1]].unsqueeze(1)
         distance = torch.minimum(distance, ((points - last) ** 2).sum(-1))
@@ -47,7 +47,7 @@ def gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """values (B, N, d), index (B, ...) -> (B, ..., d)."""
     b = values.shape[0]
     flat = index.reshape(b, -1)
-    return values[torch.arange(b).unsqueeze(1), flat].view(*index.shape, values.shape[-1])
+    return values[torch.arange(b, device=values.device).unsqueeze(1), flat].view(*index.shape, values.shape[-1])
 
 
 class RowBatchNorm(nn.BatchNorm1d):
@@ -75,9 +75,10 @@ def orientation(d1: torch.Tensor, d2: torch.Tensor, eps: float = 1e-8) -> torch.
     return torch.stack([e1, e2, torch.cross(e1, e2, dim=-1)], dim=-1)
 
 
-def random_rotation_matrices(shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+def random_rotation_matrices(shape: tuple[int, ...], generator: torch.Generator | None = None,
+                             device: torch.device | str | None = None) -> torch.Tensor:
     """Haar SO(3) samples of the given batch shape via normalised Gaussian quaternions."""
-    q = torch.randn(*shape, 4, generator=generator)
+    q = torch.randn(*shape, 4, generator=generator, device=device)
     w, x, y, z = (q / q.norm(dim=-1, keepdim=True)).unbind(-1)
     return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
                         2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
@@ -144,7 +145,8 @@ class PaRotLite(nn.Module):
         if not (self.training and self.siamese):
             f, d1, d2 = net(patches)
             return f, orientation(d1, d2)
-        r1, r2 = random_rotation_matrices(patches.shape[:2]), random_rotation_matrices(patches.shape[:2])
+        r1 = random_rotation_matrices(patches.shape[:2], device=patches.device)
+        r2 = random_rotation_matrices(patches.shape[:2], device=patches.device)
         # both branches in one pass (half the kernel launches); BatchNorm statistics pool the two branches
         f, d1, d2 = net(torch.cat([patches @ r1.transpose(-2, -1), patches @ r2.transpose(-2, -1)]))
         r = torch.cat([r1, r2])
