@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from repro.core.figures import new_figure
+from repro.core.figures import new_figure, select_rows
 
 LABELS = {"raw": "PointNet (raw xyz)", "raw_aug": "PointNet + SO(3) augmentation", "tinvnn": "PointNet on TinvNN"}
 
@@ -12,7 +12,7 @@ def accuracy_vs_angle(rows: pd.DataFrame):
     columns = sorted((c for c in rows.columns if c.startswith("acc/x")), key=lambda c: float(c[5:]))
     angles = [float(c[5:]) for c in columns]
     for method, label in LABELS.items():
-        trained = rows[rows.get("method") == method] if "method" in rows else rows.iloc[:0]
+        trained = select_rows(rows, "classify", method=method)
         if len(trained) and columns:
             ax.plot(angles, trained[columns].mean().values, "o-", label=label)
     ax.set(xlabel="rotation about x (degrees)", ylabel="test accuracy", ylim=(0, 1.02),

@@ -6,6 +6,7 @@ returns Y = V_k diag(sqrt(lambda_k)) (N, k). Y depends on X only through d, henc
 reflections and translations, and, through s, to scaling; pdist(Y) = pdist(X) / s when k = 3. What remains
 ambiguous are the eigenvector signs; the modification fixes each column's sign so that its third moment
 sum_i y_i^3 is positive (when that moment vanishes to round-off, the entry of largest magnitude is made positive).
+This sign rule is ours: the paper's own "modified MDS" rule could not be read (no official code was found).
 Repeated eigenvalues (a perfect sphere) leave a rotation inside the eigenspace, which no sign rule removes.
 """
 

@@ -1,8 +1,11 @@
 """TinvNN experiment: PointNet-lite on raw xyz, raw xyz + SO(3) augmentation, and TinvNN (MDS) coordinates,
 trained on canonical clouds and tested on canonical and transformed (O(3) x scale x shift) clouds; then the
-TSP task (repro.papers.tinvnn.tsp): a learned edge scorer on raw vs TinvNN coordinates."""
+TSP task (repro.papers.tinvnn.tsp): a learned edge scorer on raw vs TinvNN coordinates.
 
-import time
+Grid: ``probe`` (exactness of the representation on the replicate's test clouds), ``classify/<method>`` (one
+PointNet per method and replicate; every method of a replicate sees the same clouds and transforms) and ``tsp``
+(one unit per replicate that trains the edge scorer on each encoding of the same instances).
+"""
 
 import numpy as np
 import torch
@@ -13,11 +16,33 @@ from repro.core.context import RunContext
 from repro.core.errors import ConfigError
 from repro.core.geometry import PointNet, load_modelnet40, random_rotations, rotate, shape_dataset
 from repro.core.train import fit
+from repro.core.units import Unit, grid, unit
 from repro.papers.tinvnn.mds import tinvnn_coordinates
 from repro.papers.tinvnn.tsp import METHODS as TSP_METHODS
 from repro.papers.tinvnn.tsp import run_tsp
 
 METHODS = ("raw", "raw_aug", "tinvnn")
+
+
+def units(cfg: DictConfig) -> list[Unit]:
+    unknown = sorted(set(cfg.tsp.methods) - set(TSP_METHODS))
+    if unknown:
+        raise ConfigError(f"paper.tsp.methods has unknown {unknown}; choose from {list(TSP_METHODS)}")
+    if cfg.protocol not in ("aligned", "z"):
+        raise ConfigError(f"paper.protocol={cfg.protocol!r}; choose aligned or z")
+    if cfg.data.dataset not in ("shapes", "modelnet40"):
+        raise ConfigError(f"paper.data.dataset={cfg.data.dataset!r}; choose shapes or modelnet40")
+    tsp = [unit("tsp")] if cfg.tsp.methods else []
+    return [unit("probe"), *grid("classify", cfg.methods), *tsp]
+
+
+def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
+    if u.experiment == "tsp":
+        return run_tsp(cfg, ctx)
+    data = ctx.shared("data", lambda: load_data(cfg, ctx))
+    if u.experiment == "probe":
+        return invariance_probe(data)
+    return train_one(cfg, ctx, data, u.method)
 
 
 def transform(points: np.ndarray, rng: np.random.Generator, rotation: str, scale: tuple[float, float] | None,
@@ -36,18 +61,19 @@ def about_x(points: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def load_data(cfg: DictConfig, ctx: RunContext) -> dict:
-    """Train/test clouds; test sets: canonical, O(3) only, O(3) x scale x shift, and rotations about x."""
+    """Train/test clouds of the replicate; test sets: canonical, O(3) only, O(3) x scale x shift, rotations about x."""
     d = cfg.data
-    seed = ctx.child_seed("data")
     if d.dataset == "shapes":
-        train_x, train_y = shape_dataset(d.train_per_class, d.points, seed)
-        test_x, test_y = shape_dataset(d.test_per_class, d.points, seed + 1)
-    elif d.dataset == "modelnet40":
-        train_x, train_y = load_modelnet40(ctx.data_dir, d.points, True, seed)
-        test_x, test_y = load_modelnet40(ctx.data_dir, d.points, False, seed + 1)
+        train_x, train_y = shape_dataset(d.train_per_class, d.points, ctx.data_seed("shapes", "train"))
+        val_x, val_y = shape_dataset(d.val_per_class, d.points, ctx.data_seed("shapes", "val"))
+        test_x, test_y = shape_dataset(d.test_per_class, d.points, ctx.data_seed("shapes", "test"))
     else:
-        raise ConfigError(f"paper.data.dataset={d.dataset!r}; choose shapes or modelnet40")
-    rng = np.random.default_rng(seed + 2)
+        train_x, train_y = load_modelnet40(ctx.data_dir, d.points, True, ctx.data_seed("modelnet40", "train"))
+        train_x, train_y, val_x, val_y = hold_out(train_x, train_y, d.val_fraction, ctx.data_seed("modelnet40", "val"))
+        test_x, test_y = load_modelnet40(ctx.data_dir, d.points, False, ctx.data_seed("modelnet40", "test"))
+    rng = np.random.default_rng(ctx.data_seed("transforms"))
+    val = {"aligned": val_x, "so3": rotate(val_x, random_rotations(len(val_x), rng, "so3")),
+           "z": rotate(val_x, random_rotations(len(val_x), rng, "z"))}
     tests = {"aligned": test_x,
              "o3": transform(test_x, rng, "o3", None, 0.0),
              "o3_scale_shift": transform(test_x, rng, "o3", tuple(d.test_scale), d.test_shift_std)}
@@ -56,7 +82,22 @@ def load_data(cfg: DictConfig, ctx: RunContext) -> dict:
         tests[f"x{angle:g}"] = about_x(sweep, angle)
     labels = {name: (test_y[:: max(1, len(test_x) // d.sweep_clouds)] if name.startswith("x") else test_y)
               for name in tests}
-    return {"train": (train_x, train_y), "tests": tests, "labels": labels}
+    return {"train": (train_x, train_y), "val": val, "val_y": val_y, "tests": tests, "labels": labels}
+
+
+def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """A random validation subset of the training clouds (ModelNet40 has no validation split)."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = int(round(len(x) * fraction))
+    return x[order[cut:]], y[order[cut:]], x[order[:cut]], y[order[:cut]]
+
+
+def validation_clouds(data: dict, method: str, protocol: str) -> np.ndarray:
+    """Validation clouds drawn like the method's training inputs: SO(3)-rotated for the augmented model,
+    z-rotated under protocol z, canonical otherwise (TinvNN's input does not depend on the pose)."""
+    if method == "raw_aug":
+        return data["val"]["so3"]
+    return data["val"]["z" if protocol == "z" and method != "tinvnn" else "aligned"]
 
 
 def representation(method: str, clouds: np.ndarray) -> np.ndarray:
@@ -79,15 +120,20 @@ def invariance_probe(data: dict) -> list[dict]:
     return rows
 
 
-def train_one(cfg: DictConfig, ctx: RunContext, data: dict, inputs: dict, method: str, seed: int) -> list[dict]:
-    torch.manual_seed(seed)
+def train_one(cfg: DictConfig, ctx: RunContext, data: dict, method: str) -> list[dict]:
     t, m = cfg.train, cfg.model
-    model = PointNet(int(data["train"][1].max()) + 1, 3, tuple(m.widths), tuple(m.head), m.dropout)
+    train_x = representation(method, data["train"][0])
+    tests = {name: representation(method, x) for name, x in data["tests"].items()}
+    val_x = torch.as_tensor(representation(method, validation_clouds(data, method, cfg.protocol)), dtype=torch.float,
+                            device=ctx.device)
+    val_y = torch.as_tensor(data["val_y"], device=ctx.device)
+    torch.manual_seed(ctx.child_seed("init"))
+    model = PointNet(int(data["train"][1].max()) + 1, 3, tuple(m.widths), tuple(m.head), m.dropout).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-    train_x, train_y = inputs["train"], torch.as_tensor(data["train"][1])
+    train_y = torch.as_tensor(data["train"][1], device=ctx.device)
 
     def batches(epoch: int):
-        rng = np.random.default_rng([seed, epoch])
+        rng = np.random.default_rng(ctx.child_seed("batches", epoch))
         x = train_x
         if cfg.protocol == "z" and method != "tinvnn":  # z/SO3: a fresh random z-rotation every epoch
             x = rotate(x, random_rotations(len(x), rng, "z"))
@@ -96,49 +142,26 @@ def train_one(cfg: DictConfig, ctx: RunContext, data: dict, inputs: dict, method
         order = rng.permutation(len(x))
         for start in range(0, len(x), t.batch_size):
             idx = order[start:start + t.batch_size]
-            yield torch.as_tensor(x[idx]), train_y[idx]
+            yield torch.as_tensor(x[idx], device=ctx.device), train_y[idx]
 
     def loss_fn(model: torch.nn.Module, batch) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
 
-    start = time.perf_counter()
-    fit(ctx, f"{method}-{seed}", model, optimizer, batches, loss_fn, t.epochs)
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        logits = model(val_x)
+        return {"val/loss": float(torch.nn.functional.cross_entropy(logits, val_y)),
+                "val/acc": float((logits.argmax(1) == val_y).float().mean())}
+
+    result = fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/loss")
     model.eval()
-    row = {"dataset": cfg.data.dataset, "protocol": cfg.protocol, "method": method, "seed": seed,
-           "train_time_s": time.perf_counter() - start}
+    row = {"dataset": cfg.data.dataset, "protocol": cfg.protocol, "val/acc": result.best_metrics["val/acc"],
+           "best_epoch": result.best_epoch}
     with torch.no_grad():
-        predictions = {name: model(torch.as_tensor(x)).argmax(1).numpy() for name, x in inputs["tests"].items()}
+        predictions = {name: model(torch.as_tensor(x, dtype=torch.float, device=ctx.device)).argmax(1).cpu().numpy()
+                       for name, x in tests.items()}
     for name, pred in predictions.items():
         row[f"acc/{name}"] = float((pred == data["labels"][name]).mean())
     row["gap/o3_scale_shift"] = abs(row["acc/aligned"] - row["acc/o3_scale_shift"])
     row["agreement/o3_scale_shift"] = float((predictions["aligned"] == predictions["o3_scale_shift"]).mean())
-    ctx.log.info("%s seed %d: %s", method, seed, {k: round(v, 3) for k, v in row.items() if "/" in k})
+    ctx.log.info("%s: %s", method, {k: round(v, 3) for k, v in row.items() if "/" in k})
     return [row]
-
-
-def run(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    unknown = sorted(set(cfg.methods) - set(METHODS))
-    if unknown:
-        raise ConfigError(f"paper.methods has unknown {unknown}; choose from {list(METHODS)}")
-    unknown = sorted(set(cfg.tsp.methods) - set(TSP_METHODS))
-    if unknown:
-        raise ConfigError(f"paper.tsp.methods has unknown {unknown}; choose from {list(TSP_METHODS)}")
-    if cfg.protocol not in ("aligned", "z"):
-        raise ConfigError(f"paper.protocol={cfg.protocol!r}; choose aligned or z")
-    data = load_data(cfg, ctx)
-    start = time.perf_counter()
-    rows = invariance_probe(data)
-    by_method = {}
-    for method in ctx.progress(sorted(set(cfg.methods), key=list(METHODS).index), desc="representations"):
-        by_method[method] = {"train": representation(method, data["train"][0]),
-                             "tests": {k: representation(method, v) for k, v in data["tests"].items()}}
-    ctx.log.info("representations in %.1f s", time.perf_counter() - start)
-    for method in cfg.methods:
-        for seed in ctx.replicate_seeds():
-            rows += ctx.unit(f"{method}-{seed}",
-                             lambda m=method, s=seed: train_one(cfg, ctx, data, by_method[m], m, s))
-    aug = {r["seed"]: r for r in rows if r.get("method") == "raw_aug"}
-    for r in rows:
-        if r.get("method") == "tinvnn" and r["seed"] in aug:  # the claim's "within a few points" of augmentation
-            r["vs_aug/o3"] = r["acc/o3"] - aug[r["seed"]]["acc/o3"]
-    return rows + run_tsp(cfg, ctx)

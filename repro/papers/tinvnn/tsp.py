@@ -9,8 +9,6 @@
   same on both, its length scaled by s.
 """
 
-import time
-
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -103,15 +101,15 @@ class EdgeScorer(nn.Module):
 def greedy_tours(logits: torch.Tensor) -> np.ndarray:
     """Tours (B, n) from city 0, each step to the unvisited city with the highest edge logit."""
     b, n, _ = logits.shape
-    visited = torch.zeros(b, n, dtype=torch.bool)
+    visited = torch.zeros(b, n, dtype=torch.bool, device=logits.device)
     visited[:, 0] = True
-    tours = torch.zeros(b, n, dtype=torch.long)
-    rows = torch.arange(b)
+    tours = torch.zeros(b, n, dtype=torch.long, device=logits.device)
+    rows = torch.arange(b, device=logits.device)
     for position in range(1, n):
         scores = logits[rows, tours[:, position - 1]].masked_fill(visited, -torch.inf)
         tours[:, position] = scores.argmax(1)
         visited[rows, tours[:, position]] = True
-    return tours.numpy()
+    return tours.cpu().numpy()
 
 
 def transform_instances(points: np.ndarray, rng: np.random.Generator, scale: tuple[float, float],
@@ -129,37 +127,35 @@ def inputs(method: str, points: np.ndarray) -> torch.Tensor:
 
 
 def run_tsp(cfg: DictConfig, ctx: RunContext) -> list[dict]:
-    """Rows (task=tsp, method, seed) with the optimality gaps on the original and transformed test instances."""
+    """One replicate of the TSP comparison: the same instances, the edge scorer trained on each encoding
+    (rows per method) with the optimality gaps on the original and the transformed test instances."""
     c = cfg.tsp
-    rng = np.random.default_rng(ctx.child_seed("tsp"))
+    rng = np.random.default_rng(ctx.data_seed("tsp"))
     train_points = rng.random((c.train_instances, c.cities, 2))
     test_points = rng.random((c.test_instances, c.cities, 2))
+    val_points = rng.random((c.val_instances, c.cities, 2))
     moved_points, scales = transform_instances(test_points, rng, tuple(cfg.data.test_scale), cfg.data.test_shift_std)
-    start = time.perf_counter()
-    train_edges = torch.as_tensor(tour_edges(held_karp(pairwise(train_points))[1]))
+    train_edges = torch.as_tensor(tour_edges(held_karp(pairwise(train_points))[1]), device=ctx.device)
+    val_edges = torch.as_tensor(tour_edges(held_karp(pairwise(val_points))[1]), device=ctx.device)
     optimal = held_karp(pairwise(test_points))[0]
-    ctx.log.info("TSP: %d + %d Held-Karp tours in %.1f s", len(train_points), len(test_points),
-                 time.perf_counter() - start)
+    ctx.log.info("TSP: %d + %d + %d Held-Karp tours", len(train_points), len(val_points), len(test_points))
     rows = []
-    for method in c.methods:
-        x = {name: inputs(method, p) for name, p in (("train", train_points), ("test", test_points),
-                                                     ("moved", moved_points))}
-        for seed in ctx.replicate_seeds():
-            def train_eval(method: str = method, seed: int = seed, x: dict = x) -> list[dict]:
-                model = train_scorer(cfg, ctx, f"tsp-{method}-{seed}", x["train"], train_edges, seed)
-                with torch.no_grad():
-                    gap = tour_length(test_points, greedy_tours(model(x["test"]))) / optimal - 1
-                    gap_moved = tour_length(moved_points, greedy_tours(model(x["moved"]))) / (scales * optimal) - 1
-                ctx.log.info("TSP %s seed %d: gap %.4f, transformed %.4f", method, seed, gap.mean(), gap_moved.mean())
-                return [{"task": "tsp", "method": method, "seed": seed, "tsp/gap": float(gap.mean()),
-                         "tsp/gap_transformed": float(gap_moved.mean()),
-                         "tsp/gap_increase": float(gap_moved.mean() - gap.mean()),
-                         "tsp/gap_change": float(abs(gap_moved.mean() - gap.mean()))}]
-            rows += ctx.unit(f"tsp-{method}-{seed}", train_eval)
-    raw = {r["seed"]: r["tsp/gap"] for r in rows if r["method"] == "raw"}
+    for method in c.methods:  # one unit compares the encodings of the same instances
+        x = {name: inputs(method, p).to(ctx.device) for name, p in (("train", train_points), ("val", val_points),
+                                                                   ("test", test_points), ("moved", moved_points))}
+        model = train_scorer(cfg, ctx, method, x["train"], train_edges, (x["val"], val_edges))
+        with torch.no_grad():
+            gap = tour_length(test_points, greedy_tours(model(x["test"]))) / optimal - 1
+            gap_moved = tour_length(moved_points, greedy_tours(model(x["moved"]))) / (scales * optimal) - 1
+        ctx.log.info("TSP %s: gap %.4f, transformed %.4f", method, gap.mean(), gap_moved.mean())
+        rows.append({"method": method, "tsp/gap": float(gap.mean()),
+                     "tsp/gap_transformed": float(gap_moved.mean()),
+                     "tsp/gap_increase": float(gap_moved.mean() - gap.mean()),
+                     "tsp/gap_change": float(abs(gap_moved.mean() - gap.mean()))})
+    raw = [r["tsp/gap"] for r in rows if r["method"] == "raw"]
     for r in rows:  # TinvNN on transformed instances against the raw backbone on the instances as drawn
-        if r["method"] == "tinvnn" and r["seed"] in raw:
-            r["tsp/vs_raw_original"] = r["tsp/gap_transformed"] - raw[r["seed"]]
+        if r["method"] == "tinvnn" and raw:
+            r["tsp/vs_raw_original"] = r["tsp/gap_transformed"] - raw[0]
     return rows
 
 
@@ -167,21 +163,21 @@ def pairwise(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[:, :, None] - points[:, None], axis=-1)
 
 
-def train_scorer(cfg: DictConfig, ctx: RunContext, unit: str, x: torch.Tensor, edges: torch.Tensor,
-                 seed: int) -> EdgeScorer:
+def train_scorer(cfg: DictConfig, ctx: RunContext, method: str, x: torch.Tensor, edges: torch.Tensor,
+                 val: tuple[torch.Tensor, torch.Tensor]) -> EdgeScorer:
     """BCE on the tour edges (off-diagonal entries; positives weighted (n - 3) / 2, the negatives-to-positives
-    ratio: each city has 2 tour edges among its n - 1)."""
+    ratio: each city has 2 tour edges among its n - 1); the model kept is the one of lowest validation BCE."""
     c = cfg.tsp
-    torch.manual_seed(seed)
-    model = EdgeScorer(c.width, c.layers)
+    torch.manual_seed(ctx.child_seed("init", method))
+    model = EdgeScorer(c.width, c.layers).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
-    off_diagonal = ~torch.eye(c.cities, dtype=torch.bool)
-    pos_weight = torch.tensor((c.cities - 3) / 2)
+    off_diagonal = ~torch.eye(c.cities, dtype=torch.bool, device=ctx.device)
+    pos_weight = torch.tensor((c.cities - 3) / 2, device=ctx.device)
 
     def batches(epoch: int):
-        order = np.random.default_rng([seed, epoch]).permutation(len(x))
+        order = np.random.default_rng(ctx.child_seed("batches", method, epoch)).permutation(len(x))
         for start in range(0, len(x), c.batch_size):
-            idx = order[start:start + c.batch_size]
+            idx = torch.as_tensor(order[start:start + c.batch_size], device=x.device)
             yield x[idx], edges[idx]
 
     def loss_fn(model: nn.Module, batch) -> torch.Tensor:
@@ -189,5 +185,8 @@ def train_scorer(cfg: DictConfig, ctx: RunContext, unit: str, x: torch.Tensor, e
         return nn.functional.binary_cross_entropy_with_logits(logits[:, off_diagonal], batch[1][:, off_diagonal],
                                                               pos_weight=pos_weight)
 
-    fit(ctx, unit, model, optimizer, batches, loss_fn, c.epochs)
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        return {"val/loss": float(loss_fn(model, val))}
+
+    fit(ctx, method, model, optimizer, batches, loss_fn, c.epochs, evaluate, select="val/loss")
     return model.eval()
