@@ -32,5 +32,6 @@ def rmse_by_method(rows: pd.DataFrame):
         label = chosen["method"].where(bins == 0, chosen["method"] + "_b" + bins.astype(str))
         means = chosen.groupby(label)["test/rmse"].agg(["mean", "std"]).sort_values("mean")
         ax.barh(means.index, means["mean"], xerr=means["std"].fillna(0))
-        ax.set(title=name, xlabel="test RMSE")
+        ax.set(title=name, xlabel="test RMSE (bars: sd over replicates)")
+        ax.set_xlim(left=0)
     return fig
