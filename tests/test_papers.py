@@ -8,6 +8,8 @@
   config and seed gives the same rows (wall-clock columns aside).
 """
 
+import importlib
+import json
 import math
 
 import matplotlib.pyplot as plt
@@ -16,6 +18,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from repro import CONF_DIR
 from repro.core.claims import NOT_RUN, claim_scales, evaluate_claims, validate_claim, wheres
 from repro.core.registry import figure_functions
 from repro.core.runner import paper_module, paper_units
@@ -79,3 +82,25 @@ def test_smoke_run(slug: str, results_dir, tmp_path) -> None:
     (again,) = run_dirs(tmp_path / "again", slug)
     measured = [c for c in rows.columns if not is_timing_column(c)]
     pd.testing.assert_frame_equal(rows_of(again)[measured], rows[measured], check_exact=True)
+
+
+@pytest.mark.parametrize("slug", PAPERS)
+def test_dry_run(slug: str, tmp_path) -> None:
+    """The paper scale's own path (real loaders, the paper's architecture) on small files in the real format,
+    written by the paper's test module (``write_dry_data(data_dir)``), lengths shrunk by its dry.yaml."""
+    if not (CONF_DIR / "paper_scale" / slug / "dry.yaml").exists():
+        pytest.skip(f"{slug} has no conf/paper_scale/{slug}/dry.yaml yet: its paper scale is not exercised")
+    cfg = compose_config([f"paper={slug}", "scale=dry"])
+    if cfg.paper.get("dry_skip"):
+        pytest.skip(str(cfg.paper.dry_skip))
+    writer = getattr(importlib.import_module(f"tests.test_{slug}"), "write_dry_data", None)
+    assert writer is not None, f"tests/test_{slug}.py must define write_dry_data(data_dir)"
+    data_dir, results_dir = tmp_path / "data", tmp_path / "results"
+    writer(data_dir)
+    done = repro("train", f"paper={slug}", "scale=dry", f"data_dir={data_dir}", f"results_dir={results_dir}",
+                 timeout=300)
+    (run_dir,) = run_dirs(results_dir, slug)
+    rows = rows_of(run_dir)
+    assert len(rows) > 0 and "Traceback" not in done.stderr
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "done"

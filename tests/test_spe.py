@@ -187,6 +187,11 @@ def _write_zinc_raw(raw: Path) -> None:
         (raw / f"{split}.index").write_text("1,0\n")
 
 
+def write_dry_data(data_dir: Path) -> None:
+    """ZINC's raw files (molecules.zip's pickles and the subset's index files) where scale=dry reads them."""
+    _write_zinc_raw(data_dir / "zinc-d37" / "raw")
+
+
 def test_zinc_parsing_from_files_in_the_real_format(tmp_path: Path) -> None:
     _write_zinc_raw(tmp_path / "zinc" / "raw")
     splits = load_zinc(tmp_path / "zinc", subset=True, d=6)
