@@ -92,6 +92,8 @@ def _report(cfg: DictConfig, draw: bool):
     from repro.core import report, store
 
     out = report.refresh(cfg, draw)
+    for note in out.left_out:
+        print(f"left out of the tables: {note}", file=sys.stderr)
     if not out.verdicts or all(v.status == "not run" for v in out.verdicts):
         runs = store.finished_runs(cfg.results_dir, cfg.paper.slug, cfg.scale.name)
         if not runs:

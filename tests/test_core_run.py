@@ -104,3 +104,18 @@ def test_fetch_uses_cache_and_fails_clearly_offline(tmp_path: Path) -> None:
         fetch("https://example.invalid/file.bin", cached, "0" * 64)
     with pytest.raises(DataUnavailableError, match="how to get it"):
         require(tmp_path / "missing.csv", "the CSV", "how to get it")
+
+
+def test_sliding_windows_are_views_equal_to_copied_windows() -> None:
+    import numpy as np
+
+    from repro.core.forecasting import sliding_windows
+
+    series = np.arange(40.0).reshape(20, 2)
+    x, y = sliding_windows(series, lookback=5, horizon=3, stride=2)
+    starts = range(0, 20 - 8 + 1, 2)
+    assert np.array_equal(x, np.stack([series[s:s + 5] for s in starts]))
+    assert np.array_equal(y, np.stack([series[s + 5:s + 8] for s in starts]))
+    assert np.shares_memory(x, series) and not x.flags.writeable
+    with pytest.raises(ValueError, match="shorter than lookback"):
+        sliding_windows(series, lookback=15, horizon=6)

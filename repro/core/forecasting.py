@@ -20,12 +20,16 @@ def chronological_splits(series: np.ndarray, fractions: tuple[float, float, floa
 
 
 def sliding_windows(series: np.ndarray, lookback: int, horizon: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Every (context, target) pair: X (n, lookback, C) = series[s : s+lookback], Y (n, horizon, C) next."""
-    starts = np.arange(0, len(series) - lookback - horizon + 1, stride)
-    if len(starts) == 0:
-        raise ValueError(f"series of length {len(series)} is shorter than lookback + horizon = {lookback + horizon}")
-    index = starts[:, None] + np.arange(lookback + horizon)[None, :]
-    windows = series[index]
+    """Every (context, target) pair: X (n, lookback, C) = series[s : s+lookback], Y (n, horizon, C) next.
+
+    Both are read-only strided views of ``series``: no window is copied until a batch is gathered
+    (``X[batch_indices]``), so memory stays that of the series (ECL at horizon 720 would need ~70 GB copied).
+    """
+    length = lookback + horizon
+    if len(series) < length:
+        raise ValueError(f"series of length {len(series)} is shorter than lookback + horizon = {length}")
+    # (n, C, length) view -> (n, length, C), every `stride`-th start
+    windows = np.lib.stride_tricks.sliding_window_view(series, length, axis=0).swapaxes(1, 2)[::stride]
     return windows[:, :lookback], windows[:, lookback:]
 
 

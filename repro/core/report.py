@@ -21,10 +21,12 @@ class Report:
     verdicts: list[Verdict]
     tables: list[tuple[str, pd.DataFrame]]
     paths: list[Path] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)   # runs not pooled, and why
 
 
-def paper_rows(cfg: DictConfig, defaults_hash: str) -> pd.DataFrame:
-    return store.load_rows(cfg.results_dir, cfg.paper.slug, cfg.scale.name, defaults_hash)
+def paper_rows(cfg: DictConfig, defaults_hash: str, code: str | None = None) -> pd.DataFrame:
+    """Rows of the finished runs made from the current default config and, when given, the current code."""
+    return store.load_rows(cfg.results_dir, cfg.paper.slug, cfg.scale.name, defaults_hash, code)
 
 
 def verdict_rows(rows: pd.DataFrame, default_device: str) -> pd.DataFrame:
@@ -59,7 +61,8 @@ def refresh(cfg: DictConfig, draw: bool) -> Report:
     from repro.core.runner import defaults_config
 
     defaults_hash = store.defaults_hash(defaults_config(cfg))
-    rows = paper_rows(cfg, defaults_hash)
+    code = store.code_hash(str(cfg.paper.task))
+    rows = paper_rows(cfg, defaults_hash, code)
     out_dir = store.report_dir(cfg.results_dir, cfg.paper.slug, cfg.scale.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -86,7 +89,8 @@ def refresh(cfg: DictConfig, draw: bool) -> Report:
     from repro.cli import papers
 
     write_suite_summary(cfg.results_dir, papers())
-    return Report(found, [(name, table) for name, _, table in made], paths)
+    left_out = store.other_runs(cfg.results_dir, cfg.paper.slug, cfg.scale.name, code)
+    return Report(found, [(name, table) for name, _, table in made], paths, left_out)
 
 
 def verdict_markdown(found: list[Verdict]) -> str:
