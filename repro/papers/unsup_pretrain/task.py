@@ -38,31 +38,33 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     return gmm_rows(cfg.mixture, ctx, u.method)
 
 
-def factor_data(c: DictConfig, ctx: RunContext) -> list[dict]:
-    """This replicate's random factor models, each with its unlabeled pool and one labeled sample per n."""
-    draws = []
-    for draw in range(c.draws):
-        truth = factor.random_factor_model(c.d, c.r, c.noise_x, c.noise_y,
-                                           np.random.default_rng(ctx.data_seed("factor", draw, "model")))
-        pool, _ = truth.sample(max(c.ms), np.random.default_rng(ctx.data_seed("factor", draw, "unlabeled")))
-        labeled = {n: truth.sample(n, np.random.default_rng(ctx.data_seed("factor", draw, "labeled", n)))
-                   for n in c.ns}
-        draws.append({"truth": truth, "pool": pool, "labeled": labeled})
-    return draws
+def factor_draw(c: DictConfig, ctx: RunContext, draw: int) -> tuple[factor.FactorModel, dict]:
+    """One random factor model of this replicate and its labeled sample per n (the same in every unit)."""
+    truth = factor.random_factor_model(c.d, c.r, c.noise_x, c.noise_y,
+                                       np.random.default_rng(ctx.data_seed("factor", draw, "model")))
+    labeled = {n: truth.sample(n, np.random.default_rng(ctx.data_seed("factor", draw, "labeled", n))) for n in c.ns}
+    return truth, labeled
+
+
+def unlabeled_pool(c: DictConfig, ctx: RunContext, truth: factor.FactorModel, draw: int) -> np.ndarray:
+    """The draw's pool of max(ms) unlabeled points; a pretrain unit with m reads its first m (nested pools).
+    Regenerated per unit rather than shared: at paper scale one pool is 2 x 10^5 x 1 000 floats."""
+    pool, _ = truth.sample(max(c.ms), np.random.default_rng(ctx.data_seed("factor", draw, "unlabeled")))
+    return pool
 
 
 def factor_rows(c: DictConfig, ctx: RunContext, method: str, m: int) -> list[dict]:
     alphas = np.logspace(*c.ridge_log10_alphas)
-    draws = ctx.shared("factor", lambda: factor_data(c, ctx))
     risks: dict[int, list[float]] = {}
     ridge: dict[int, list[float]] = {}
     ols: dict[int, list[float]] = {}
     formula: dict[int, list[float]] = {}
-    for draw, data in enumerate(draws):
-        truth = data["truth"]
+    for draw in range(c.draws):
+        truth, labeled = factor_draw(c, ctx, draw)
         if method == "pretrain":
-            representation = factor.linear_representation(data["pool"][:m], c.r, ctx.child_seed("fa", draw))
-        for n, (x, y) in data["labeled"].items():
+            pool = unlabeled_pool(c, ctx, truth, draw)[:m]
+            representation = factor.linear_representation(pool, c.r, ctx.child_seed("fa", draw))
+        for n, (x, y) in labeled.items():
             if method == "pretrain":
                 fit = factor.ols_on_features(x, y, *representation)
                 ridge.setdefault(n, []).append(truth.excess_risk(*factor.supervised("ridge_cv", x, y, alphas)))
@@ -89,7 +91,7 @@ def factor_rows(c: DictConfig, ctx: RunContext, method: str, m: int) -> list[dic
         if method == "ols":
             row["ols_formula"] = float(np.mean(formula[n]))
         rows.append(row)
-    ctx.log.info("factor model, %s, m = %d: %d draws, %d labeled sizes", method, m, len(draws), len(rows))
+    ctx.log.info("factor model, %s, m = %d: %d draws, %d labeled sizes", method, m, c.draws, len(rows))
     return rows
 
 
