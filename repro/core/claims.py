@@ -328,8 +328,10 @@ def evaluate_claim(claim: dict, rows: pd.DataFrame, scale: str | None = None) ->
         unconverged = _unconverged(rows, wheres(check))
     except _NotRun as reason:
         return Verdict(status=NOT_RUN, ours=str(reason), runs=runs, **base)
-    if unconverged and status != INCONCLUSIVE:
-        text += f"; would read '{status}' but rests on unconverged training ({', '.join(unconverged[:3])})"
+    if unconverged:
+        shown = ", ".join(unconverged[:3]) + (f" and {len(unconverged) - 3} more" if len(unconverged) > 3 else "")
+        text += (f"; rests on unconverged training ({shown})" if status == INCONCLUSIVE else
+                 f"; would read '{status}' but rests on unconverged training ({shown})")
         status = INCONCLUSIVE
     return Verdict(status=status, ours=text, runs=runs, **base)
 
