@@ -36,7 +36,7 @@ MUTATIONS = [
      "swept settings averaged together"),
     ("repro/core/table.py", 'keys = [*spec["index"], *sweep_columns(chosen, spec)]',
      'keys = [*spec["index"], *sweep_columns(chosen, spec), "replicate"]', "replicates tabled one by one"),
-    ("repro/core/store.py", '"latex", "unit", "workers")', '"latex", "unit", "workers", "threads")',
+    ("repro/core/store.py", '"loader_workers")', '"loader_workers", "threads")',
      "threads outside the identity"),
     ("repro/core/store.py", "for key in (*NON_IDENTITY_KEYS, *exclude):",
      "for key in (*NON_IDENTITY_KEYS, *exclude, 'paper'):", "the paper's config outside the identity"),

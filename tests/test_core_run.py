@@ -119,3 +119,48 @@ def test_sliding_windows_are_views_equal_to_copied_windows() -> None:
     assert np.shares_memory(x, series) and not x.flags.writeable
     with pytest.raises(ValueError, match="shorter than lookback"):
         sliding_windows(series, lookback=15, horizon=6)
+
+
+def test_step_based_training_evaluates_every_k_steps_and_resumes_exactly(tmp_path: Path) -> None:
+    from repro.core.train import fit_steps
+
+    def train(ctx: RunContext, interrupt_at: int | None = None):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 3, generator=gen)
+        y = x @ torch.tensor([1.0, -2.0, 0.5])
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+        def batch_at(step: int):
+            if step == interrupt_at:
+                raise Interrupt
+            order = torch.randperm(64, generator=torch.Generator().manual_seed(step))[:8]
+            return x[order], y[order]
+
+        def loss_fn(model, batch):
+            return ((model(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+        def evaluate(model):
+            return {"val/mse": float(((model(x).squeeze(-1) - y) ** 2).mean())}
+
+        return fit_steps(ctx, "", model, optimizer, batch_at, loss_fn, steps=40, every=10, evaluate=evaluate,
+                         select="val/mse"), model
+
+    full, full_model = train(make_ctx(tmp_path / "a"))
+    assert len(full.history) == 4
+    ctx = make_ctx(tmp_path / "b")
+    with pytest.raises(Interrupt):
+        train(ctx, interrupt_at=25)
+    resumed, resumed_model = train(ctx)
+    assert resumed.history == full.history
+    assert torch.equal(full_model.weight, resumed_model.weight)
+
+
+def test_precision_and_loader_options(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    assert ctx.loader_options() == {"num_workers": 0, "persistent_workers": False, "pin_memory": False}
+    ctx.precision = "bf16"
+    with ctx.autocast():
+        product = torch.ones(4, 4) @ torch.ones(4, 4)
+    assert product.dtype == torch.bfloat16

@@ -94,6 +94,9 @@ class RunContext:
         self.scale = str(cfg.scale.name)
         self.data_dir = Path(cfg.data_dir)
         self.threads = cfg.get("threads")
+        self.precision = str(cfg.get("precision", "fp32"))
+        self.compile = bool(cfg.get("compile", False))
+        self.loader_workers = int(cfg.get("loader_workers") or 0)
         self.log = log
         self.position = position
         self.converged: list[bool] = []
@@ -148,6 +151,20 @@ class RunContext:
     def stopwatch(self) -> Stopwatch:
         """``with ctx.stopwatch() as clock: ...`` then ``clock.seconds``: timing that counts queued GPU work."""
         return Stopwatch(self.device)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast of the forward pass when ``precision=bf16``; nothing at fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
+
+    def loader_options(self) -> dict[str, Any]:
+        """DataLoader keywords for real data sets: worker processes and pinned memory on a GPU."""
+        workers = self.loader_workers
+        return {"num_workers": workers, "persistent_workers": workers > 0,
+                "pin_memory": self.device.startswith("cuda")}
 
     def record_convergence(self, converged: bool) -> None:
         """Called by the training loop; a unit's rows say whether every training in it converged."""

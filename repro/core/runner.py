@@ -77,6 +77,8 @@ def check_ranges(cfg: DictConfig) -> None:
         raise ConfigError(f"threads={cfg.threads}: must be >= 1 (or null for all cores)")
     if int(cfg.workers) < 1:
         raise ConfigError(f"workers={cfg.workers}: must be >= 1")
+    if cfg.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision={cfg.precision}: choose fp32 or bf16")
 
     def walk(node: object, prefix: str) -> None:
         if OmegaConf.is_dict(node):
@@ -181,6 +183,7 @@ def _compute_unit(cfg: DictConfig, run_dir: Path, device: str, unit: Unit, posit
         import torch
 
         torch.cuda.reset_peak_memory_stats(device)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
     log.info("%s %s: started (seed %d)", position, unit.name, ctx.seed)
     seed_everything(ctx.seed)
     cpu_start = time.process_time()

@@ -17,7 +17,8 @@ from repro.core.errors import ReproError
 
 # Keys that say where, whether or how fast to run, not what is computed: they do not change a run's identity.
 # `unit` and `workers` choose which units run and how many at once: jobs of one grid share one run dir.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "unit", "workers")
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "unit", "workers",
+                     "loader_workers")
 # Wall-clock measurements differ between identical runs; everything else must not. They are named so:
 # a `time` or `speedup` word (`train_time_s`, `time_exponent`, `alg3_speedup_x`) or a rate (`points_per_s`).
 TIMING_COLUMN = re.compile(r"(^|[_/])(time|speedup)([_/]|$)|_per_s$")

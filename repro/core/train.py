@@ -93,12 +93,15 @@ def fit(
         start, history, best = state["epoch"], state["history"], state["best"]
         ctx.log.info("unit %s: resuming from checkpoint at epoch %d", unit, start)
 
+    # The compiled module shares its parameters with `model`; checkpoints hold `model`'s state.
+    forward = torch.compile(model) if ctx.compile else model
     for epoch in ctx.progress(range(start, epochs), desc=unit, total=epochs - start):
         model.train()
         total, count = 0.0, 0
         for step, batch in enumerate(batches(epoch)):
             optimizer.zero_grad()
-            loss = loss_fn(model, batch)
+            with ctx.autocast():
+                loss = loss_fn(forward, batch)
             if not torch.isfinite(loss):
                 raise NonFiniteError(
                     f"{unit}: loss became {loss.item()} at epoch {epoch}, step {step}; "
@@ -135,3 +138,30 @@ def fit(
     ctx.record_convergence(plateaued([h.get(select, h["train/loss"]) if select else h["train/loss"]
                                       for h in history]))
     return FitResult(best_epoch=best["epoch"], best_metrics=best["metrics"], history=history)
+
+
+def fit_steps(
+    ctx: RunContext,
+    name: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_at: Callable[[int], Any],
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    steps: int,
+    every: int,
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    select: str | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    grad_clip: float | None = None,
+) -> FitResult:
+    """The training loop for papers that count steps: validation, checkpoint and convergence check every
+    ``every`` steps (a round), exact resume at the last round. batch_at(step) returns that step's batch
+    (derive its randomness from the step number). ``best_epoch`` of the result counts rounds."""
+    if every < 1 or steps < every:
+        raise ConfigError(f"{name or ctx.unit.name}: steps={steps} and every={every} need 1 <= every <= steps")
+    rounds = steps // every
+
+    def batches(round_index: int) -> Iterable[Any]:
+        return (batch_at(round_index * every + k) for k in range(every))
+
+    return fit(ctx, name, model, optimizer, batches, loss_fn, rounds, evaluate, select, scheduler, grad_clip)
