@@ -7,8 +7,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+PACKAGE = Path(__file__).resolve().parent
+# In a checkout (editable install) the repository root; installed from a wheel, the current directory,
+# so that results/ and data/ never land inside site-packages.
+ROOT = PACKAGE.parent if (PACKAGE.parent / "pyproject.toml").exists() else Path.cwd()
+CONF_DIR = PACKAGE / "conf"
 
 # `${repro_root:}` lets configs place results/ and data/ at the repository root whatever the cwd.
 if not OmegaConf.has_resolver("repro_root"):
