@@ -202,3 +202,21 @@ def test_readme_launchers(launcher: str, results_dir: Path) -> None:
     assert all(json.loads((d / "status.json").read_text())["status"] == "done" for d in runs)
     table = repro("table", "paper=spe", "scale=smoke", f"results_dir={results_dir}")
     assert "±" in table.stdout  # two seeds -> mean ± std
+
+
+def test_a_wheel_install_finds_its_configs_and_writes_into_the_working_directory(tmp_path: Path) -> None:
+    """`pip install .` (not editable): conf/ travels in the package; results/ and data/ follow the cwd."""
+    wheel_dir, target, work = tmp_path / "wheel", tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheel_dir)], check=True, capture_output=True)
+    (wheel,) = wheel_dir.glob("repro-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    listed = subprocess.run([sys.executable, "-m", "repro.cli", "list"], cwd=work, env=env, capture_output=True,
+                            text=True)
+    assert listed.returncode == 0 and "spe" in listed.stdout and "hippo" in listed.stdout
+    composed = subprocess.run([sys.executable, "-m", "repro.cli", "train", "paper=spe", "--cfg", "job", "--resolve"], cwd=work,
+                              env=env, capture_output=True, text=True)
+    assert f"results_dir: {work}/results" in composed.stdout
