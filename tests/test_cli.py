@@ -217,6 +217,6 @@ def test_a_wheel_install_finds_its_configs_and_writes_into_the_working_directory
     listed = subprocess.run([sys.executable, "-m", "repro.cli", "list"], cwd=work, env=env, capture_output=True,
                             text=True)
     assert listed.returncode == 0 and "spe" in listed.stdout and "hippo" in listed.stdout
-    composed = subprocess.run([sys.executable, "-m", "repro.cli", "train", "paper=spe", "--cfg", "job", "--resolve"], cwd=work,
-                              env=env, capture_output=True, text=True)
+    composed = subprocess.run([sys.executable, "-m", "repro.cli", "train", "paper=spe", "--cfg", "job", "--resolve"],
+                              cwd=work, env=env, capture_output=True, text=True)
     assert f"results_dir: {work}/results" in composed.stdout
