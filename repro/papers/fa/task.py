@@ -132,12 +132,13 @@ def train_nbody(cfg: DictConfig, ctx: RunContext, cpu_splits: dict, method: str)
 def graph_data(g: DictConfig, ctx: RunContext) -> dict:
     """The replicate's triangle graphs (the same for every method) and the rates they allow."""
     train = triangle_graphs(g.train, list(g.sizes), ctx.data_seed("graphs", "train"))
+    val = triangle_graphs(g.val, list(g.sizes), ctx.data_seed("graphs", "val"))
     test = triangle_graphs(g.test, list(g.sizes), ctx.data_seed("graphs", "test"))
-    data = {"train": train, "test": test, "majority_rate": float(max(test[1].mean(), 1 - test[1].mean())),
+    data = {"train": train, "val": val, "test": test, "majority_rate": float(max(test[1].mean(), 1 - test[1].mean())),
             "size_only_rate": size_only_rate(*test),
             "unique_frame": [a for a in test[0] if frame_size(a) == 1]}
-    ctx.log.info("triangle graphs: %d train / %d test, %d test graphs with a one-element frame",
-                 len(train[1]), len(test[1]), len(data["unique_frame"]))
+    ctx.log.info("triangle graphs: %d train / %d val / %d test, %d test graphs with a one-element frame",
+                 len(train[1]), len(val[1]), len(test[1]), len(data["unique_frame"]))
     return data
 
 
@@ -182,11 +183,12 @@ def loss_and_accuracy(net, graphs: GraphSet, samples: int, rng: np.random.Genera
 
 def train_graphs(cfg: DictConfig, ctx: RunContext, data: dict, method: str) -> list[dict]:
     size = max(cfg.sizes)
-    train, test = (GraphSet(*data[split], size, method) for split in ("train", "test"))
-    net, _ = fit_graph_classifier(cfg, ctx, method, train)
+    train, val, test = (GraphSet(*data[split], size, method) for split in ("train", "val", "test"))
+    net, result = fit_graph_classifier(cfg, ctx, method, train, val)
     rng = np.random.default_rng(ctx.child_seed("test_ids"))
     _, accuracy = loss_and_accuracy(net, test, cfg.samples, rng, ctx.device)
     row = {"samples": cfg.samples if method != "gin" else 0, "test/acc": accuracy,
+           "val/acc": result.best_metrics["val/acc"], "best_epoch": result.best_epoch,
            "majority_rate": data["majority_rate"], "size_only_rate": data["size_only_rate"]}
     row["excess_over_size_only"] = row["test/acc"] - row["size_only_rate"]
     if method == "fa_gin_id":  # exact invariance where the frame is a single permutation (also a test)
