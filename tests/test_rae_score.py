@@ -2,6 +2,8 @@
 the heat-equation small-sigma expansion, the RCAE Euler-Lagrange optimum (scipy solve_bvp), the batched
 networks, and the Metropolis-Hastings pieces."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -169,3 +171,8 @@ def test_exact_mh_samples_a_gaussian_and_kl_separates() -> None:
 def test_unknown_density_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="mixture1d or ring2d"):
         make_density("moons")
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing to write: the paper scale draws its data from the closed-form densities (no files to read)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
