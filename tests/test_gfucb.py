@@ -1,12 +1,18 @@
-"""gfucb: LinUCB bookkeeping and the multi-head fit against closed forms."""
+"""gfucb: LinUCB bookkeeping and the multi-head fit against closed forms; the MNIST IDX reader."""
+
+import gzip
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from repro.core.errors import DataUnavailableError
 from repro.papers.gfucb.bandit import (
     MultiHeadNet,
+    features_table,
     fit_multihead,
     make_tasks,
     play,
@@ -14,6 +20,7 @@ from repro.papers.gfucb.bandit import (
     sherman_morrison,
     ucb_scores,
 )
+from repro.papers.gfucb.mnist import FILES, MIRROR, load_mnist
 
 
 def test_sherman_morrison_matches_inverse() -> None:
@@ -106,3 +113,90 @@ def test_oracle_regret_sublinear_and_below_random() -> None:
     assert all(v >= 0 for v in values) and values == sorted(values)
     assert oracle[200] < 0.5 * random[200]
     assert oracle[200] - oracle[100] < oracle[100] - oracle[0 + 50] + oracle[50]   # increments shrink
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """A gzip-compressed IDX file of unsigned bytes: magic 0x0000 08 <dims>, big-endian sizes, the data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist(root: Path, count: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` 28 x 28 images whose label is drawn as a bright bar in row band 2 * label (plus noise), in
+    MNIST's two training files."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(count) % 10
+    images = rng.integers(0, 60, (count, 28, 28))
+    for i, label in enumerate(labels):
+        images[i, 2 * label + 4:2 * label + 6, 4:24] = 255
+    write_idx(root / FILES["images"][0], images)
+    write_idx(root / FILES["labels"][0], labels)
+    return images, labels
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """MNIST's training files (gzip IDX) under data_dir/mnist, where scale=paper reads them: 200 images."""
+    write_mnist(data_dir / "mnist")
+
+
+def test_mnist_reader_reads_idx_files(tmp_path: Path, caplog) -> None:
+    images, labels = write_mnist(tmp_path, 30)
+    with caplog.at_level(logging.WARNING):
+        x, y = load_mnist(tmp_path, logging.getLogger("test"))
+    assert x.shape == (30, 784) and x.min() >= 0 and x.max() == 1.0
+    np.testing.assert_array_equal(x.reshape(30, 28, 28), images / 255.0)
+    np.testing.assert_array_equal(y, labels)
+    assert "not the canonical MNIST file" in caplog.text      # our small files are not the published ones
+
+
+def test_mnist_reader_rejects_bad_files(tmp_path: Path) -> None:
+    write_mnist(tmp_path, 30)
+    images = tmp_path / FILES["images"][0]
+    labels = tmp_path / FILES["labels"][0]
+    write_idx(labels, np.arange(20) % 10)
+    with pytest.raises(DataUnavailableError, match="20 labels for 30 images"):
+        load_mnist(tmp_path)
+    write_idx(labels, np.full(30, 11))
+    with pytest.raises(DataUnavailableError, match="label 11 outside 0..9"):
+        load_mnist(tmp_path)
+    write_idx(images, np.zeros((30, 8, 8)))
+    with pytest.raises(DataUnavailableError, match=r"shape \(8, 8\)"):
+        load_mnist(tmp_path)
+    write_idx(images, np.zeros((30, 784)))
+    with pytest.raises(DataUnavailableError, match="magic number 00000802"):
+        load_mnist(tmp_path)
+    with gzip.open(images, "rb") as f:
+        blob = f.read()
+    with gzip.open(images, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + blob[4:-5])
+    with pytest.raises(DataUnavailableError, match="truncated"):
+        load_mnist(tmp_path)
+    images.write_bytes(b"not gzip")
+    with pytest.raises(DataUnavailableError, match=str(images)):
+        load_mnist(tmp_path)
+
+
+def test_missing_mnist_is_downloaded_with_its_pinned_checksum(tmp_path: Path, monkeypatch) -> None:
+    asked = []
+
+    def fake_fetch(url: str, dest: Path, checksum: str) -> Path:
+        asked.append((url, dest, checksum))
+        raise DataUnavailableError(f"cannot download {url}")
+
+    monkeypatch.setattr("repro.papers.gfucb.mnist.fetch", fake_fetch)
+    with pytest.raises(DataUnavailableError, match="train-images-idx3-ubyte.gz"):
+        load_mnist(tmp_path)
+    assert asked == [(MIRROR + "train-images-idx3-ubyte.gz", tmp_path / "train-images-idx3-ubyte.gz",
+                      "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609")]
+
+
+def test_feature_table_in_chunks_equals_one_pass(monkeypatch) -> None:
+    """features_table bounds its activations by computing the images in chunks; the table is the same."""
+    net = MultiHeadNet(3, 3, 16, 8, 4, torch.Generator().manual_seed(0))
+    images = np.random.default_rng(0).random((50, 16))
+    whole = features_table("independent", net, images, np.zeros(50, int), 10, 3)
+    monkeypatch.setattr("repro.papers.gfucb.bandit.FEATURE_CHUNK", 3 * 8 * 7)     # 7 images per chunk
+    np.testing.assert_allclose(features_table("independent", net, images, np.zeros(50, int), 10, 3), whole,
+                               rtol=1e-6, atol=1e-6)
