@@ -3,6 +3,8 @@ the FA representation against the closed-form PPCA MLE and the true posterior-me
 condition: equal up to an invertible transform), and the mixture's exact conditional errors against sampled
 labels and scipy densities."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -10,6 +12,12 @@ from scipy.linalg import subspace_angles
 from scipy.special import softmax
 
 from repro.papers.unsup_pretrain import factor, mixture
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing to write: the paper scale generates its data (random factor models and mixtures from the unit's
+    seeds); scale=dry runs that same generator with the sample counts shrunk by conf/paper_scale/.../dry.yaml."""
+    data_dir.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture
@@ -74,6 +82,13 @@ def test_responsibilities_match_scipy(labeled_mixture: mixture.LabeledMixture) -
     x, _ = labeled_mixture.sample(30, np.random.default_rng(8))
     log_densities = np.stack([stats.multivariate_normal(mu, np.eye(5)).logpdf(x) for mu in labeled_mixture.means], 1)
     np.testing.assert_allclose(labeled_mixture.responsibilities(x), softmax(log_densities, axis=1), atol=1e-12)
+
+
+def test_responsibilities_do_not_depend_on_the_chunk(labeled_mixture: mixture.LabeledMixture) -> None:
+    """Row chunks (the paper scale's memory bound) give bit-identical responsibilities."""
+    x, _ = labeled_mixture.sample(50, np.random.default_rng(10))
+    whole = labeled_mixture.responsibilities(x, chunk=len(x))
+    np.testing.assert_array_equal(labeled_mixture.responsibilities(x, chunk=7), whole)
 
 
 def test_exact_errors_match_sampled_labels(labeled_mixture: mixture.LabeledMixture) -> None:

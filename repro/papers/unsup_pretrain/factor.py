@@ -41,7 +41,9 @@ class FactorModel:
         """(x (n, d), y (n,))."""
         d, r = self.loadings.shape
         z = rng.standard_normal((n, r))
-        x = z @ self.loadings.T + self.noise_x * rng.standard_normal((n, d))
+        x = rng.standard_normal((n, d))   # built in place: one (n, d) temporary instead of three
+        x *= self.noise_x
+        x += z @ self.loadings.T
         return x, z @ self.beta + self.noise_y * rng.standard_normal(n)
 
     def excess_risk(self, coef: np.ndarray, intercept: float) -> float:
