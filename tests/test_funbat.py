@@ -1,6 +1,8 @@
 """FunBaT against independent oracles: the dense GP posterior (sklearn), scipy's matrix exponential for the
 state-space transition, the Kronecker/unfolding convention, and the authors' array format."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.linalg import expm
@@ -8,10 +10,74 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel
 from sklearn.gaussian_process.kernels import Matern as SklearnMatern
 
+from repro.core.data import sha256
+from repro.core.errors import DataUnavailableError
+from repro.papers.funbat import data as funbat_data
 from repro.papers.funbat.baselines import BinnedTucker
-from repro.papers.funbat.data import UnsafeDataError, convert, parse_fold, synthetic
+from repro.papers.funbat.data import (
+    PAPER_FILES,
+    BadDataError,
+    UnsafeDataError,
+    convert,
+    git_blob_id,
+    paper_file,
+    parse_fold,
+    synthetic,
+)
 from repro.papers.funbat.model import FunBaT, batched_kron, unfold_core
 from repro.papers.funbat.statespace import Matern, smooth
+
+
+def _folds(entries: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The authors' 5 random 80/20 splits (np.random.shuffle of the entry order per fold)."""
+    order, train = np.arange(entries), int(entries * 0.8)
+    splits = []
+    for _ in range(5):
+        rng.shuffle(order)
+        splits.append((order[:train].copy(), order[train:].copy()))
+    return splits
+
+
+def beijing_conti_array(entries: int = 150, seed: int = 0) -> dict:
+    """A small dict in the layout of the authors' CONTI_428x501x1461.npy (process_beijing.ipynb,
+    process_conti_data): TEMP / PRES / time rescaled to [0, 10] and rounded (decimals 1, 1, 3), their unique-value
+    recodings, 5 folds with DISCT and CONTI indices, targets, ndims and the never-seen test ids."""
+    rng = np.random.default_rng(seed)
+    conti = np.stack([np.round(rng.uniform(0, 10, entries), d) for d in (1, 1, 3)], 1)
+    recodings = [{key: i for i, key in enumerate(np.unique(conti[:, k]))} for k in range(3)]
+    disct = np.stack([np.array([recodings[k][v] for v in conti[:, k]], dtype=np.int64) for k in range(3)], 1)
+    y = np.sin(conti[:, 0] / 3) * np.cos(conti[:, 2] / 4) + 0.1 * conti[:, 1] + 0.05 * rng.standard_normal(entries)
+    ndims = [np.int64(len(r)) for r in recodings]
+    folds = []
+    for train, test in _folds(entries, rng):
+        seen = [set(disct[train, k].tolist()) for k in range(3)]
+        folds.append({"tr_ind_DISCT": disct[train], "tr_ind_CONTI": conti[train], "tr_y": y[train],
+                      "te_ind_DISCT": disct[test], "te_ind_CONTI": conti[test], "te_y": y[test], "ndims": ndims,
+                      "never_seen_test_idx": [sorted(set(r.values()) - seen[k]) for k, r in enumerate(recodings)]})
+    return {"ndims": ndims, "data": folds, "CONTI_2_DISCT_dicts": recodings,
+            "DISCT_2_CONTI_dicts": [{i: key for key, i in r.items()} for r in recodings]}
+
+
+def us_temp_disct_array(entries: int = 150, seed: int = 1) -> dict:
+    """A small dict in the layout of the authors' DISCT_15x95x267.npy (as read from their repository at the pinned
+    commit): top-level ndims as numpy ints, 5 folds of int16 (N, 3) indices, float targets and an ndims array."""
+    rng = np.random.default_rng(seed)
+    ndims = np.array([15, 95, 267])
+    index = np.stack([rng.integers(0, n, entries) for n in ndims], 1).astype(np.int16)
+    y = 50 + 10 * np.sin(index[:, 2] / 40) - 0.3 * index[:, 0] + rng.standard_normal(entries)
+    folds = [{"tr_ind": index[train], "tr_y": y[train], "te_ind": index[test], "te_y": y[test], "ndims": ndims}
+             for train, test in _folds(entries, rng)]
+    return {"ndims": [np.int64(n) for n in ndims], "data": folds}
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """The authors' four arrays, tiny but in their pickled .npy layout, where the paper-scale loader looks for its
+    downloads (<data_dir>/funbat/<file>_<name>.npy); scale=dry converts them with the restricted unpickler."""
+    for name, relative in PAPER_FILES.items():
+        dest = data_dir / "funbat" / Path(relative).name.replace(".npy", f"_{name}.npy")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        content = us_temp_disct_array() if name == "us_temp" else beijing_conti_array(seed=len(name))
+        np.save(dest, content, allow_pickle=True)
 
 
 @pytest.mark.parametrize("nu", [0.5, 1.5])
@@ -146,3 +212,70 @@ def test_planted_pickle_payload_never_runs(tmp_path) -> None:
     np.save(tmp_path / "plain.npy", np.ones(3))
     with pytest.raises(UnsafeDataError, match="plain float64 array"):
         convert(tmp_path / "plain.npy", tmp_path / "plain.npz")
+
+
+def test_dry_arrays_convert_and_parse_every_fold(tmp_path: Path) -> None:
+    """The files scale=dry reads go through the paper-scale path: placed download, conversion, five folds."""
+    write_dry_data(tmp_path)
+    for name in PAPER_FILES:
+        converted = paper_file(name, tmp_path)
+        for fold in range(5):
+            data = parse_fold(converted, fold)
+            assert data.train_index.shape == (120, 3) and data.test_index.shape == (30, 3)
+            assert data.train_index.min() == 0 and data.train_index.max() == 1
+
+
+def test_git_blob_id_is_gits(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_bytes(b"hello\n")
+    assert git_blob_id(tmp_path / "hello.txt") == "ce013625030ba8dba906f756967f9e9ca394464a"   # git hash-object
+
+
+def test_every_paper_file_is_pinned() -> None:
+    from tests.helpers import compose_config
+
+    pins = compose_config(["paper=funbat", "scale=paper"]).paper.data_pins
+    assert set(pins) == set(PAPER_FILES)
+    for name, pin in pins.items():
+        assert len(pin.git_blob) == 40 and int(pin.git_blob, 16) >= 0, name
+    assert len(pins.us_temp.sha256) == 64
+
+
+def test_downloads_are_checked_against_the_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download whose SHA-256 or git blob id is not the pinned one is refused, naming the file and the fix."""
+    source = tmp_path / "authors"
+    authors = source / PAPER_FILES["us_temp"]
+    authors.parent.mkdir(parents=True)
+    np.save(authors, us_temp_disct_array(), allow_pickle=True)
+    monkeypatch.setattr(funbat_data, "REPOSITORY", source.as_uri() + "/")
+    good = {"sha256": sha256(authors), "git_blob": git_blob_id(authors)}
+    assert parse_fold(paper_file("us_temp", tmp_path / "ok", good), 2).train_y.shape == (120,)
+    with pytest.raises(DataUnavailableError, match="wrong SHA-256"):
+        paper_file("us_temp", tmp_path / "sha", {**good, "sha256": "0" * 64})
+    with pytest.raises(DataUnavailableError, match=r"DISCT_15x95x267_us_temp\.npy: git blob id .* Delete it"):
+        paper_file("us_temp", tmp_path / "blob", {"git_blob": "0" * 40})
+    assert not (tmp_path / "blob" / "funbat" / "DISCT_15x95x267_us_temp.npz").exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"fold0.tr_y": np.array([1.0, np.nan, 2.0])}, "NaN or inf"),
+    ({"fold0.tr_ind": np.array([[0, 1], [-1, 0], [2, 2]])}, "negative integer indices"),
+    ({"fold0.te_y": np.array([1.0, 2.0])}, r"te_y has shape \(2,\) for 1 entries"),
+    ({"fold0.te_ind": np.array([[1, 1, 1]])}, "2 modes in training and 3 in test"),
+    ({"fold0.tr_ind": np.zeros((0, 2), dtype=int), "fold0.tr_y": np.zeros(0)}, "not \\(entries > 0"),
+])
+def test_bad_folds_are_refused_naming_the_file(tmp_path: Path, change: dict, message: str) -> None:
+    arrays = {"fold0.tr_ind": np.array([[0, 1], [1, 0], [2, 2]]), "fold0.tr_y": np.array([1.0, 2.0, 3.0]),
+              "fold0.te_ind": np.array([[1, 1]]), "fold0.te_y": np.array([4.0])}
+    np.savez(tmp_path / "folds.npz", **{**arrays, **change})
+    with pytest.raises(BadDataError, match=rf"folds\.npz: fold 0 .*{message}.*delete"):
+        parse_fold(tmp_path / "folds.npz", 0)
+
+
+def test_missing_fold_and_empty_fold_list_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "one.npz", **{"fold0.tr_ind": np.ones((2, 2)), "fold0.tr_y": np.ones(2),
+                                      "fold0.te_ind": np.ones((1, 2)), "fold0.te_y": np.ones(1)})
+    with pytest.raises(BadDataError, match=r"one\.npz: no fold 3 \(the file has folds \[0\]"):
+        parse_fold(tmp_path / "one.npz", 3)
+    np.save(tmp_path / "empty.npy", {"ndims": [2, 2], "data": []}, allow_pickle=True)
+    with pytest.raises(UnsafeDataError, match=r"empty\.npy: the authors' dict has an empty 'data' list"):
+        convert(tmp_path / "empty.npy", tmp_path / "empty.npz")

@@ -8,14 +8,16 @@ Synthetic (indices t ~ U[0, 1]^K, fresh test indices):
   u^3 = (-2 cos 3 pi t sin 3 pi t sin 2 pi t, exp(-2t) sin 1.5 pi t).
 """
 
+import hashlib
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from repro.core.data import fetch, require
-from repro.core.errors import ReproError
+from repro.core.data import fetch
+from repro.core.errors import DataUnavailableError, ReproError
 from repro.papers.funbat.model import batched_kron
 
 
@@ -65,14 +67,15 @@ def synthetic(modes: int, train: int, test: int, noise: float, seed: int) -> Ten
     return TensorData(train_index, train_y, test_index, test_y, truth)
 
 
-# The authors' processed arrays: a pickled dict {"ndims", "data": [fold dicts]} saved with np.save.
-# Discrete versions ship in their repository (stable URLs at a fixed commit); the continuous-index versions
-# (CONTI_*.npy) come from their shared folder only. A pickle can run code when it is loaded, so the pipeline never
-# unpickles them with numpy: `convert` rebuilds the dict with an unpickler that only knows numpy arrays, dtypes
+# The authors' processed arrays: a pickled dict {"ndims", "data": [fold dicts]} saved with np.save, all four in
+# their repository at a fixed commit (stable raw URLs). A pickle can run code when it is loaded, so the pipeline
+# never unpickles them with numpy: `convert` rebuilds the dict with an unpickler that only knows numpy arrays, dtypes
 # and numpy scalars (dicts, lists, numbers and strings need no import), writes the folds as plain arrays into an
-# .npz, and `parse_fold` reads that with allow_pickle=False.
-REPOSITORY = ("https://github.com/xuangu-fang/Functional-Bayesian-Tucker-Decomposition/raw/"
-              "100d74363e8cf403d5d643e65f59622dbf8f15e2/")
+# .npz, and `parse_fold` reads that with allow_pickle=False. Every download is checked against the pins in
+# conf/paper/funbat.yaml (`data_pins`): the git blob id of each file in the authors' tree at that commit, and the
+# SHA-256 where we have read the file's bytes (US-TEMP; the Beijing CONTI blobs were not in our offline mirror).
+COMMIT = "100d74363e8cf403d5d643e65f59622dbf8f15e2"
+REPOSITORY = f"https://github.com/xuangu-fang/Functional-Bayesian-Tucker-Decomposition/raw/{COMMIT}/"
 PAPER_FILES = {
     "beijing_pm25": "data/beijing/beijing_PM2.5/CONTI_428x501x1461.npy",
     "beijing_pm10": "data/beijing/beijing_PM10/CONTI_428x501x1461.npy",
@@ -89,8 +92,23 @@ class UnsafeDataError(ReproError):
     """A data file that would run code (a pickle) or does not have the expected layout."""
 
 
-def paper_file(name: str, data_dir: Path) -> Path:
-    """The converted .npz of a paper data set (downloaded or placed by the user as .npy, then converted)."""
+class BadDataError(ReproError):
+    """A converted data file whose folds do not hold what the loader needs (shapes, finite values, indices)."""
+
+
+def git_blob_id(path: Path) -> str:
+    """The id git gives the file's content (SHA-1 of "blob <size>\\0" + bytes), as listed in a repository tree."""
+    path = Path(path)
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def paper_file(name: str, data_dir: Path, pins: Mapping | None = None) -> Path:
+    """The converted .npz of a paper data set: the authors' .npy downloaded (or placed by the user) under
+    <data_dir>/funbat/, checked against `pins` ({sha256, git_blob}, either optional), then converted once."""
     if name not in PAPER_FILES:
         raise ValueError(f"unknown FunBaT data set {name!r}; choose from {sorted(PAPER_FILES)} or synthetic_k2/k3")
     relative = PAPER_FILES[name]
@@ -98,12 +116,13 @@ def paper_file(name: str, data_dir: Path) -> Path:
     converted = dest.with_suffix(".npz")
     if converted.exists():
         return converted
-    if "CONTI" in relative:
-        require(dest, f"FunBaT's continuous-index {name} array",
-                f"get {Path(relative).name} from the authors' shared data folder (linked from "
-                f"{REPOSITORY.split('/raw/')[0]}) and save it at this path")
-    else:
-        fetch(REPOSITORY + relative, dest)
+    pins = dict(pins or {})
+    fetch(REPOSITORY + relative, dest, checksum=pins.get("sha256"))
+    if pins.get("git_blob") and git_blob_id(dest) != pins["git_blob"]:
+        raise DataUnavailableError(
+            f"{dest}: git blob id {git_blob_id(dest)} is not that of the authors' {relative} at commit {COMMIT} "
+            f"({pins['git_blob']}): another version or a damaged copy. Delete it and rerun to download "
+            f"{REPOSITORY + relative}")
     return convert(dest, converted)
 
 
@@ -149,6 +168,9 @@ def read_authors_array(path: Path) -> dict:
 def convert(source: Path, dest: Path) -> Path:
     """Write the folds of an authors' array as plain numeric arrays (keys fold<k>.<name>) into an .npz."""
     content = read_authors_array(source)
+    if not content["data"]:
+        raise UnsafeDataError(f"{source}: the authors' dict has an empty 'data' list (no folds); get the file again "
+                              f"from {REPOSITORY.split('/raw/')[0]}")
     arrays = {}
     for k, split in enumerate(content["data"]):
         if not isinstance(split, dict):
@@ -169,7 +191,8 @@ def convert(source: Path, dest: Path) -> Path:
 def parse_fold(path: Path, fold: int) -> TensorData:
     """One train/test split of a converted authors' array (.npz, read without pickle); continuous keys
     (tr_ind_CONTI) are preferred, integer keys (tr_ind) otherwise. Every mode's indices are scaled to [0, 1] with
-    the training range."""
+    the training range. The fold is validated: non-empty, (N, K) indices with the same K in train and test, one
+    finite target per entry, finite indices, integer indices non-negative."""
     path = Path(path)
     try:
         content = np.load(path, allow_pickle=False)
@@ -177,22 +200,46 @@ def parse_fold(path: Path, fold: int) -> TensorData:
             raise UnsafeDataError(f"{path}: a single array, not the converted .npz of folds; convert the authors' "
                                   f"file with: python -m repro.papers.funbat.data <their .npy> {path}.npz")
         with content:
+            folds = sorted({int(key[4:].split(".", 1)[0]) for key in content.files if key.startswith("fold")})
             split = {key.split(".", 1)[1]: content[key] for key in content.files
                      if key.startswith(f"fold{fold}.")}
     except ValueError as error:   # numpy refuses object (pickled) arrays when allow_pickle=False
         raise UnsafeDataError(f"{path} holds pickled Python objects ({error}); loading them could run code. "
                               f"Convert the authors' file once with: python -m repro.papers.funbat.data {path} "
                               f"{path.with_suffix('.npz')} (it rebuilds only numeric arrays)") from error
+    redo = (f"delete {path} (and the .npy it was converted from, if that is damaged too) and rerun to convert "
+            "the authors' file again")
+
+    def bad(what: str) -> BadDataError:
+        return BadDataError(f"{path}: fold {fold} {what}; {redo}")
+
+    if not split:
+        raise BadDataError(f"{path}: no fold {fold} (the file has folds {folds}; the paper scale reads fold "
+                           f"replicate % 5 of the authors' 5 splits); {redo}")
     missing = [k for k in ("tr_y", "te_y") if k not in split]
     if missing:
-        raise UnsafeDataError(f"{path}: fold {fold} has no {missing}")
+        raise bad(f"has no {missing}")
     suffix = "_CONTI" if "tr_ind_CONTI" in split else ""
-    train_index = np.asarray(split["tr_ind" + suffix], dtype=float)
-    test_index = np.asarray(split["te_ind" + suffix], dtype=float)
+    if "tr_ind" + suffix not in split or "te_ind" + suffix not in split:
+        raise bad(f"has neither tr_ind_CONTI/te_ind_CONTI nor tr_ind/te_ind (keys: {sorted(split)})")
+    indices, targets = {}, {}
+    for part in ("tr", "te"):
+        index, y = split[f"{part}_ind{suffix}"], split[f"{part}_y"]
+        if index.ndim != 2 or index.shape[0] == 0 or index.shape[1] == 0:
+            raise bad(f"{part}_ind{suffix} has shape {index.shape}, not (entries > 0, modes > 0)")
+        if y.size != index.shape[0] or (y.ndim > 1 and y.size != y.shape[0]):
+            raise bad(f"{part}_y has shape {y.shape} for {index.shape[0]} entries")
+        if not np.isfinite(index).all() or not np.isfinite(y).all():
+            raise bad(f"{part}_ind{suffix} or {part}_y holds NaN or inf")
+        if index.dtype.kind in "iu" and (index < 0).any():
+            raise bad(f"{part}_ind{suffix} holds negative integer indices")
+        indices[part], targets[part] = np.asarray(index, dtype=float), np.asarray(y, dtype=float).ravel()
+    if indices["tr"].shape[1] != indices["te"].shape[1]:
+        raise bad(f"has {indices['tr'].shape[1]} modes in training and {indices['te'].shape[1]} in test indices")
+    train_index, test_index = indices["tr"], indices["te"]
     low, high = train_index.min(0), train_index.max(0)
     scale = np.where(high > low, high - low, 1.0)
-    return TensorData((train_index - low) / scale, np.asarray(split["tr_y"], dtype=float).ravel(),
-                      (test_index - low) / scale, np.asarray(split["te_y"], dtype=float).ravel())
+    return TensorData((train_index - low) / scale, targets["tr"], (test_index - low) / scale, targets["te"])
 
 
 if __name__ == "__main__":

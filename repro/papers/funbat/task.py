@@ -82,7 +82,8 @@ def load(cfg: DictConfig, ctx: RunContext, name: str) -> TensorData:
     if name in cfg.synthetic:
         spec = cfg.synthetic[name]
         return synthetic(spec.modes, spec.train, spec.test, spec.noise, ctx.data_seed("synthetic", name))
-    return parse_fold(paper_file(name, ctx.data_dir), fold=ctx.unit.replicate % 5)   # the authors' 5 splits
+    pins = (cfg.get("data_pins") or {}).get(name)   # SHA-256 / git blob id of the authors' file
+    return parse_fold(paper_file(name, ctx.data_dir, pins), fold=ctx.unit.replicate % 5)   # the authors' 5 splits
 
 
 def ranks_for(cfg: DictConfig, name: str, modes: int) -> list[int]:
