@@ -2,12 +2,15 @@
 (exact check over neighbouring data sets), the Laplace scale (empirical), the Gaussian kernel (sklearn), and the
 RDP accountant's closed form without subsampling."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 from sklearn.metrics.pairwise import rbf_kernel
 
-from repro.papers.dp_similarity.data import digits_split
+from repro.core.errors import DataUnavailableError
+from repro.papers.dp_similarity.data import digits_split, load_embeddings
 from repro.papers.dp_similarity.dpsgd import (
     dpsgd_epsilon,
     noise_for_epsilon,
@@ -121,17 +124,56 @@ def test_digits_split_is_a_partition() -> None:
     assert np.array_equal(again.public, split.public) and np.array_equal(again.query_labels, split.query_labels)
 
 
-def test_embeddings_parser(tmp_path) -> None:
-    from repro.core.errors import DataUnavailableError
-    from repro.papers.dp_similarity.data import load_embeddings
+def write_embeddings(path: Path, train: int = 600, test: int = 200, dim: int = 512) -> None:
+    """A CIFAR-10-embeddings .npz as a user makes it (numpy.savez of four arrays): 10 clusters in R^dim."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(10, dim))
+    train_y, test_y = np.arange(train) % 10, rng.integers(0, 10, test)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, train_x=(centres[train_y] + 2.0 * rng.normal(size=(train, dim))).astype(np.float32),
+             train_y=train_y, test_x=(centres[test_y] + 2.0 * rng.normal(size=(test, dim))).astype(np.float32),
+             test_y=test_y)
 
-    with pytest.raises(DataUnavailableError):
+
+def write_dry_data(data_dir: Path) -> None:
+    """The CIFAR-10 embeddings file scale=paper reads (data_dir/cifar10_embeddings.npz): 600 train and 200 test
+    rows of 512 features. (Digits ship with scikit-learn and the mixtures are generated: no other file.)"""
+    write_embeddings(data_dir / "cifar10_embeddings.npz")
+
+
+def test_embeddings_parser(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError, match="numpy.savez"):
         load_embeddings(tmp_path / "absent.npz")
     rng = np.random.default_rng(7)
     np.savez(tmp_path / "emb.npz", train_x=rng.normal(size=(6, 4)), train_y=np.arange(6) % 3,
              test_x=rng.normal(size=(2, 4)), test_y=np.array([0, 2]))
     private, labels, queries, query_labels = load_embeddings(tmp_path / "emb.npz")
     assert private.shape == (6, 4) and queries.shape == (2, 4) and list(query_labels) == [0, 2]
-    np.savez(tmp_path / "bad.npz", train_x=np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="lacks arrays"):
-        load_embeddings(tmp_path / "bad.npz")
+    write_embeddings(tmp_path / "dry.npz")
+    assert load_embeddings(tmp_path / "dry.npz")[0].shape == (600, 512)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train_x": None}, r"lacks arrays \['train_x'\]"),
+    ({"train_x": np.zeros(6)}, "expected a non-empty numeric"),
+    ({"test_x": np.full((2, 4), np.nan)}, "8 non-finite values"),
+    ({"train_y": np.arange(5)}, "one label per row"),
+    ({"train_y": np.arange(6) + 5}, r"integer labels in 0..9"),
+    ({"test_y": np.array([0.5, 1.0])}, r"integer labels in 0..9"),
+    ({"test_x": np.zeros((2, 3))}, "same network"),
+    ({"test_y": np.array(["a", "b"], dtype=object)}, "not a readable .npz"),   # object arrays need pickle
+])
+def test_embeddings_are_validated(tmp_path: Path, change: dict, message: str) -> None:
+    arrays = {"train_x": np.ones((6, 4)), "train_y": np.arange(6), "test_x": np.ones((2, 4)),
+              "test_y": np.array([0, 2])}
+    arrays = {k: v for k, v in {**arrays, **change}.items() if v is not None}
+    np.savez(tmp_path / "emb.npz", **arrays)
+    with pytest.raises(DataUnavailableError, match=message) as error:
+        load_embeddings(tmp_path / "emb.npz")
+    assert str(tmp_path / "emb.npz") in str(error.value)
+
+
+def test_embeddings_not_an_npz(tmp_path: Path) -> None:
+    (tmp_path / "emb.npz").write_text("train_x,train_y\n")
+    with pytest.raises(DataUnavailableError, match="not a readable .npz"):
+        load_embeddings(tmp_path / "emb.npz")

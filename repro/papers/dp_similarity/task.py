@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from scipy.spatial.distance import cdist
 
 from repro.core.context import RunContext
-from repro.core.errors import ConfigError
+from repro.core.errors import ConfigError, DataUnavailableError
 from repro.core.units import Unit, grid, unit
 from repro.papers.dp_similarity.data import DigitsSplit, digits_split, gaussian_mixture, load_embeddings
 from repro.papers.dp_similarity.dpsgd import noise_for_epsilon, predict_logreg, train_dpsgd_logreg
@@ -177,8 +177,15 @@ def classification_data(cfg: DictConfig, ctx: RunContext) -> tuple[np.ndarray, .
         private, labels, public, test, test_labels = (split.private, split.private_labels, split.public,
                                                       split.queries, split.query_labels)
     elif c.dataset == "cifar10_embeddings":
-        train, train_labels, test, test_labels = load_embeddings(Path(ctx.data_dir) / c.embeddings_file)
+        path = Path(ctx.data_dir) / c.embeddings_file
+        train, train_labels, test, test_labels = ctx.shared("embeddings", lambda: load_embeddings(path, CLASSES))
         public, private, labels = train[:c.public], train[c.public:], train_labels[c.public:]
+        absent = sorted(set(range(CLASSES)) - set(labels.tolist()))
+        if absent:
+            raise DataUnavailableError(
+                f"{path}: classes {absent} have no training row after the first paper.classify.public = "
+                f"{c.public} rows (the public split); every class needs private examples: store more training "
+                "rows or lower paper.classify.public")
     else:
         raise ConfigError(f"paper.classify.dataset = {c.dataset!r}; use digits or cifar10_embeddings")
     return unit_rows(private), labels, unit_rows(public), unit_rows(test), test_labels
