@@ -206,9 +206,17 @@ def test_readme_launchers(launcher: str, results_dir: Path) -> None:
 
 def test_a_wheel_install_finds_its_configs_and_writes_into_the_working_directory(tmp_path: Path) -> None:
     """`pip install .` (not editable): conf/ travels in the package; results/ and data/ follow the cwd."""
-    wheel_dir, target, work = tmp_path / "wheel", tmp_path / "site", tmp_path / "work"
+    import shutil
+
+    wheel_dir, target, work, source = tmp_path / "wheel", tmp_path / "site", tmp_path / "work", tmp_path / "src"
     work.mkdir()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+    # Built from a copy, so that setuptools' build/ and egg-info never land in the checkout.
+    shutil.copytree(ROOT / "repro", source / "repro", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "conf", source / "conf")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(wheel_dir)], check=True, capture_output=True)
     (wheel,) = wheel_dir.glob("repro-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
