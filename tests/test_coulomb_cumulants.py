@@ -4,6 +4,7 @@ forms, the large-deviation generating function (its derivatives are the cumulant
 Kostlan, and the MALA force against autograd."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from repro.papers.coulomb_cumulants.samplers import (
     ginibre_eigenvalues,
     kostlan_squared_radii,
 )
+from repro.papers.coulomb_cumulants.task import chunk_rows
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 1600])
@@ -174,6 +176,25 @@ def test_ginibre_eigenvalues_follow_kostlan() -> None:
             statistic = np.polynomial.polynomial.polyval(sample, g).sum(axis=1)
             assert abs(statistic.mean() - exact_mean) < 4 * math.sqrt(exact_var / batch)
             assert statistic.var() == pytest.approx(exact_var, rel=0.15)
+
+
+def test_chunked_samplers_hold_one_chunk_and_kostlan_draws_do_not_depend_on_chunking() -> None:
+    """Paper scale: 10^5 Ginibre matrices of 1000 x 1000 are eigendecomposed in chunks of at most mc.batch_mb MB of
+    complex128 entries (512 MB: 33 matrices, not 1000 = 16 GB), and Kostlan radii are drawn in chunks whose
+    concatenation is the unchunked draw (numpy's Generator draws the gammas one after the other)."""
+    assert chunk_rows(512, 16 * 1000 * 1000, 1000) == 33
+    assert chunk_rows(512, 16 * 64 * 64, 500) == 500          # cpu scale: the configured batch, unchanged
+    assert chunk_rows(0.001, 16 * 100 * 100) == 1
+    assert chunk_rows(512, 8 * 200) >= 100_000             # cpu scale: Kostlan in one chunk, as before
+    whole = kostlan_squared_radii(30, 1000, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    parts = [kostlan_squared_radii(30, size, rng) for size in (300, 300, 400)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing: every sample of this paper is generated (exact sums, Ginibre matrices, Kostlan radii, MALA chains),
+    so scale=dry reads no file; its dry.yaml runs the paper scale's samplers with fewer samples and steps."""
 
 
 def test_coulomb_force_matches_autograd() -> None:

@@ -1,5 +1,7 @@
 """degeneracy_interp: free directions, the LLC estimator and the interaction basis against independent oracles."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -17,7 +19,7 @@ from repro.papers.degeneracy_interp.interaction import gini, interaction_bases, 
 from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc
 from repro.papers.degeneracy_interp.mlp import FlatMLP, train
 from repro.papers.degeneracy_interp.modularity import block_mask, feature_modules
-from repro.papers.degeneracy_interp.task import plant, reparameterise
+from repro.papers.degeneracy_interp.task import check_digits, plant, reparameterise
 
 
 def card_network(seed: int = 0) -> tuple[FlatMLP, torch.Tensor, torch.Tensor]:
@@ -130,3 +132,20 @@ def test_block_mask_and_modules() -> None:
     c = np.zeros((17, 2))
     c[3, 0], c[12, 1], c[16] = 1.0, 1.0, 5.0                                   # the constant row is ignored
     np.testing.assert_array_equal(feature_modules(c, 2, constant=True), [0, 1])
+
+
+def test_digits_are_validated() -> None:
+    data, target = np.zeros((5, 64)), np.arange(5)
+    check_digits(data, target)
+    with pytest.raises(ValueError, match="expected \\(n, 64\\).*reinstall scikit-learn"):
+        check_digits(np.zeros((5, 63)), target)
+    with pytest.raises(ValueError, match="outside 0..16"):
+        check_digits(np.full((5, 64), 17.0), target)
+    with pytest.raises(ValueError, match="labels outside 0..9"):
+        check_digits(data, np.array([0, 1, 2, 3, 10]))
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing: the planted and modular students train on generated data and the digits come bundled with
+    scikit-learn (load_digits reads no file under data_dir), so scale=dry reads no file; its dry.yaml runs the paper
+    scale's sizes with fewer steps and epochs."""

@@ -17,6 +17,8 @@ Grid (experiment / setting):
   sum |z_i|^2 at that beta.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -145,20 +147,12 @@ def ld_exact_rows(cfg: DictConfig, name: str) -> list[dict]:
 
 def mc_rows(cfg: DictConfig, ctx: RunContext, sampler: str, n: int) -> list[dict]:
     """k-statistics of L_N from Ginibre eigenvalues or from Kostlan radii vs exact finite-N cumulants."""
-    if sampler == "ginibre":
-        replicas = int(dict(zip(cfg.ginibre_sizes, cfg.ginibre_replicas))[n])
-        generator = torch.Generator(device=ctx.device).manual_seed(ctx.child_seed("ginibre"))
-        radii2 = []
-        for start in range(0, replicas, int(cfg.batch)):
-            eigenvalues = ginibre_eigenvalues(n, min(int(cfg.batch), replicas - start), generator, ctx.device)
-            radii2.append((eigenvalues.abs() ** 2).cpu().numpy())
-        radii2 = np.concatenate(radii2)
-    else:
-        radii2 = kostlan_squared_radii(n, int(cfg.kostlan_replicas), np.random.default_rng(ctx.child_seed("kostlan")))
-    ctx.log.info("%s N = %d: %d samples", sampler, n, len(radii2))
+    chunks = list(_linear_statistics(cfg, ctx, sampler, n))                  # per chunk, L_N of every function
+    statistics = {name: np.concatenate([chunk[k] for chunk in chunks]) for k, name in enumerate(cfg.functions)}
+    ctx.log.info("%s N = %d: %d samples", sampler, n, len(statistics[cfg.functions[0]]))
     rows = []
     for name in cfg.functions:
-        statistic = g_function(name)(radii2).sum(axis=1)                    # L_N = sum_i g(|z_i|^2)
+        statistic = statistics[name]
         reference = cumulants_of(name, n, 40)
         for p in (2, 3):
             estimate, error = kstat(statistic, p), jackknife_error(statistic, p)
@@ -167,6 +161,35 @@ def mc_rows(cfg: DictConfig, ctx: RunContext, sampler: str, n: int) -> list[dict
                          "exact": reference[p - 1], "z": z, "abs_z": abs(z),
                          "z_clt": estimate / error if p == 3 else np.nan})
     return rows
+
+
+def chunk_rows(budget_mb: float, bytes_per_row: int, cap: int | None = None) -> int:
+    """Rows (matrices, samples) per chunk so that one chunk holds at most budget_mb of its largest array."""
+    rows = max(1, int(float(budget_mb) * 2**20) // bytes_per_row)
+    return min(rows, cap) if cap is not None else rows
+
+
+def _linear_statistics(cfg: DictConfig, ctx: RunContext, sampler: str, n: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Per chunk, L_N = sum_i g(|z_i|^2) of every function (a tuple of (chunk,) arrays): only one chunk of
+    eigenvalues or radii is ever held. Ginibre: at most mc.batch matrices and mc.batch_mb MB of complex128 matrix
+    entries per chunk (eigenvalues on ctx.device, batched torch.linalg.eigvals); Kostlan: mc.batch_mb MB of float64
+    radii per chunk (numpy's Generator draws the same numbers whatever the chunking)."""
+    functions = [g_function(name) for name in cfg.functions]
+    if sampler == "ginibre":
+        replicas = int(dict(zip(cfg.ginibre_sizes, cfg.ginibre_replicas))[n])
+        batch = chunk_rows(cfg.batch_mb, 16 * n * n, int(cfg.batch))
+        generator = torch.Generator(device=ctx.device).manual_seed(ctx.child_seed("ginibre"))
+        for start in range(0, replicas, batch):
+            eigenvalues = ginibre_eigenvalues(n, min(batch, replicas - start), generator, ctx.device)
+            radii2 = (eigenvalues.abs() ** 2).cpu().numpy()
+            yield tuple(g(radii2).sum(axis=1) for g in functions)
+    else:
+        replicas = int(cfg.kostlan_replicas)
+        batch = chunk_rows(cfg.batch_mb, 8 * n)
+        rng = np.random.default_rng(ctx.child_seed("kostlan"))
+        for start in range(0, replicas, batch):
+            radii2 = kostlan_squared_radii(n, min(batch, replicas - start), rng)
+            yield tuple(g(radii2).sum(axis=1) for g in functions)
 
 
 def beta_rows(cfg: DictConfig, ctx: RunContext, beta: float) -> list[dict]:

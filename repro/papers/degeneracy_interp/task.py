@@ -150,11 +150,25 @@ def reparameterise(weights: list[tuple[np.ndarray, np.ndarray]], rng: np.random.
     return out
 
 
+def check_digits(data: np.ndarray, target: np.ndarray) -> None:
+    """scikit-learn's bundled digits (sklearn/datasets/data/digits.csv.gz): 8 x 8 images with pixel values 0..16 and
+    labels 0..9; anything else means a broken installation."""
+    fix = "reinstall scikit-learn (its bundled file sklearn/datasets/data/digits.csv.gz is damaged)"
+    if data.ndim != 2 or data.shape[1] != 64 or len(data) == 0 or len(target) != len(data):
+        raise ValueError(f"load_digits() returned data {data.shape} and {len(target)} labels, expected (n, 64) and n "
+                         f"labels with n > 0: {fix}")
+    if not np.all(np.isfinite(data)) or data.min() < 0 or data.max() > 16:
+        raise ValueError(f"load_digits() pixel values outside 0..16 or not finite: {fix}")
+    if target.min() < 0 or target.max() > 9:
+        raise ValueError(f"load_digits() labels outside 0..9 ({target.min()}..{target.max()}): {fix}")
+
+
 def digits_network(cfg: DictConfig, ctx: RunContext) -> dict:
     """The digits MLP of this replicate (init and minibatches seeded by ctx.data_seed), shared by the sparsity and
     invariance units."""
     def build() -> dict:
         digits = load_digits()
+        check_digits(digits.data, digits.target)
         x = torch.tensor(digits.data / 16.0)
         y = torch.nn.functional.one_hot(torch.tensor(digits.target), 10).double()
         generator = _generator(ctx.data_seed("digits"))

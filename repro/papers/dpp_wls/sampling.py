@@ -39,10 +39,25 @@ def sample_iid(q: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(np.searchsorted(cumulative, rng.uniform(size=n) * cumulative[-1], side="right"), q.shape[0] - 1)
 
 
-def sample_projection_dpp(q: np.ndarray, rng: np.random.Generator, count: int = 1) -> np.ndarray:
+def sample_projection_dpp(q: np.ndarray, rng: np.random.Generator, count: int = 1,
+                          chunk_mb: float | None = None) -> np.ndarray:
     """`count` independent m-point samples (count x m pool indices) of the projection DPP with kernel K = Q Q^T,
     by the chain rule: P(next = i) is the squared norm of Q_i's component orthogonal to the rows chosen so far,
-    divided by the remaining rank. The samples run side by side (one matrix product per step for all of them)."""
+    divided by the remaining rank. The samples run side by side (one matrix product per step for all of them), in
+    chunks of at most `chunk_mb` MB of working arrays (dpp_chunk_samples; one chunk when it is None), drawn one
+    after the other from the same `rng`."""
+    size = dpp_chunk_samples(*q.shape, chunk_mb) if chunk_mb is not None else count
+    return np.concatenate([_projection_dpp_chunk(q, rng, min(size, count - start))
+                           for start in range(0, count, size)]) if count else np.empty((0, q.shape[1]), dtype=int)
+
+
+def dpp_chunk_samples(pool: int, m: int, chunk_mb: float) -> int:
+    """Samples per chunk so that the chain rule's working arrays fit in chunk_mb MB: per sample, the float64
+    residual, its cumulative sum and the step's projection (3 x pool) and the orthonormal basis (m x m)."""
+    return max(1, int(float(chunk_mb) * 2**20) // (8 * (3 * pool + m * m)))
+
+
+def _projection_dpp_chunk(q: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
     size, m = q.shape
     residual = np.tile(np.sum(q**2, axis=1), (count, 1))                 # (count, N_c)
     basis = np.zeros((count, m, m))                                        # orthonormal rows spanning chosen Q_i

@@ -100,7 +100,8 @@ def space_data(cfg: DictConfig, ctx: RunContext, d: int, degree: int) -> dict:
         best = q.T @ values                                 # P_m f = Q Q^T f; in phi = sqrt(N_c) Q coordinates
         repeats = [int(r) for r in cfg.n_over_m if float(r) == int(r) and int(r) <= int(cfg.max_repeats)]
         bank = sample_projection_dpp(q, np.random.default_rng(ctx.data_seed("dpp_bank", d, degree)),
-                                     max(int(cfg.draws_n_equals_m), int(cfg.draws) * max(repeats)))
+                                     max(int(cfg.draws_n_equals_m), int(cfg.draws) * max(repeats)),
+                                     chunk_mb=float(cfg.dpp_chunk_mb))
         ctx.log.info("d = %d, m = %d: %d projection-DPP samples", d, m, len(bank))
         return {"q": q, "m": m, "values": values, "best_error": np.mean((values - q @ best) ** 2, axis=0),
                 "c_star": best / math.sqrt(len(pool)), "repeats": repeats, "bank": bank}
