@@ -1,8 +1,12 @@
 """log I_v, log K_v against independent oracles: mpmath, SciPy, closed forms, the Wronskian, the recurrence,
 small-argument limits, finite-difference gradients; the vMF pieces against p = 3 closed forms."""
 
+import hashlib
+import json
 import math
 from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
 
 import mpmath
 import numpy as np
@@ -10,9 +14,17 @@ import pytest
 import torch
 from scipy import special
 
+from repro.core.context import Stopwatch
 from repro.papers.log_bessel.bessel import V_DEBYE, debye_polynomials, log_bessel_i, log_bessel_k
-from repro.papers.log_bessel.reference import mpmath_log_bessel, scipy_log_bessel
-from repro.papers.log_bessel.task import relative_error
+from repro.papers.log_bessel.reference import (
+    CacheError,
+    ReferenceCache,
+    mpmath_log_bessel,
+    mpmath_log_bessel_status,
+    scipy_log_bessel,
+    seal_path,
+)
+from repro.papers.log_bessel.task import accuracy_rows, relative_error
 from repro.papers.log_bessel.vmf import fit_kappa, sample_vmf
 
 # One point per region of each function (series, Debye, large x, recurrence / integral) and the card's failures.
@@ -149,3 +161,101 @@ def test_grid_pairs_accuracy_and_speed_units_by_function() -> None:
     names = [(u.experiment, u.settings.get("set"), u.stochastic) for u in units(cfg)]
     assert names.count(("accuracy", "grid", False)) == 2 and names.count(("accuracy", "random", True)) == 2
     assert names.count(("speed", None, True)) == 2 and names.count(("vmf", None, True)) == 2
+
+
+# --- the sealed reference cache (the paper scale's only file) -----------------------------------------------------
+
+CACHE = "log_bessel/references_dps50_k1024bits1000terms.csv"   # the name task.reference_cache gives paper.yaml's
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """A sealed reference cache in the real format where scale=dry reads it (the log I values of the known
+    SciPy failure points, computed and written by the suite's own cache), so the dry run reads and verifies an
+    existing cache and adds its other values to it."""
+    cache = ReferenceCache(data_dir / CACHE, 50, 60.0, (1024, 1000))
+    cache.many("log_i", np.array([1000.0, 100.0, 5000.0]), np.array([1.0, 0.01, 3000.0]))
+    cache.save()
+
+
+def _cache_with_values(path: Path) -> ReferenceCache:
+    cache = ReferenceCache(path, 30, 60.0, (1024, 1000))
+    cache.many("log_i", np.array([0.5, 10.0]), np.array([7.0, 9.0]))
+    cache.save()
+    return cache
+
+
+def test_cache_round_trip_and_merge_of_two_writers(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    first, second = _cache_with_values(path), ReferenceCache(path, 30, 60.0, (1024, 1000))
+    other = ReferenceCache(tmp_path / "c.csv", 30, 60.0, (1024, 1000))
+    second.many("log_k", np.array([2.5]), np.array([0.3]))
+    other.many("log_i", np.array([1.0]), np.array([2.0]))
+    second.save()
+    other.save()   # loaded before second saved: its save merges, it does not overwrite
+    again = ReferenceCache(path, 30, 60.0, (1024, 1000))
+    assert set(again.values) == set(first.values) | set(second.values) | set(other.values)
+    assert len(again.values) == 4
+    assert again.get("log_i", 0.5, 7.0) == first.get("log_i", 0.5, 7.0)
+
+
+def test_edited_cache_is_refused_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    _cache_with_values(path)
+    text = path.read_text().splitlines()
+    head, value = text[1].rsplit(",", 2)[0], float(text[1].rsplit(",", 2)[1])
+    text[1] = f"{head},{value + 1.0},ok"
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(CacheError, match=f"{path}.*does not match the SHA-256.*delete"):
+        ReferenceCache(path, 30, 60.0)
+
+
+def test_cache_without_seal_or_with_bad_entries_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    _cache_with_values(path)
+    seal = seal_path(path)
+    seal.unlink()
+    with pytest.raises(CacheError, match="has no seal"):
+        ReferenceCache(path, 30, 60.0)
+    # a resealed file with a negative order, or a non-finite "ok" value, is refused entry by entry
+    for bad in ("log_i,-0x1.0p+0,0x1.0p+1,1.5,ok", "log_i,0x1.0p+0,0x1.0p+1,inf,ok", "log_x,0x1.0p+0,0x1.0p+1,1,ok"):
+        blob = f"function,v,x,value,status\n{bad}\n".encode()
+        path.write_bytes(blob)
+        seal.write_text(json.dumps({"sha256": hashlib.sha256(blob).hexdigest(), "rows": 1}))
+        with pytest.raises(CacheError, match="line 2: bad entry"):
+            ReferenceCache(path, 30, 60.0)
+
+
+def test_timeouts_are_not_cached_but_deterministic_failures_are(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    assert mpmath_log_bessel_status("log_k", 1e4, 1e4, 50, 60.0, (1024, 1000)) == (pytest.approx(math.nan, nan_ok=True),
+                                                                                    "failed")
+    slow = ReferenceCache(path, 50, 1e-6)          # every value hits the safety net
+    assert math.isnan(slow.get("log_i", 3.0, 2.0)) and slow.timed_out("log_i", 3.0, 2.0)
+    capped = ReferenceCache(path, 50, 60.0, (1024, 1000))
+    assert math.isnan(capped.get("log_k", 1e4, 1e4))   # besselk gives up within its caps: cached as failed
+    slow.save()
+    capped.save()
+    again = ReferenceCache(path, 50, 60.0)
+    assert ReferenceCache.key("log_i", 3.0, 2.0) not in again.values
+    assert math.isnan(again.values[ReferenceCache.key("log_k", 1e4, 1e4)])
+
+
+def _ctx() -> SimpleNamespace:
+    import logging
+    return SimpleNamespace(device="cpu", stopwatch=lambda: Stopwatch("cpu"), log=logging.getLogger("test"))
+
+
+def test_rows_carry_the_hash_of_their_references_and_quad_replaces_failed_besselk(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    v, x = np.array([2.5, 1e4]), np.array([0.3, 1e4])
+    rows = accuracy_rows(v, x, "log_k", ReferenceCache(path, 50, 60.0, (1024, 1000)), _ctx())
+    assert [r["ref_source"] for r in rows[:2]] == ["bessel", "quad"] and all(r["has_ref"] for r in rows)
+    assert max(r["rel_err"] for r in rows if r["method"] == "ours") < 1e-12
+    again = accuracy_rows(v, x, "log_k", ReferenceCache(path, 50, 60.0, (1024, 1000)), _ctx())
+    assert {r["ref_sha256"] for r in again} == {rows[0]["ref_sha256"]}     # the same references: the same hash
+    cache = ReferenceCache(path, 50, 60.0, (1024, 1000))
+    key = ReferenceCache.key("log_k", 2.5, 0.3)
+    cache.pending[key] = cache.values[key] * (1 + 1e-9)                  # a changed (and resealed) reference
+    cache.save()
+    changed = accuracy_rows(v, x, "log_k", ReferenceCache(path, 50, 60.0, (1024, 1000)), _ctx())
+    assert changed[0]["ref_sha256"] != rows[0]["ref_sha256"]

@@ -23,7 +23,7 @@ from repro.core.context import RunContext
 from repro.core.errors import ConfigError
 from repro.core.units import Unit, unit
 from repro.papers.log_bessel.bessel import log_bessel_i, log_bessel_k
-from repro.papers.log_bessel.reference import FUNCTIONS, ReferenceCache, scipy_log_bessel
+from repro.papers.log_bessel.reference import FUNCTIONS, ReferenceCache, references_sha256, scipy_log_bessel
 from repro.papers.log_bessel.vmf import (
     BACKENDS,
     FitFailed,
@@ -61,9 +61,12 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
 
 
 def reference_cache(cfg: DictConfig, ctx: RunContext) -> ReferenceCache:
-    """mpmath values cached on disk across runs (keyed by the exact v, x; deterministic given the digits)."""
-    name = f"mpmath_dps{cfg.mpmath_dps}_limit{cfg.seconds_per_point}s.csv"
-    return ReferenceCache(ctx.data_dir / "log_bessel" / name, int(cfg.mpmath_dps), float(cfg.seconds_per_point))
+    """mpmath values cached on disk across runs (keyed by the exact v, x; deterministic given the digits and
+    besselk's caps, so those name the file; the wall-clock safety net does not, as a value that hits
+    it is never cached). The file is sealed: an edited cache is refused (see reference.py)."""
+    name = f"references_dps{cfg.mpmath_dps}_k{cfg.k_maxprec}bits{cfg.k_maxterms}terms.csv"
+    return ReferenceCache(ctx.data_dir / "log_bessel" / name, int(cfg.mpmath_dps), float(cfg.seconds_per_point),
+                          (int(cfg.k_maxprec), int(cfg.k_maxterms)))
 
 
 def accuracy_points(cfg: DictConfig, ctx: RunContext, point_set: str, function: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,27 +97,42 @@ def relative_error(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def accuracy_rows(v: np.ndarray, x: np.ndarray, function: str, cache: ReferenceCache,
                   ctx: RunContext) -> list[dict]:
+    """Ours and SciPy against the mpmath reference at every point. For log K the reference is mpmath.quad of the
+    integral representation where besselk fails within its precision cap, and where besselk and ours disagree
+    (mpmath.besselk is itself wrong at some (v, x), e.g. +162.9 for log K_565.39(474.38), true -169.65)."""
     with ctx.stopwatch() as clock:
         reference = cache.many(function, v, x)
         cache.save()
-    ctx.log.info("accuracy %s: %d mpmath references (%d missing) in %.1f s", function, len(v),
-                 int(np.isnan(reference).sum()), clock.seconds)
+    source = np.where(np.isfinite(reference), "bessel", "none").astype(object)
+    keys = [cache.key(function, a, b) for a, b in zip(v, x)]
     outputs = {"ours": OURS[function](torch.tensor(v, device=ctx.device), torch.tensor(x, device=ctx.device))
                .cpu().numpy(), "scipy": scipy_log_bessel(function, v, x)}
-    # mpmath.besselk is itself wrong at some (v, x) (e.g. +162.9 for log K_565.39(474.38), true -169.65):
-    # where it and ours disagree, mpmath.quad of the integral representation decides the reference.
-    disputed = np.flatnonzero(relative_error(outputs["ours"], reference) > 1e-12) if function == "log_k" else []
-    for i in disputed:
-        reference[i] = cache.log_k_quad(v[i], x[i])
-    cache.save()
-    if len(disputed):
-        ctx.log.info("accuracy log_k: %d references re-derived by mpmath.quad", len(disputed))
-    source = np.where(np.isin(np.arange(len(v)), disputed), "quad", "bessel")
+    if function == "log_k":
+        failed = ~np.isfinite(reference) & ~np.array([cache.timed_out(function, a, b) for a, b in zip(v, x)])
+        disputed = relative_error(outputs["ours"], reference) > 1e-12
+        for i in np.flatnonzero(failed | disputed):
+            reference[i] = cache.log_k_quad(v[i], x[i])
+            source[i] = "quad" if np.isfinite(reference[i]) else "none"
+            keys.append(cache.key("log_k_quad", v[i], x[i]))
+        cache.save()
+        if (failed | disputed).any():
+            ctx.log.info("accuracy log_k: %d references by mpmath.quad (%d where besselk failed)",
+                         int((failed | disputed).sum()), int(failed.sum()))
+    for i in range(len(v)):
+        if cache.timed_out(function, v[i], x[i]) or (source[i] == "none" and cache.timed_out("log_k_quad", v[i], x[i])):
+            source[i] = "timeout"
+    timeouts = int((source == "timeout").sum())
+    if timeouts:
+        ctx.log.warning("accuracy %s: %d references hit the %g s safety net (not cached; no reference here)",
+                        function, timeouts, cache.seconds)
+    ctx.log.info("accuracy %s: %d mpmath references (%d missing) in %.1f s", function, len(v),
+                 int(np.isnan(reference).sum()), clock.seconds)
+    fingerprint = references_sha256(cache, keys)
     rows = []
     for method, estimate in outputs.items():
         error = relative_error(estimate, reference)
         rows += [{"method": method, "v": a, "x": b, "has_ref": int(np.isfinite(r)),
-                  "nonfinite": int(not np.isfinite(e)), "rel_err": err, "ref_source": src}
+                  "nonfinite": int(not np.isfinite(e)), "rel_err": err, "ref_source": src, "ref_sha256": fingerprint}
                  for a, b, r, e, err, src in zip(v, x, reference, estimate, error, source)]
     return rows
 
