@@ -216,6 +216,10 @@ def test_cache_without_seal_or_with_bad_entries_is_refused(tmp_path: Path) -> No
     seal.unlink()
     with pytest.raises(CacheError, match="has no seal"):
         ReferenceCache(path, 30, 60.0)
+    seal.write_text("{}")
+    path.unlink()
+    with pytest.raises(CacheError, match="is missing but its seal"):
+        ReferenceCache(path, 30, 60.0)
     # a resealed file with a negative order, or a non-finite "ok" value, is refused entry by entry
     for bad in ("log_i,-0x1.0p+0,0x1.0p+1,1.5,ok", "log_i,0x1.0p+0,0x1.0p+1,inf,ok", "log_x,0x1.0p+0,0x1.0p+1,1,ok"):
         blob = f"function,v,x,value,status\n{bad}\n".encode()

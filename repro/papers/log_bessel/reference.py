@@ -192,7 +192,7 @@ class ReferenceCache:
     def __init__(self, path: Path, dps: int, seconds: float, k_caps: tuple[int, int] | None = None) -> None:
         self.path, self.dps, self.seconds, self.k_caps = path, dps, seconds, k_caps
         self.values = {}
-        if path.exists():
+        if path.exists() or seal_path(path).exists():
             with open(lock_path(path), "a") as handle:   # a writer replaces the CSV and its seal under this lock
                 fcntl.flock(handle, fcntl.LOCK_SH)
                 self.values = read_cache(path)
