@@ -2,6 +2,7 @@
 complex harmonics, e3nn's harmonics and Wigner D matrices, brute-force convolution, pointwise products."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,10 @@ def test_grid_has_a_deterministic_identity_unit_and_a_products_unit_per_degree()
     assert [(u.experiment, u.settings["lmax"], u.stochastic) for u in grid] == [
         ("identity", 1, False), ("identity", 2, False), ("identity", 3, False),
         ("products", 1, True), ("products", 2, True), ("products", 3, True)]
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """The paper scale reads no file: its inputs are random harmonics drawn per unit and its constants (Gaunt
+    tables, the 2D Fourier conversion) are built by quadrature in the run. Nothing to write; scale=dry runs the
+    paper scale's own products and dtype at small L and batch."""
+    data_dir.mkdir(parents=True, exist_ok=True)
