@@ -1,6 +1,8 @@
 """ChebTuck against independent oracles: numpy.polynomial.chebyshev, exact ranks of separable functions,
 the HOSVD error bound, and the sinc-quadrature Gaussian sum against 1/r."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.polynomial import chebyshev
@@ -137,3 +139,10 @@ def test_grid_runs_the_degree_study_once_and_every_cloud_per_replicate() -> None
     assert grid == [("degree", None, None, None, False), ("cloud", "ball", 10, "long", True),
                     ("cloud", "ball", 20, "long", True), ("cloud", "lattice", 27, "long", True),
                     ("cloud", "ball", 10, "full", True)]
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """The paper scale reads no file: its particle clouds are drawn per replicate (ball) or built (lattice) and
+    the Newton kernel is a sinc-quadrature Gaussian sum computed in the run. Nothing to write; scale=dry runs the
+    paper scale's kernel, tolerances and algorithms on small clouds and grids."""
+    data_dir.mkdir(parents=True, exist_ok=True)
