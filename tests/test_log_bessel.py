@@ -24,7 +24,7 @@ from repro.papers.log_bessel.reference import (
     scipy_log_bessel,
     seal_path,
 )
-from repro.papers.log_bessel.task import accuracy_rows, relative_error
+from repro.papers.log_bessel.task import accuracy_rows, reference_cache, relative_error
 from repro.papers.log_bessel.vmf import fit_kappa, sample_vmf
 
 # One point per region of each function (series, Debye, large x, recurrence / integral) and the card's failures.
@@ -165,15 +165,16 @@ def test_grid_pairs_accuracy_and_speed_units_by_function() -> None:
 
 # --- the sealed reference cache (the paper scale's only file) -----------------------------------------------------
 
-CACHE = "log_bessel/references_dps50_k1024bits1000terms.csv"   # the name task.reference_cache gives paper.yaml's
-
-
 def write_dry_data(data_dir: Path) -> None:
-    """A sealed reference cache in the real format where scale=dry reads it (the log I values of the known
-    SciPy failure points, computed and written by the suite's own cache), so the dry run reads and verifies an
-    existing cache and adds its other values to it."""
-    cache = ReferenceCache(data_dir / CACHE, 50, 60.0, (1024, 1000))
-    cache.many("log_i", np.array([1000.0, 100.0, 5000.0]), np.array([1.0, 0.01, 3000.0]))
+    """A sealed reference cache in the real format where scale=dry reads it (the name and caps the task derives
+    from the dry config; the log I values of the known SciPy failure points, computed and written by the suite's
+    own cache), so the dry run reads and verifies an existing cache and adds its other values to it."""
+    from tests.helpers import compose_config
+
+    accuracy = compose_config(["paper=log_bessel", "scale=dry"]).paper.accuracy
+    cache = reference_cache(accuracy, SimpleNamespace(data_dir=data_dir))
+    points = np.array(accuracy.known_failures.log_i, dtype=float)
+    cache.many("log_i", points[:, 0], points[:, 1])
     cache.save()
 
 
