@@ -1,6 +1,7 @@
 """aug_rkhs: the masking kernel, its spectrum and the regressors against independent oracles."""
 
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,12 @@ from repro.papers.aug_rkhs.kernel import (
     operator_spectrum,
     ridge_path,
 )
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing to write: the paper scale generates its data (the masked-token toy: uniform tokens, a random ANOVA
+    target) and reads no file; scale=dry runs that generator and the whole pipeline with lengths shrunk
+    (conf/paper_scale/aug_rkhs/dry.yaml)."""
 
 
 def kernel_by_enumeration(x: tuple, xp: tuple, alpha: float, vocab: int) -> float:

@@ -2,6 +2,8 @@
 features, the target's closed-form moments, stage 1 as one autograd gradient step from W = 0, its population
 limit (the projection of h on degree 2 is E[g'(Z)] p), ridge against sklearn, the n* interpolation."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,12 @@ from sklearn.linear_model import Ridge
 from repro.papers.hier_poly.learners import ridge_fit, stage_one_direction
 from repro.papers.hier_poly.target import feature_coefficients, hermite_features, link, quadratic, random_quadratic
 from repro.papers.hier_poly.task import crossing
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing to write: the paper scale generates its data (Gaussian inputs, a random quadratic p, h = g(p)) and
+    reads no file; scale=dry runs that generator and every learner with lengths shrunk
+    (conf/paper_scale/hier_poly/dry.yaml)."""
 
 
 def test_link_is_he1_plus_he3_and_satisfies_stein() -> None:
