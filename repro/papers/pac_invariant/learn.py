@@ -31,9 +31,9 @@ def invariant_learner(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray, eps: fl
     mean_xx, mean_xy = sxx.mean(0), sxy.mean(0)
     constraints = [
         {"type": "ineq", "fun": lambda w: eps - residuals(w, sxx, sxy),
-         "jac": lambda w: -(2 * sxx @ w - sxy)},
+         "jac": lambda w: -(2 * (sxx @ w) - sxy)},   # 2 (S w), not (2 S) w: no (E, p, p) copy per call
         {"type": "ineq", "fun": lambda w: eps + residuals(w, sxx, sxy),
-         "jac": lambda w: 2 * sxx @ w - sxy},
+         "jac": lambda w: 2 * (sxx @ w) - sxy},
     ]
 
     def pooled_risk(w: np.ndarray) -> float:  # mean_e R_e(w) without the constant mean Sigma_YY

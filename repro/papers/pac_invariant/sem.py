@@ -42,11 +42,22 @@ class LinearSEM:
 
     def covariances(self, environments: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
         """Per environment: Sigma_XX (E, p, p), Sigma_XY (E, p), Sigma_YY (E,), p = d - 1 covariates."""
-        inverse = np.stack([np.linalg.inv(np.eye(self.dim) - b) for b, _ in environments])
+        inverse = np.linalg.inv(np.eye(self.dim) - np.stack([b for b, _ in environments]))
         variances = np.stack([v for _, v in environments])
         sigma = np.einsum("eij,ej,ekj->eik", inverse, variances, inverse)
         x, y = self.covariates, self.target
         return sigma[:, x][:, :, x], sigma[:, x, y], sigma[:, y, y]
+
+    def intervention_covariances(self, count: int, rng: np.random.Generator,
+                                 chunk: int = 256) -> tuple[np.ndarray, ...]:
+        """``covariances(sample_interventions(count, rng))`` built `chunk` environments at a time (the same draws
+        from `rng`): peak memory is the (count, p, p) result plus one chunk, not five (count, d, d) arrays."""
+        p = self.dim - 1
+        sxx, sxy, syy = np.empty((count, p, p)), np.empty((count, p)), np.empty(count)
+        for start in range(0, count, chunk):
+            part = slice(start, min(start + chunk, count))
+            sxx[part], sxy[part], syy[part] = self.covariances(self.sample_interventions(part.stop - start, rng))
+        return sxx, sxy, syy
 
 
 def random_sem(d: int, max_parents: int, sites: int, rng: np.random.Generator) -> LinearSEM:

@@ -37,34 +37,41 @@ def evaluate(w: np.ndarray, test: tuple[np.ndarray, ...], eps: float) -> dict[st
             "ood_risk_worst": float(risk.max())}
 
 
-def draw_problems(cfg: DictConfig, ctx: RunContext, d: int) -> list[tuple]:
-    """The replicate's `draws` SEMs at dimension d with their training and test covariances (shared by methods)."""
-    problems = []
-    for draw in range(cfg.draws):
-        rng = np.random.default_rng(ctx.data_seed("sem", d, draw))
-        sem = random_sem(d, cfg.max_parents, cfg.sites, rng)
-        train = sem.covariances(sem.sample_interventions(max(cfg.ns), rng))
-        test = sem.covariances(sem.sample_interventions(cfg.test_interventions, rng))
-        problems.append((sem, train, test))
-    return problems
+def draw_problem(cfg: DictConfig, ctx: RunContext, d: int, draw: int) -> tuple:
+    """SEM number `draw` of the replicate at dimension d with its training and test covariances: a function of
+    ``ctx.data_seed`` only, so every method sees the same problems. Built one at a time and dropped after use
+    (at paper scale one SEM's covariances take 1.1 GB at d = 100; the 20 SEMs of a d would take 22 GB)."""
+    rng = np.random.default_rng(ctx.data_seed("sem", d, draw))
+    sem = random_sem(d, cfg.max_parents, cfg.sites, rng)
+    train = sem.intervention_covariances(max(cfg.ns), rng)
+    test = sem.intervention_covariances(cfg.test_interventions, rng)
+    return sem, train, test
+
+
+def solve_draw(cfg: DictConfig, ctx: RunContext, method: str, d: int, draw: int, ns: list[int]) -> dict[int, dict]:
+    """One SEM: the method's predictor at every N and its scores on the test interventions (the SEM's covariances
+    are freed on return, before the next SEM is built)."""
+    sem, train, test = draw_problem(cfg, ctx, d, draw)
+    causal = causal_predictor(sem)
+    if method == "causal":
+        return {0: evaluate(causal, test, cfg.eps)}
+    scores = {}
+    for n in ns:
+        sxx, sxy, syy = (a[:n] for a in train)
+        w = pooled_erm(sxx, sxy)
+        if method == "invariant":
+            w = invariant_learner(sxx, sxy, syy, cfg.eps, [causal, w, (causal + w) / 2])
+        scores[n] = evaluate(w, test, cfg.eps)
+    return scores
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     d = int(u.settings["d"])
-    problems = ctx.shared(f"sems-d{d}", lambda: draw_problems(cfg, ctx, d))
     ns = [0] if u.method == "causal" else list(cfg.ns)
     results: dict[int, list[dict]] = {n: [] for n in ns}
-    for sem, train, test in problems:
-        causal = causal_predictor(sem)
-        if u.method == "causal":
-            results[0].append(evaluate(causal, test, cfg.eps))
-            continue
-        for n in ns:
-            sxx, sxy, syy = (a[:n] for a in train)
-            w = pooled_erm(sxx, sxy)
-            if u.method == "invariant":
-                w = invariant_learner(sxx, sxy, syy, cfg.eps, [causal, w, (causal + w) / 2])
-            results[n].append(evaluate(w, test, cfg.eps))
+    for draw in range(cfg.draws):
+        for n, scores in solve_draw(cfg, ctx, u.method, d, draw, ns).items():
+            results[n].append(scores)
     rows = [{"N": n, "sites": cfg.sites, **{k: float(np.mean([r[k] for r in runs])) for k in runs[0]}}
             for n, runs in results.items()]
     ctx.log.info("%s, d = %d: %d SEMs; violation rate by N: %s", u.method, d, cfg.draws,
