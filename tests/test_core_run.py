@@ -164,3 +164,25 @@ def test_precision_and_loader_options(tmp_path: Path) -> None:
     with ctx.autocast():
         product = torch.ones(4, 4) @ torch.ones(4, 4)
     assert product.dtype == torch.bfloat16
+
+
+def test_tensor_unpickler_reads_data_and_refuses_code(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    from repro.core.errors import ReproError
+    from repro.core.safe_pickle import load_tensor_pickle
+
+    data = [{"x": torch.arange(6).view(2, 3), "y": torch.tensor([0.5]), "n": 3}]
+    (tmp_path / "ok.pickle").write_bytes(pickle.dumps(data))
+    back = load_tensor_pickle(tmp_path / "ok.pickle")
+    assert torch.equal(back[0]["x"], data[0]["x"]) and back[0]["n"] == 3
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return os.system, (f"touch {tmp_path / 'pwned'}",)
+
+    (tmp_path / "bad.pickle").write_bytes(pickle.dumps([Payload()]))
+    with pytest.raises(ReproError, match="bad.pickle is not a plain pickle.*system"):
+        load_tensor_pickle(tmp_path / "bad.pickle")
+    assert not (tmp_path / "pwned").exists()

@@ -13,6 +13,7 @@ from torch_geometric.data import Data
 
 from repro.core.data import require
 from repro.core.errors import DataUnavailableError
+from repro.core.safe_pickle import load_tensor_pickle
 from repro.papers.spe.spectral import eigenpairs, normalized_laplacian
 
 CYCLE_LENGTHS = (3, 4, 5, 6)
@@ -69,6 +70,13 @@ def load_zinc(root: Path, subset: bool, d: int) -> dict[str, list[Data]]:
     """ZINC through torch_geometric.datasets.ZINC (downloads into `root` once), with eigenpairs added."""
     from torch_geometric.datasets import ZINC
 
+    # PyG unpickles the raw molecule files when it first processes them. Files placed by hand (offline) are
+    # checked first with an unpickler that allows nothing but data and tensors, so a planted payload is
+    # refused instead of run. (molecules.zip has no published checksum to pin.)
+    processed = Path(root) / ("subset" if subset else "full") / "processed"
+    if not processed.exists():
+        for raw in sorted((Path(root) / "raw").glob("*.pickle")):
+            load_tensor_pickle(raw)
     splits = {}
     for split in ("train", "val", "test"):
         try:
