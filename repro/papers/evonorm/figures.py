@@ -20,6 +20,6 @@ def accuracy_vs_batch(rows: pd.DataFrame):
                         label=f"{label}" + (" (ImageNet)" if dataset == "imagenet" else ""))
     ax.set_xscale("log", base=2)
     ax.set(xlabel="batch per worker (batch statistics)", ylabel="test accuracy (%)",
-           title="accuracy vs batch size (mean ± std over replicates)")
+           title="mean ± std over replicates")
     ax.legend()
     return fig
