@@ -188,18 +188,23 @@ def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[Di
     return job
 
 
-ROOT_KEYS = ("paper", "scale", "seed", "device", "threads", "workers", "unit", "results_dir", "data_dir", "force",
-             "resume", "latex", "hydra")
+def root_keys() -> list[str]:
+    """The top-level keys of conf/config.yaml (read as text: cheap), plus the config groups and hydra."""
+    import re
+
+    keys = re.findall(r"^([A-Za-z_]\w*):", (CONF_DIR / "config.yaml").read_text(), flags=re.MULTILINE)
+    return [k for k in keys if k not in ("defaults", "hydra")] + ["paper", "scale", "hydra"]
 
 
 def _misplaced_keys(args: list[str]) -> str | None:
     """A key of the paper given without its `paper.` prefix (``train.lr=...``) gets a hint naming the real key."""
+    known = root_keys()
     for arg in args:
         if "=" not in arg or arg.startswith(("-", "+", "~")):
             continue
         key = arg.split("=", 1)[0]
-        if key.split(".")[0].split("/")[0] not in ROOT_KEYS:
-            return (f"{key} is not a root key ({', '.join(ROOT_KEYS[:-1])}); a paper's settings live under "
+        if key.split(".")[0].split("/")[0] not in known:
+            return (f"{key} is not a root key ({', '.join(known[:-1])}); a paper's settings live under "
                     f"paper.: did you mean paper.{key}=...? (`repro train paper=<slug> --cfg job` lists them)")
     return None
 

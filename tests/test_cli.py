@@ -228,3 +228,12 @@ def test_a_wheel_install_finds_its_configs_and_writes_into_the_working_directory
     composed = subprocess.run([sys.executable, "-m", "repro.cli", "train", "paper=spe", "--cfg", "job", "--resolve"],
                               cwd=work, env=env, capture_output=True, text=True)
     assert f"results_dir: {work}/results" in composed.stdout
+
+
+def test_every_root_key_of_the_config_is_accepted_on_the_command_line(results_dir: Path) -> None:
+    from repro.cli import root_keys
+
+    assert {"precision", "tf32", "compile", "loader_workers", "workers", "unit", "threads"} <= set(root_keys())
+    done = repro("train", "paper=spe", "scale=smoke", "precision=bf16", "compile=false", "loader_workers=0",
+                 "--cfg", "job", f"results_dir={results_dir}")
+    assert "precision: bf16" in done.stdout
