@@ -2,6 +2,8 @@
 SO(3) elements and translations (scipy oracles), permutation frames (networkx WL hashes, triangle counts), the
 simulator's energy conservation without clipping."""
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -235,17 +237,20 @@ def write_pyg1_pickle(path, graphs: list[dict]) -> None:
         Writer(f, protocol=3).dump([Old(edge_attr=None, face=None, pos=None, norm=None, **g) for g in graphs])
 
 
+def _triangle_and_path() -> list[dict]:
+    triangle = torch.tensor([[0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2]])
+    path_graph = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    return [{"x": torch.tensor([[0], [1], [1]]), "edge_index": triangle, "y": torch.tensor([1])},
+            {"x": torch.tensor([[1], [0], [0], [1]]), "edge_index": path_graph, "y": torch.tensor([0])}]
+
+
 def test_exp_parser_reads_the_published_format(tmp_path) -> None:
     from repro.papers.fa.exp import parse_exp
 
     path = tmp_path / "GRAPHSAT.pkl"
-    triangle = torch.tensor([[0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2]])
-    path_graph = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
-    write_pyg1_pickle(path, [{"x": torch.tensor([[0], [1], [1]]), "edge_index": triangle, "y": torch.tensor([1])},
-                             {"x": torch.tensor([[1], [0], [0], [1]]), "edge_index": path_graph,
-                              "y": torch.tensor([0])}])
+    write_pyg1_pickle(path, _triangle_and_path() * 201)  # more than the 400 graphs of the fixed val/test splits
     adjacencies, node_labels, labels = parse_exp(path)
-    np.testing.assert_array_equal(labels, [1, 0])
+    np.testing.assert_array_equal(labels[:2], [1, 0])
     np.testing.assert_array_equal(node_labels[1], [1, 0, 0, 1])
     np.testing.assert_array_equal(adjacencies[0], np.ones((3, 3)) - np.eye(3))
     assert nx.is_isomorphic(nx.from_numpy_array(adjacencies[1]), nx.path_graph(4))
@@ -254,12 +259,41 @@ def test_exp_parser_reads_the_published_format(tmp_path) -> None:
 def test_exp_parser_refuses_foreign_pickles(tmp_path) -> None:
     import pickle
 
+    from repro.core.errors import ReproError
     from repro.papers.fa.exp import parse_exp
 
     path = tmp_path / "GRAPHSAT.pkl"
     with open(path, "wb") as f:
         pickle.dump([np.zeros(3)], f)  # refers to numpy globals, which EXP never does
-    with pytest.raises(pickle.UnpicklingError, match="not GRAPHSAT.pkl"):
+    with pytest.raises(ReproError, match=f"{path} is not GRAPHSAT.pkl.*numpy"):
+        parse_exp(path)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"edge_index": torch.tensor([[0, 3], [3, 0]])}, "entries outside 0..2"),
+    ({"edge_index": torch.tensor([[0, -1], [-1, 0]])}, "entries outside 0..2"),
+    ({"y": torch.tensor([2])}, "outside \\{0, 1\\}"),
+    ({"x": torch.tensor([[0], [5], [1]])}, "outside \\{0, 1\\}"),
+])
+def test_exp_parser_validates_graphs_and_names_the_file(tmp_path, bad: dict, match: str) -> None:
+    from repro.core.errors import ReproError
+    from repro.papers.fa.exp import parse_exp
+
+    graphs = _triangle_and_path() * 201
+    graphs[5] = {**graphs[4], **bad}
+    path = tmp_path / "GRAPHSAT.pkl"
+    write_pyg1_pickle(path, graphs)
+    with pytest.raises(ReproError, match=f"GRAPHSAT.pkl: graph 5 .*{match}.*download it again"):
+        parse_exp(path)
+
+
+def test_exp_parser_needs_the_split_sizes(tmp_path) -> None:
+    from repro.core.errors import ReproError
+    from repro.papers.fa.exp import parse_exp
+
+    path = tmp_path / "GRAPHSAT.pkl"
+    write_pyg1_pickle(path, _triangle_and_path())
+    with pytest.raises(ReproError, match="more than 400.*found 2"):
         parse_exp(path)
 
 
@@ -284,19 +318,29 @@ def test_gin_blind_on_a_1wl_pair_with_node_labels() -> None:
     assert torch.allclose(plain[0], plain[1])
 
 
-def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:
-    """The paper-scale EXP path on a tiny file in the published format placed where the loader looks (no
-    download): 210 pairs (hexagon, two triangles), 1-WL-equivalent with opposite labels, so GIN scores 50%."""
-    from tests.helpers import repro, rows_of, run_dirs
-
+def _exp_pairs(copies: int) -> list[dict]:
+    """Pairs (hexagon, two triangles): 1-WL-equivalent with opposite labels, so GIN scores 50%."""
     hexagon = torch.tensor([[i for i in range(6)] + [(i + 1) % 6 for i in range(6)],
                             [(i + 1) % 6 for i in range(6)] + [i for i in range(6)]])
     triangles = torch.tensor([[0, 1, 2, 3, 4, 5, 1, 2, 0, 4, 5, 3], [1, 2, 0, 4, 5, 3, 0, 1, 2, 3, 4, 5]])
     zeros = torch.zeros(6, 1, dtype=torch.long)
-    pair = [{"x": zeros, "edge_index": hexagon, "y": torch.tensor([0])},
-            {"x": zeros, "edge_index": triangles, "y": torch.tensor([1])}]
-    (tmp_path / "data" / "fa" / "EXP").mkdir(parents=True)
-    write_pyg1_pickle(tmp_path / "data" / "fa" / "EXP" / "GRAPHSAT.pkl", pair * 210)
+    return [{"x": zeros, "edge_index": hexagon, "y": torch.tensor([0])},
+            {"x": zeros, "edge_index": triangles, "y": torch.tensor([1])}] * copies
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """GRAPHSAT.pkl (PyG 1.x Data pickles, 420 graphs: the fixed 200/200 validation/test splits + 20 training)
+    where the EXP loader looks; the n-body systems and the triangle graphs are generated."""
+    (data_dir / "fa" / "EXP").mkdir(parents=True)
+    write_pyg1_pickle(data_dir / "fa" / "EXP" / "GRAPHSAT.pkl", _exp_pairs(210))
+
+
+def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:
+    """The paper-scale EXP path on a tiny file in the published format placed where the loader looks (no
+    download): GIN cannot tell the hexagon from the two triangles, so it scores 50%."""
+    from tests.helpers import repro, rows_of, run_dirs
+
+    write_dry_data(tmp_path / "data")
     repro("train", "paper=fa", "scale=smoke", f"results_dir={tmp_path / 'results'}", f"data_dir={tmp_path / 'data'}",
           "paper.exp_classify.enabled=true", "paper.exp_classify.epochs=2", "paper.nbody.methods=[const_vel]",
           "paper.graphs.methods=[gin]")

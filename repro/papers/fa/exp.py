@@ -3,22 +3,25 @@ formulas, one satisfiable and one not; EXP-classify labels each graph SAT (1) / 
 
 The authors ship it as ``Data/EXP/raw/GRAPHSAT.pkl`` in github.com/ralphabb/GNN-RNI: a pickled list of
 (PyTorch Geometric 1.x) ``Data`` objects with ``x`` (n, 1) node labels in {0, 1}, ``edge_index`` (2, E) (both
-directions) and ``y`` (1,). The parser reads that file without torch_geometric: a restricted unpickler maps the
-``Data`` class onto a plain attribute holder and admits only the torch globals that rebuild tensors.
+directions) and ``y`` (1,). The parser reads that file without torch_geometric and without running it:
+repro.core.safe_pickle.TensorUnpickler admits only the globals that rebuild tensors, plus ``Data`` mapped onto
+a plain attribute holder.
 """
 
-import importlib
-import io
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from repro.core.data import fetch, sha256
+from repro.core.errors import ReproError
+from repro.core.safe_pickle import TensorUnpickler
 
 EXP_URL = "https://raw.githubusercontent.com/ralphabb/GNN-RNI/main/Data/EXP/raw/GRAPHSAT.pkl"
 # The file's SHA-256 could not be pinned (written offline); the loader logs it so that a run records it.
 EXP_SHA256 = None
+# EXP-classify's fixed split (the official script): graphs 0-199 validation, 200-399 test, 400-... training.
+SPLIT_SIZE = 200
 
 
 class _Record:
@@ -28,49 +31,49 @@ class _Record:
         self.__dict__.update(state)
 
 
-def _load_storage(serialized: bytes):
-    """A tensor storage pickled as torch.save bytes, read with torch's weights-only unpickler."""
-    import torch
-
-    return torch.load(io.BytesIO(serialized), weights_only=True)
-
-
-class _ExpUnpickler(pickle.Unpickler):
-    """Only the classes and functions a pickled list of PyG 1.x Data objects with CPU tensors needs."""
-
-    ALLOWED = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor"),
-               ("torch._tensor", "_rebuild_from_type_v2"), ("torch", "Tensor"),
-               ("torch.storage", "_load_from_bytes"), ("collections", "OrderedDict"),
-               ("_codecs", "encode")}  # protocol 2 pickles bytes as _codecs.encode(str, "latin1")
-
-    def find_class(self, module: str, name: str):
-        if name == "Data" and module.startswith("torch_geometric"):
-            return _Record
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"EXP file refers to {module}.{name}, which a list of PyG Data objects "
-                                         "does not need; the file is not GRAPHSAT.pkl")
-        if (module, name) == ("torch.storage", "_load_from_bytes"):
-            return _load_storage
-        return getattr(importlib.import_module(module), name)
+# where PyG 1.x (which pickled GRAPHSAT.pkl) and later versions define Data
+DATA_CLASS = {("torch_geometric.data.data", "Data"): _Record, ("torch_geometric.data", "Data"): _Record}
 
 
 def parse_exp(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """GRAPHSAT.pkl -> adjacency matrices (n, n), node labels (n,) int, graph labels (N,) int, in file order."""
-    with open(path, "rb") as f:
-        records = _ExpUnpickler(f).load()
+    """GRAPHSAT.pkl -> adjacency matrices (n, n), node labels (n,) int, graph labels (N,) int, in file order.
+
+    Checks what it reads: a list of more than 400 graphs (the fixed validation and test splits take 400), each
+    with x, edge_index, y; labels in {0, 1}; edge indices inside 0..n-1. Every error names the file."""
+    fix = f"delete {path} and let the loader download it again from {EXP_URL}"
+    try:
+        with open(path, "rb") as f:
+            records = TensorUnpickler(f, DATA_CLASS).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError) as error:
+        raise ReproError(f"{path} is not GRAPHSAT.pkl, a plain pickle of PyG Data objects ({error}); refusing to "
+                         f"load it (a pickle can run code): {fix}") from error
+    if not isinstance(records, list) or len(records) <= 2 * SPLIT_SIZE:
+        size = len(records) if isinstance(records, list) else type(records).__name__
+        raise ReproError(f"{path}: expected a list of 1200 EXP graphs (more than {2 * SPLIT_SIZE} for the fixed "
+                         f"validation/test splits), found {size}; {fix}")
     adjacencies, node_labels, labels = [], [], []
     for i, record in enumerate(records):
         missing = {"x", "edge_index", "y"} - set(vars(record))
         if missing:
-            raise ValueError(f"{path}: graph {i} lacks {sorted(missing)}; expected PyG Data with x, edge_index, y")
+            raise ReproError(f"{path}: graph {i} lacks {sorted(missing)}; expected PyG Data with x, edge_index, y; "
+                             f"{fix}")
         x = np.asarray(record.x).reshape(len(record.x), -1)[:, 0].astype(int)
         edges = np.asarray(record.edge_index, dtype=int)
+        y = np.asarray(record.y).reshape(-1)
+        inside = edges.ndim == 2 and edges.shape[0] == 2 and (
+            edges.size == 0 or 0 <= edges.min() <= edges.max() < len(x))
+        if len(x) == 0 or not inside:
+            raise ReproError(f"{path}: graph {i} has {len(x)} nodes and edge_index of shape {edges.shape} with "
+                             f"entries outside 0..{len(x) - 1}; {fix}")
+        if y.size != 1 or int(y[0]) not in (0, 1) or not set(np.unique(x)) <= {0, 1}:
+            raise ReproError(f"{path}: graph {i} has label {y.tolist()} or node labels {sorted(set(x.tolist()))} "
+                             f"outside {{0, 1}} (SAT/UNSAT, EXP's two node types); {fix}")
         a = np.zeros((len(x), len(x)))
         a[edges[0], edges[1]] = 1.0
         a = np.maximum(a, a.T)  # undirected, whichever directions the file lists
         adjacencies.append(a)
         node_labels.append(x)
-        labels.append(int(np.asarray(record.y).reshape(-1)[0]))
+        labels.append(int(y[0]))
     return adjacencies, node_labels, np.array(labels)
 
 
