@@ -4,6 +4,7 @@ parser on OFF files written in the real layout; TSP: Held-Karp against brute for
 decoding against a nearest-neighbour loop, invariance of the edge scorer on TinvNN inputs."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,35 @@ def test_permutation_permutes_rows() -> None:
     np.testing.assert_allclose(tinvnn_coordinates(x[perm][None].astype(np.float64))[0], y[perm], atol=1e-5)
 
 
+def test_chunked_mds_equals_one_batch_and_bounds_the_chunk(monkeypatch) -> None:
+    """The memory cap only splits the clouds into chunks: the same coordinates as one batch, and at
+    ModelNet40's N = 1024 a chunk holds 32 clouds (one (32, 1024, 1024) float64 matrix = 256 MB)."""
+    from repro.papers.tinvnn import mds
+
+    clouds = np.stack([cloud(seed, n=64) for seed in range(6)])
+    whole = tinvnn_coordinates(clouds)
+    monkeypatch.setattr(mds, "CHUNK_BYTES", 2 * 8 * 64 * 64)  # two clouds per chunk
+    np.testing.assert_array_equal(tinvnn_coordinates(clouds), whole)
+    monkeypatch.undo()
+    sizes = []
+    original = mds.classical_mds
+    monkeypatch.setattr(mds, "classical_mds", lambda d, k: sizes.append(len(d)) or original(d, k))
+    tinvnn_coordinates(np.random.default_rng(0).standard_normal((40, 1024, 3)))
+    assert sizes == [32, 8]
+
+
+def test_chunked_evaluation_equals_one_pass(monkeypatch) -> None:
+    from repro.papers.tinvnn import task
+
+    torch.manual_seed(0)
+    net = PointNet(4, 3, (8, 16), (8,)).eval()
+    clouds = torch.randn(10, 32, 3)
+    with torch.no_grad():
+        whole = net(clouds)
+        monkeypatch.setattr(task, "CHUNK_POINTS", 3 * 32)  # 3 clouds per chunk: 4 chunks
+        torch.testing.assert_close(task.in_chunks(net, clouds), whole)
+
+
 def test_sign_rule_removes_flips() -> None:
     y = torch.as_tensor(cloud(5), dtype=torch.float64)
     flips = torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64)
@@ -117,10 +147,34 @@ def test_sphere_and_torus_surfaces() -> None:
 OFF_TETRA = "OFF\n4 4 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n3 0 1 3\n3 0 2 3\n3 1 2 3\n"
 
 
+MODELNET_REQUIRED = ["bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa", "table", "toilet"]
+
+
+def write_modelnet40_raw(root: Path, meshes: dict[str, dict[str, int]]) -> None:
+    """ModelNet40's raw layout, root/modelnet40/raw/<category>/<split>/<category>_NNNN.off (PyG checks for the
+    ModelNet10 folder names before parsing; sorted folders -> class index); ``meshes``: category -> split -> count
+    of tetrahedra, stretched per mesh (category c by c + 1 along z) so that the classes differ."""
+    rng = np.random.default_rng(0)
+    tetra = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    for c, category in enumerate(MODELNET_REQUIRED):
+        for split in ("train", "test"):
+            folder = root / "modelnet40" / "raw" / category / split
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(meshes.get(category, {}).get(split, 0)):
+                v = tetra * [1.0, 1.0, c + 1.0] * rng.uniform(0.8, 1.25, 3)
+                body = "\n".join(" ".join(f"{a:.6f}" for a in row) for row in v)
+                (folder / f"{category}_{i + 1:04d}.off").write_text(
+                    f"OFF\n4 4 0\n{body}\n3 0 1 2\n3 0 1 3\n3 0 2 3\n3 1 2 3\n")
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """ModelNet40 OFF meshes (3 classes, 4 train / 2 test meshes each) where scale=dry reads them; the TSP
+    instances are generated."""
+    write_modelnet40_raw(data_dir, {c: {"train": 4, "test": 2} for c in ("chair", "sofa", "table")})
+
+
 def test_modelnet40_parser_on_off_files(tmp_path) -> None:
-    # PyG's ModelNet checks for these category folders before parsing (sorted -> class index)
-    categories = ["bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa", "table", "toilet"]
-    for category in categories:
+    for category in MODELNET_REQUIRED:
         for split in ("train", "test"):
             folder = tmp_path / "modelnet40" / "raw" / category / split
             folder.mkdir(parents=True)
