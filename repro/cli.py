@@ -1,5 +1,6 @@
 """`repro <subcommand> [hydra overrides]`: list, train, table, figures, check."""
 
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -156,8 +157,7 @@ def describe_data_error(error: BaseException) -> str:
 
 def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """In a single run, a ReproError prints one line and exits 2. In a multirun each job leaves a record
-    for the sweep manifest; a failing job is recorded and the error propagates, so the launcher marks it
-    failed, the other jobs go on, and the sweep exits non-zero."""
+    for the sweep manifest; a failing job is recorded, the other jobs go on, and the sweep exits non-zero."""
     def job(cfg: DictConfig) -> object:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -171,11 +171,17 @@ def _guarded(name: str, command: Callable[[DictConfig], object]) -> Callable[[Di
         except KeyboardInterrupt:
             print("repro: interrupted; run the same command to resume", file=sys.stderr)
             sys.exit(130)
-        except ReproError as error:
+        except Exception as error:
             if multirun:
+                # Recorded, not raised: Hydra's sweepers stop a sweep at a raised error. The sweep's end
+                # lists the failures and exits non-zero; NaN marks the trial failed for Optuna.
                 from repro.core.sweep import record_job
 
                 record_job(cfg, name, None, error)
+                print(f"repro: error in job {HydraConfig.get().job.num}: {type(error).__name__}: {error}",
+                      file=sys.stderr)
+                return math.nan
+            if not isinstance(error, ReproError):
                 raise
             print(f"repro: error: {error}", file=sys.stderr)
             sys.exit(2)

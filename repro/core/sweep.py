@@ -3,6 +3,7 @@ run ids, status, value) and the reports of every swept paper and scale are refre
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,5 @@ class SweepManifest(Callback):
                 cfg = compose("config", overrides=[f"paper={paper}", f"scale={scale}", f"results_dir={results_dir}"])
                 report = refresh(cfg, draw=True)
                 print(f"{paper} ({scale}): table and verdicts refreshed in {report.paths[-1].parent}")
+        if failed:
+            sys.exit(1)
