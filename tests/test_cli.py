@@ -235,5 +235,5 @@ def test_every_root_key_of_the_config_is_accepted_on_the_command_line(results_di
 
     assert {"precision", "tf32", "compile", "loader_workers", "workers", "unit", "threads"} <= set(root_keys())
     done = repro("train", "paper=spe", "scale=smoke", "precision=bf16", "compile=false", "loader_workers=0",
-                 "--cfg", "job", f"results_dir={results_dir}")
+                 f"results_dir={results_dir}", "--cfg", "job")
     assert "precision: bf16" in done.stdout
