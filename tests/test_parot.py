@@ -1,6 +1,8 @@
 """PaRot: FPS and kNN against brute force, orientation matrices (O O^T = I, det +1), Haar rotations against scipy,
 rotation invariance of the patch sampling, PCA canonicalisation, permutation invariance of the networks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,44 @@ def test_fps_matches_brute_force() -> None:
     idx = farthest_point_sampling(x, 10)
     for b in range(len(x)):
         assert idx[b].tolist() == brute_fps(x[b].numpy(), 10)
+
+
+def reference_fps(points: torch.Tensor, m: int) -> torch.Tensor:
+    """The implementation before issue 11 (advanced indexing per step, two calls for M and G): the reference."""
+    b, n, _ = points.shape
+    chosen = torch.empty(b, m, dtype=torch.long)
+    chosen[:, 0] = (points - points.mean(1, keepdim=True)).norm(dim=-1).argmax(-1)
+    distance = torch.full((b, n), float("inf"))
+    rows = torch.arange(b)
+    for i in range(1, m):
+        distance = torch.minimum(distance, ((points - points[rows, chosen[:, i - 1]].unsqueeze(1)) ** 2).sum(-1))
+        chosen[:, i] = distance.argmax(-1)
+    return chosen
+
+
+def test_fps_matches_the_previous_implementation_at_paper_sizes() -> None:
+    """1024-point clouds, 256 centres (the paper's local patches) and 32 anchors: the same indices, and the
+    prefix of one call equals the shorter call (so one FPS serves both scales)."""
+    x = torch.as_tensor(np.random.default_rng(3).standard_normal((4, 1024, 3)), dtype=torch.float32)
+    full = farthest_point_sampling(x, 256)
+    assert torch.equal(full, reference_fps(x, 256))
+    assert torch.equal(full[:, :32], farthest_point_sampling(x, 32))
+    assert full.device == x.device and len(set(full[0].tolist())) == 256
+
+
+def test_parot_samples_once_for_both_scales() -> None:
+    """The patch features come from one FPS call whose prefixes are the centres and the anchors."""
+    calls = []
+    import repro.papers.parot.models as models
+
+    original = models.farthest_point_sampling
+    models.farthest_point_sampling = lambda p, m: calls.append(m) or original(p, m)
+    try:
+        torch.manual_seed(0)
+        PaRotLite(8, 8, 8, 12, 2, 16, 32).eval()(clouds().float())
+    finally:
+        models.farthest_point_sampling = original
+    assert calls == [12]
 
 
 def test_knn_matches_brute_force() -> None:
@@ -179,18 +219,18 @@ def test_pose_relation_detects_a_wrong_frame() -> None:
 # --- paper-scale data: parsers on tiny files in the real layouts, the mIoU metric --------------------------------
 
 
-def test_shapenetpart_parser_on_raw_files(tmp_path) -> None:
-    """torch_geometric's ShapeNet layout: raw/<synset>/<id>.txt rows 'x y z nx ny nz part' and
-    raw/train_test_split/shuffled_{train,val,test}_file_list.json; clouds come back z-up, resampled, normalised."""
+def write_shapenetpart_raw(root: Path, shapes: dict[str, int]) -> None:
+    """torch_geometric's ShapeNet layout: raw/<synset>/<id>.txt rows 'x y z nx ny nz part' (``shapes``: synset/id ->
+    part within its category) and raw/train_test_split/shuffled_{train,val,test}_file_list.json (a, c train;
+    d val; b test)."""
     import json
 
     from torch_geometric.datasets import ShapeNet
 
-    raw = tmp_path / "shapenetpart" / "raw"
+    raw = root / "shapenetpart" / "raw"
     for synset in ShapeNet.category_ids.values():
         (raw / synset).mkdir(parents=True)
     rng = np.random.default_rng(0)
-    shapes = {"02691156/a": 0, "02691156/b": 1, "03001627/c": 3, "03001627/d": 2}  # planes: parts 0-3; chairs: 12-15
     for name, part in shapes.items():
         category = name.split("/")[0]
         points = rng.standard_normal((30, 3)) * [1.0, 0.2, 0.5]  # y is the thin axis (y-up files)
@@ -201,6 +241,11 @@ def test_shapenetpart_parser_on_raw_files(tmp_path) -> None:
              "test": ["shape_data/02691156/b"]}
     for split, names in lists.items():
         (raw / "train_test_split" / f"shuffled_{split}_file_list.json").write_text(json.dumps(names))
+
+
+def test_shapenetpart_parser_on_raw_files(tmp_path) -> None:
+    """Clouds come back z-up, resampled, normalised, with their categories and part labels."""
+    write_shapenetpart_raw(tmp_path, {"02691156/a": 0, "02691156/b": 1, "03001627/c": 3, "03001627/d": 2})
     x, categories, parts = load_shapenetpart(tmp_path, 64, True, seed=0)
     assert x.shape == (3, 64, 3) and parts.shape == (3, 64)  # trainval = train + val
     assert categories.tolist() == [0, 4, 4] and parts[:, 0].tolist() == [0, 15, 14] and (parts == parts[:, :1]).all()
@@ -209,6 +254,13 @@ def test_shapenetpart_parser_on_raw_files(tmp_path) -> None:
     assert (x[..., 2].std(1) < x[..., 1].std(1)).all()  # the thin y axis became z
     x_test, categories_test, _ = load_shapenetpart(tmp_path, 16, False, seed=0)
     assert x_test.shape == (1, 16, 3) and categories_test.tolist() == [0]
+
+
+def test_shapenetpart_refuses_a_part_outside_its_category(tmp_path) -> None:
+    # plane "a" labelled with its category's part 4: planes own parts 0-3 only (PART_START[1] = 4 is a bag's)
+    write_shapenetpart_raw(tmp_path, {"02691156/a": 4, "02691156/b": 1, "03001627/c": 3, "03001627/d": 2})
+    with pytest.raises(DataUnavailableError, match="shape 0 has 30 points, category 0, parts \\[4\\].*fetch"):
+        load_shapenetpart(tmp_path, 64, True, seed=0)
 
 
 def test_scanobjectnn_parser_on_h5_files(tmp_path) -> None:
@@ -225,6 +277,17 @@ def test_scanobjectnn_parser_on_h5_files(tmp_path) -> None:
     assert x.shape == (3, 256, 3) and y.tolist() == [0, 1, 2]
     assert (x[..., 2].std(1) < x[..., 1].std(1)).all()  # y-up to z-up
     assert load_scanobjectnn(tmp_path, 256, False)[0].shape == (2, 256, 3)
+
+
+def test_scanobjectnn_refuses_labels_out_of_range(tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    folder = tmp_path / "scanobjectnn" / "main_split"
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "training_objectdataset.h5", "w") as f:
+        f["data"] = np.ones((2, 2048, 3), dtype=np.float32)
+        f["label"] = np.array([0, 15], dtype=np.uint8)
+    with pytest.raises(DataUnavailableError, match="training_objectdataset.h5: 2 labels .* 0..15 \\(expected 0..14"):
+        load_scanobjectnn(tmp_path, 256, True)
 
 
 def test_scanobjectnn_missing_names_the_files(tmp_path) -> None:
@@ -256,3 +319,41 @@ def test_segmentation_head_shapes_and_invariance_given_equivariant_disentangleme
         logits = net(x, categories)
         assert logits.shape == (1, 64, 50)
         torch.testing.assert_close(net(x @ r.T, categories), logits, atol=1e-9, rtol=0)
+
+
+MODELNET_REQUIRED = ("bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa", "table", "toilet")
+
+
+def _off(vertices: np.ndarray, faces: list[tuple[int, ...]]) -> str:
+    """A mesh in the Princeton OFF format (header, counts, vertices, faces as 'n i j k')."""
+    lines = ["OFF", f"{len(vertices)} {len(faces)} 0"] + [" ".join(f"{v:.6f}" for v in row) for row in vertices]
+    return "\n".join(lines + [f"{len(f)} " + " ".join(map(str, f)) for f in faces]) + "\n"
+
+
+def write_modelnet40_raw(root: Path, per_class: dict[str, int]) -> None:
+    """ModelNet40's raw layout (root/modelnet40/raw/<category>/<split>/<category>_NNNN.off; PyG checks for the
+    ModelNet10 folder names) with stretched tetrahedra (chair), cubes (table) and octahedra (sofa)."""
+    cube = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
+    cube_faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    octa = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
+    octa_faces = [(a, b, c) for a in (0, 1) for b in (2, 3) for c in (4, 5)]
+    tetra = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    meshes = {"chair": (tetra, [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)]), "table": (cube, cube_faces),
+              "sofa": (octa, octa_faces)}
+    rng = np.random.default_rng(0)
+    for category in MODELNET_REQUIRED:
+        for split in ("train", "test"):
+            folder = root / "modelnet40" / "raw" / category / split
+            folder.mkdir(parents=True, exist_ok=True)
+            if category not in meshes:
+                continue
+            vertices, faces = meshes[category]
+            for i in range(per_class[split]):
+                stretched = vertices * rng.uniform(0.5, 2.0, 3) + rng.normal(0, 0.05, vertices.shape)
+                (folder / f"{category}_{i + 1:04d}.off").write_text(_off(stretched, faces))
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """ModelNet40 OFF meshes (3 classes, 3 train / 1 test mesh each) where scale=dry reads them."""
+    write_modelnet40_raw(data_dir, {"train": 3, "test": 1})
+

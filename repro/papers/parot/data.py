@@ -11,6 +11,7 @@ import numpy as np
 from repro.core.data import require
 from repro.core.errors import DataUnavailableError
 
+SCANOBJECTNN_CLASSES = 15
 SCANOBJECTNN_FILES = {True: "training_objectdataset.h5", False: "test_objectdataset.h5"}
 SCANOBJECTNN_HOW = ("ScanObjectNN is distributed after a licence form (https://hkust-vgd.github.io/scanobjectnn/); "
                     "download h5_files.zip and place main_split/training_objectdataset.h5 and "
@@ -45,7 +46,20 @@ def load_scanobjectnn(data_dir: str | Path, n_points: int, train: bool) -> tuple
     except ImportError as error:  # not a dependency of the CPU reproduction
         raise DataUnavailableError("reading ScanObjectNN needs h5py: pip install h5py") from error
     with h5py.File(path, "r") as f:
+        missing = {"data", "label"} - set(f.keys())
+        if missing:
+            raise DataUnavailableError(f"{path} lacks the datasets {sorted(missing)}; {SCANOBJECTNN_HOW}")
+        shape = f["data"].shape
+        if len(shape) != 3 or shape[0] == 0 or shape[1] < n_points or shape[2] < 3:
+            raise DataUnavailableError(f"{path}: data has shape {shape}, expected (objects > 0, >= {n_points} points,"
+                                       f" >= 3 coordinates); {SCANOBJECTNN_HOW}")
         points, labels = f["data"][:, :n_points, :3].astype(np.float64), f["label"][:].astype(np.int64).ravel()
+    if len(labels) != len(points) or labels.min() < 0 or labels.max() >= SCANOBJECTNN_CLASSES:
+        raise DataUnavailableError(f"{path}: {len(labels)} labels for {len(points)} objects, range "
+                                   f"{labels.min()}..{labels.max()} (expected 0..{SCANOBJECTNN_CLASSES - 1}); "
+                                   f"{SCANOBJECTNN_HOW}")
+    if not np.isfinite(points).all():
+        raise DataUnavailableError(f"{path}: non-finite coordinates; {SCANOBJECTNN_HOW}")
     return normalise(to_z_up(points)), labels
 
 
@@ -67,14 +81,24 @@ def load_shapenetpart(data_dir: str | Path, n_points: int, train: bool, seed: in
     except (urllib.error.URLError, OSError) as error:
         raise DataUnavailableError(f"cannot download ShapeNetPart ({error}); fetch {ShapeNet.url} on a machine "
                                    f"with network and unzip it into {root / 'raw'}") from error
+    fix = f"delete {root / 'processed'} and {root / 'raw'} and fetch {ShapeNet.url} again"
+    if len(dataset) == 0:
+        raise DataUnavailableError(f"{root}: no ShapeNetPart shapes in the {'trainval' if train else 'test'} split; "
+                                   f"{fix}")
     rng = np.random.default_rng(seed)
     clouds, categories, parts = [], [], []
-    for shape in dataset:
-        n = len(shape.pos)
+    for i, shape in enumerate(dataset):
+        n, c = len(shape.pos), int(shape.category)
+        part = shape.y.numpy()
+        if n == 0 or not 0 <= c < len(SHAPENET_PARTS) or not np.isfinite(shape.pos.numpy()).all() or \
+                part.min() < PART_START[c] or part.max() >= PART_START[c] + SHAPENET_PARTS[c]:
+            raise DataUnavailableError(f"{root}: shape {i} has {n} points, category {c}, parts "
+                                       f"{sorted(set(part.tolist()))[:8]} (category c owns parts PART_START[c] .. "
+                                       f"+ SHAPENET_PARTS[c]) or non-finite coordinates; {fix}")
         index = rng.choice(n, n_points, replace=n < n_points)
         clouds.append(shape.pos[index].double().numpy())
-        parts.append(shape.y[index].numpy())
-        categories.append(int(shape.category))
+        parts.append(part[index])
+        categories.append(c)
     return normalise(to_z_up(np.stack(clouds))), np.array(categories), np.stack(parts).astype(np.int64)
 
 

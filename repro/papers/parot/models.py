@@ -24,15 +24,20 @@ from torch import nn
 
 
 def farthest_point_sampling(points: torch.Tensor, m: int) -> torch.Tensor:
-    """(B, N, 3) -> (B, m) indices; deterministic start at the point farthest from the centroid."""
+    """(B, N, 3) -> (B, m) indices; deterministic start at the point farthest from the centroid.
+
+    Runs where ``points`` live (all clouds of the batch at once, indices and distances on that device, no host
+    synchronisation); only the m - 1 greedy steps are sequential, as FPS is by definition. Deterministic, so
+    the first g samples of FPS(m) are FPS(g) for g <= m (PaRotLite draws its local centres and global anchors
+    from one call).
+    """
     b, n, _ = points.shape
     centred = points - points.mean(1, keepdim=True)
     chosen = torch.empty(b, m, dtype=torch.long, device=points.device)
     chosen[:, 0] = centred.norm(dim=-1).argmax(-1)
-    distance = torch.full((b, n), float("inf"), device=points.device)
-    rows = torch.arange(b, device=points.device)
+    distance = torch.full((b, n), float("inf"), dtype=points.dtype, device=points.device)
     for i in range(1, m):
-        last = points[rows, chosen[:, i - 1]].unsqueeze(1)
+        last = points.gather(1, chosen[:, i - 1, None, None].expand(b, 1, points.shape[-1]))  # (B, 1, 3)
         distance = torch.minimum(distance, ((points - last) ** 2).sum(-1))
         chosen[:, i] = distance.argmax(-1)
     return chosen
@@ -162,9 +167,13 @@ class PaRotLite(nn.Module):
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.head(self.patch_features(points)[0].amax(1))
 
-    def local_patches(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """FPS centres (B, M, 3) and their k nearest points minus the centre (B, M, k, 3)."""
-        centres = gather(points, farthest_point_sampling(points, self.m))
+    def local_patches(self, points: torch.Tensor, sampled: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """FPS centres (B, M, 3) and their k nearest points minus the centre (B, M, k, 3); ``sampled`` (B, >= M)
+        FPS indices already drawn for these clouds (the first M are the centres)."""
+        if sampled is None:
+            sampled = farthest_point_sampling(points, self.m)
+        centres = gather(points, sampled[:, :self.m])
         return centres, gather(points, knn(centres, points, self.k)) - centres.unsqueeze(2)
 
     def direction_equivariance(self, points: torch.Tensor, rotations: torch.Tensor) -> float:
@@ -180,8 +189,9 @@ class PaRotLite(nn.Module):
 
     def patch_features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Clouds (B, N, 3) -> fused patch features (B, M, embedding), centres (B, M, 3), local frames (B, M, 3, 3)."""
-        centres, local = self.local_patches(points)
-        anchors = gather(points, farthest_point_sampling(points, self.g))  # (B, G, 3)
+        sampled = farthest_point_sampling(points, max(self.m, self.g))  # one FPS: its prefixes are FPS(M), FPS(G)
+        centres, local = self.local_patches(points, sampled)
+        anchors = gather(points, sampled[:, :self.g])  # (B, G, 3)
         global_ = anchors.unsqueeze(1) - centres.unsqueeze(2)  # (B, M, G, 3)
         f, o = self._disentangle(self.local_net, local, "local")
         fg, og = self._disentangle(self.global_net, global_, "global")
