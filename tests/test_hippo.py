@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 from scipy.special import eval_legendre
 
+from repro.core.errors import ReproError
 from repro.papers.hippo import hippo, lra
 from repro.papers.hippo.s4 import S4Classifier, S4Kernel, bidirectional_convolution, causal_convolution, ssm_parameters
 from repro.papers.hippo.task import delay_batch, kernel_convergence_rows, signal, signal_terms
@@ -222,6 +223,37 @@ def test_cifar_archive_parser_is_grayscale(tmp_path) -> None:
     assert cifar["train"][0][4, 37] == pytest.approx((0.299 * r + 0.587 * g + 0.114 * b) / 255, abs=1e-6)
 
 
+def test_cifar_refuses_a_planted_pickle_and_cifar100(tmp_path) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    for name, batch, match in (("planted", {b"data": Payload(), b"labels": [0]}, "refusing"),
+                               ("cifar100", {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 1]},
+                                "CIFAR-100"),
+                               ("labels", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 57]}, "0..9")):
+        path = tmp_path / f"{name}.tar.gz"
+        with tarfile.open(path, "w:gz") as archive:
+            for member in ("data_batch_1", "test_batch"):
+                _add(archive, f"cifar-10-batches-py/{member}", pickle.dumps(batch, protocol=2))
+        with pytest.raises(ReproError, match=match):
+            lra.parse_cifar_archive(path)
+
+
+def test_listops_and_aan_refuse_missing_or_out_of_range_labels(tmp_path) -> None:
+    path = tmp_path / "basic_train.tsv"
+    path.write_text("Source\tTarget\n( [MAX 2 9 ] )\t9\n( [MIN 2 9 ] )\t\n")
+    with pytest.raises(ReproError, match="Target of row 1"):
+        lra.parse_listops(path, 8)
+    path.write_text("Source\tTarget\n( [MAX 2 9 ] )\t10\n")
+    with pytest.raises(ReproError, match="0..9"):
+        lra.parse_listops(path, 8)
+    path = tmp_path / "new_aan_pairs.train.tsv"
+    path.write_text("2\tid-a\tid-b\tx\ty\n")
+    with pytest.raises(ReproError, match="0..1"):
+        lra.parse_aan(path, 8)
+
+
 def test_pathfinder_parser(tmp_path) -> None:
     from PIL import Image
 
@@ -272,3 +304,47 @@ def test_s4_classifier_shapes_and_padding(vocab, pool: str, pair: bool) -> None:
     assert logits.shape == (4, 3) and torch.isfinite(logits).all()
     logits.sum().backward()
     assert all(p.grad is not None for p in ssm_parameters(model))
+
+
+def _pathfinder(folder, side: int, count: int, rng: np.random.Generator) -> None:
+    from PIL import Image
+
+    (folder / "imgs" / "0").mkdir(parents=True)
+    (folder / "metadata").mkdir()
+    lines = []
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8), mode="L").save(
+            folder / "imgs" / "0" / f"sample_{i}.png")
+        lines.append(f"imgs/0 sample_{i}.png {i} {i % 2} 14 1.5 2")
+    (folder / "metadata" / "0.npy").write_text("\n".join(lines) + "\n")
+
+
+def write_dry_data(data_dir) -> None:
+    """The paper scale's files in their real formats under data_dir/hippo/: the unpacked LRA release
+    (ListOps TSVs, AAN pairs, pathfinder32 and pathfinder128 folders), the IMDB archive and the CIFAR-10
+    python archive; 10-20 examples per split."""
+    rng = np.random.default_rng(0)
+    root = data_dir / "hippo"
+    release = root / "lra_release"
+    (release / "listops-1000").mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        rows = [f"( ( [MAX {i % 10} ( [MIN 4 {9 - i % 10} ] ) ] ) )\t{i % 10}" for i in range(12)]
+        (release / "listops-1000" / f"basic_{split}.tsv").write_text("Source\tTarget\n" + "\n".join(rows) + "\n")
+    (release / "tsv_data").mkdir()
+    for split in ("train", "eval", "test"):
+        rows = [f"{i % 2}.0\tid-{i}\tid-{i + 1}\tpaper {i} on deep nets\tpaper {i + 1} on trees" for i in range(10)]
+        (release / "tsv_data" / f"new_aan_pairs.{split}.tsv").write_text("\n".join(rows) + "\n")
+    _pathfinder(release / "pathfinder32" / "curv_contour_length_14", 32, 10, rng)
+    _pathfinder(release / "pathfinder128" / "curv_contour_length_14", 128, 10, rng)
+    with tarfile.open(root / "aclImdb_v1.tar.gz", "w:gz") as archive:
+        for split in ("train", "test"):
+            for i in range(10):
+                label = "pos" if i % 2 else "neg"
+                _add(archive, f"aclImdb/{split}/{label}/{i}_{7 if i % 2 else 2}.txt",
+                     f"Review {i}: {'great' if i % 2 else 'dull'} film.".encode())
+    with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as archive:
+        for name, n in (("data_batch_1", 10), ("data_batch_2", 10), ("test_batch", 10)):
+            batch = {b"batch_label": name.encode(), b"labels": [i % 10 for i in range(n)],
+                     b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                     b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+            _add(archive, f"cifar-10-batches-py/{name}", pickle.dumps(batch, protocol=2))

@@ -34,7 +34,8 @@ from omegaconf import DictConfig
 
 from repro.core.context import RunContext
 from repro.core.data import fetch
-from repro.core.errors import ConfigError, DataUnavailableError
+from repro.core.errors import ConfigError, DataUnavailableError, ReproError
+from repro.core.safe_pickle import TensorUnpickler
 from repro.core.train import fit
 from repro.papers.hippo.s4 import S4Classifier, ssm_parameters
 
@@ -96,20 +97,38 @@ def pad(sequences: list[list[int]], max_length: int) -> tuple[torch.Tensor, torc
     return out, lengths
 
 
+def labels_in_range(values: np.ndarray, classes: int, path: Path, what: str) -> torch.Tensor:
+    """Integer labels 0..classes-1 (a missing or fractional one is an error naming the file, never a huge
+    negative label from a NaN cast to int64)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        raise ReproError(f"{path}: no examples; replace it with the file from the LRA release")
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= classes)
+    if bad.any():
+        raise ReproError(f"{path}: {what} of row {int(np.flatnonzero(bad)[0])} is {values[bad][0]!r}, not an integer "
+                         f"in 0..{classes - 1}; the file is damaged or not this task's: replace it with the file "
+                         "from the LRA release")
+    return torch.as_tensor(values.astype(np.int64))
+
+
 def parse_listops(path: Path, max_length: int) -> Split:
     frame = pd.read_csv(path, sep="\t")
     if list(frame.columns) != ["Source", "Target"]:
         raise ValueError(f"{path}: expected the columns Source, Target, got {list(frame.columns)}")
+    if frame["Source"].isna().any():
+        raise ReproError(f"{path}: row {int(np.flatnonzero(frame['Source'].isna())[0])} has no Source; replace the "
+                         "file with the one from the LRA release")
+    labels = labels_in_range(pd.to_numeric(frame["Target"], errors="coerce").to_numpy(float), 10, path, "Target")
     x, lengths = pad([listops_tokens(s) for s in frame["Source"]], max_length)
-    return Split(x, lengths, torch.tensor(frame["Target"].to_numpy(np.int64)))
+    return Split(x, lengths, labels)
 
 
 def parse_aan(path: Path, max_length: int) -> Split:
     frame = pd.read_csv(path, sep="\t", header=None, names=["label", "id1", "id2", "text1", "text2"],
                         dtype={"text1": str, "text2": str}, keep_default_na=False)
+    labels = labels_in_range(pd.to_numeric(frame["label"], errors="coerce").to_numpy(float), 2, path, "label")
     x, lengths = pad([byte_tokens(t) for t in frame["text1"]], max_length)
     x2, lengths2 = pad([byte_tokens(t) for t in frame["text2"]], max_length)
-    labels = torch.tensor(frame["label"].astype(float).astype(np.int64).to_numpy())
     return Split(x, lengths, labels, x2, lengths2)
 
 
@@ -134,19 +153,61 @@ def cifar_grayscale(data: np.ndarray) -> np.ndarray:
     return 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
 
 
+class CifarUnpickler(TensorUnpickler):
+    """The CIFAR python batches are Python 2 pickles of dicts of bytes, lists and numpy arrays: this allows
+    the globals a numpy array needs (and nothing else; a planted payload is refused, naming its global)."""
+
+    NUMPY = {("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+             ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+             ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+
+    def __init__(self, file: io.BytesIO) -> None:
+        pickle.Unpickler.__init__(self, file, encoding="bytes")    # Python 2 str -> bytes, as the batches' keys
+        self.extra = self.NUMPY
+
+
+def cifar_batch(payload: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch -> (data (M, 3072) uint8, labels (M,) in 0..9), validated."""
+    try:
+        batch = CifarUnpickler(io.BytesIO(payload)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        raise ReproError(f"{where} is not a plain CIFAR batch of data ({error}); refusing to load it (a pickle can "
+                         "run code): replace the archive with cifar-10-python.tar.gz from the Toronto site") from error
+    if not isinstance(batch, dict):
+        raise ReproError(f"{where}: a CIFAR batch is a dict, got {type(batch).__name__}; replace the archive")
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    if "labels" not in batch:
+        hint = " (fine_labels: a CIFAR-100 batch)" if "fine_labels" in batch else ""
+        raise ReproError(f"{where}: no 'labels' key{hint}, keys {sorted(batch)}; LRA Image needs the CIFAR-10 "
+                         "python archive cifar-10-python.tar.gz")
+    data, labels = batch.get("data"), np.asarray(batch["labels"])
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ReproError(f"{where}: 'data' must be a (M, 3072) uint8 array, got "
+                         f"{getattr(data, 'shape', type(data).__name__)}; replace the archive with "
+                         "cifar-10-python.tar.gz")
+    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer) or len(data) == 0 \
+            or labels.min() < 0 or labels.max() > 9:
+        raise ReproError(f"{where}: {len(labels)} labels for {len(data)} images, or labels outside 0..9 (CIFAR-100?); "
+                         "LRA Image needs the CIFAR-10 python archive cifar-10-python.tar.gz")
+    return data, labels.astype(np.int64)
+
+
 def parse_cifar_archive(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """cifar-10-python.tar.gz -> {"train": (pixels (50000, 1024), labels), "test": (10000, ...)}, grayscale."""
-    batches: dict[str, list[dict]] = {"train": [], "test": []}
+    """cifar-10-python.tar.gz -> {"train": (pixels (50000, 1024), labels), "test": (10000, ...)}, grayscale.
+
+    The batches are pickles: read by `CifarUnpickler` (numpy arrays and plain data only, never plain pickle)."""
+    batches: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"train": [], "test": []}
     with tarfile.open(path, "r:gz") as archive:
         for member in sorted(archive.getmembers(), key=lambda m: m.name):
             name = member.name.rsplit("/", 1)[-1]
             split = "train" if name.startswith("data_batch_") else "test" if name == "test_batch" else None
-            if split:
-                batches[split].append(pickle.load(io.BytesIO(archive.extractfile(member).read()), encoding="bytes"))
+            if split and member.isfile():
+                batches[split].append(cifar_batch(archive.extractfile(member).read(), f"{path}:{member.name}"))
     if not batches["train"] or not batches["test"]:
-        raise ValueError(f"{path}: no data_batch_* / test_batch members: not the CIFAR-10 python archive?")
-    return {split: (cifar_grayscale(np.concatenate([b[b"data"] for b in found])),
-                    np.concatenate([b[b"labels"] for b in found]).astype(np.int64))
+        raise ReproError(f"{path}: no data_batch_* / test_batch members: not the CIFAR-10 python archive "
+                         "(cifar-10-python.tar.gz; CIFAR-100's has train / test)")
+    return {split: (cifar_grayscale(np.concatenate([data for data, _ in found])),
+                    np.concatenate([labels for _, labels in found]))
             for split, found in batches.items()}
 
 
@@ -164,8 +225,13 @@ def parse_pathfinder(directory: Path) -> tuple[np.ndarray, np.ndarray]:
             image = directory / fields[0] / fields[1]
             if image.stat().st_size == 0:      # the release holds an empty PNG; s4 skips it too
                 continue
+            if len(fields) < 4 or fields[3] not in ("0", "1"):
+                raise ReproError(f"{metadata}: line {line!r} has no 0/1 label in its fourth field; replace the "
+                                 "pathfinder folder with the one from the LRA release")
             images.append(np.asarray(Image.open(image).convert("L"), dtype=np.uint8).ravel())
             labels.append(int(fields[3]))
+    if not images:
+        raise ReproError(f"{directory}: no images listed in metadata/*.npy; replace it with the LRA release's")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
