@@ -9,8 +9,9 @@ from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 
 from repro.core import forecasting
-from repro.core.errors import DataUnavailableError
+from repro.core.errors import DataUnavailableError, ReproError
 from repro.papers.olinear import data, models
+from repro.papers.olinear.task import errors, gather
 
 
 def test_ortho_basis_is_orthogonal_and_diagonalises_the_correlation() -> None:
@@ -117,8 +118,32 @@ def test_parse_ett_format(tmp_path) -> None:
     values = data.parse_benchmark_csv(path)
     assert values.shape == (2, 7) and values[1, -1] == pytest.approx(27.787)
     (tmp_path / "bad.csv").write_text("time,a\n1,2\n")
-    with pytest.raises(ValueError, match="date"):
+    with pytest.raises(ReproError, match="date"):
         data.parse_benchmark_csv(tmp_path / "bad.csv")
+    for body, match in (("2016-07-01,1.0\n2016-07-02,\n", "row 1 column 'OT'"),
+                        ("2016-07-01,1.0\n2016-07-02,inf\n", "infinite"),
+                        ("2016-07-01,1.0\n", "two rows"), ("2016-07-01,x\n2016-07-02,1\n", "not a number")):
+        (tmp_path / "bad.csv").write_text("date,OT\n" + body)
+        with pytest.raises(ReproError, match=match):
+            data.parse_benchmark_csv(tmp_path / "bad.csv")
+
+
+def test_batches_are_gathered_from_the_series_not_materialised() -> None:
+    """The per-batch gather equals the strided window view; the validation errors equal the metrics over
+    every window at once."""
+    series = np.random.default_rng(0).standard_normal((60, 3))
+    x_view, y_view = forecasting.sliding_windows(series, 8, 4, stride=3)
+    starts = torch.arange(len(x_view)) * 3
+    index = torch.tensor([0, 5, 2, len(x_view) - 1])
+    x, y = gather(torch.as_tensor(series, dtype=torch.float32), starts[index], 8, 4)
+    assert torch.equal(x, torch.as_tensor(x_view[index.numpy()], dtype=torch.float32))
+    assert torch.equal(y, torch.as_tensor(y_view[index.numpy()], dtype=torch.float32))
+    model = models.RLinear(8, 4, 3)
+    with torch.no_grad():
+        y_hat = model(torch.as_tensor(np.ascontiguousarray(x_view), dtype=torch.float32)).numpy()
+    got = errors(model, (x_view, y_view), batch=5, device="cpu")
+    assert got["mse"] == pytest.approx(forecasting.mse(y_view, y_hat), rel=1e-12)
+    assert got["mae"] == pytest.approx(forecasting.mae(y_view, y_hat), rel=1e-12)
 
 
 def test_bundle_data_missing_says_how_to_get_it(tmp_path) -> None:
@@ -145,3 +170,25 @@ def test_orthotrans_is_absorbed_by_the_first_linear_layer() -> None:
     assert torch.allclose(plain(x), rotated(x), atol=1e-4)
     assert not torch.allclose(plain(x), models.OLinear(np.eye(lookback), np.eye(horizon), channels, embed, 8, 8, 1,
                                                        "normlin", 0.0).eval()(x), atol=1e-2)
+
+
+def _benchmark_csv(path, rows: int, channels: list[str], rng: np.random.Generator) -> None:
+    t = np.arange(rows)
+    values = np.sin(2 * np.pi * t[:, None] / 24 + rng.uniform(0, 6, len(channels))) + 0.3 * rng.standard_normal(
+        (rows, len(channels)))
+    dates = np.datetime64("2016-07-01T00:00") + t.astype("timedelta64[h]")
+    lines = [",".join(["date", *channels])] + [
+        ",".join([str(d).replace("T", " "), *(f"{v:.3f}" for v in row)]) for d, row in zip(dates, values)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_dry_data(data_dir) -> None:
+    """ETTh1 / ETTm1 (7 channels) where the downloader caches them and the Time-Series-Library bundle's
+    electricity.csv / weather.csv (4 channels each): the real CSV layout, 720 and 1000 rows."""
+    rng = np.random.default_rng(0)
+    ett = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    for name in ("ETTh1", "ETTm1"):
+        _benchmark_csv(data_dir / "olinear" / f"{name}.csv", 720, ett, rng)
+    _benchmark_csv(data_dir / "olinear" / "electricity" / "electricity.csv", 1000, [*map(str, range(3)), "OT"], rng)
+    _benchmark_csv(data_dir / "olinear" / "weather" / "weather.csv", 1000, [f"w{i}" for i in range(3)] + ["OT"], rng)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from repro.core.data import fetch, require
+from repro.core.errors import ReproError
 
 ETT_URL = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/{name}.csv"
 ETT = ("ETTh1", "ETTh2", "ETTm1", "ETTm2")
@@ -50,13 +51,24 @@ def macrodata() -> np.ndarray:
 
 
 def parse_benchmark_csv(path: Path) -> np.ndarray:
-    """The Time-Series-Library CSV layout: a `date` column, then numeric channels (target `OT` last)."""
-    frame = pd.read_csv(path)
-    if frame.columns[0] != "date":
-        raise ValueError(f"{path}: expected a first column named 'date', got {frame.columns[0]!r}")
-    values = frame.drop(columns="date").apply(pd.to_numeric, errors="raise").to_numpy(float)
-    if np.isnan(values).any():
-        raise ValueError(f"{path}: missing values in the numeric channels")
+    """The Time-Series-Library CSV layout: a `date` column, then numeric channels (target `OT` last); every
+    value finite, at least two rows and one channel (errors name the file and the fix)."""
+    fix = "replace it with the data set's original CSV (ETDataset / the Time-Series-Library bundle)"
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ReproError(f"{path} is not a CSV ({error}); {fix}") from error
+    if len(frame.columns) == 0 or frame.columns[0] != "date":
+        raise ReproError(f"{path}: expected a first column named 'date', got {list(frame.columns)[:1]}; {fix}")
+    if frame.shape[1] < 2 or len(frame) < 2:
+        raise ReproError(f"{path}: {len(frame)} rows and {frame.shape[1] - 1} channels; a series needs at least two "
+                         f"rows and one channel besides 'date'; {fix}")
+    values = frame.drop(columns="date").apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = (int(i[0]) for i in np.nonzero(bad))
+        raise ReproError(f"{path}: row {row} column {frame.columns[column + 1]!r} is missing, not a number or "
+                         f"infinite; {fix}")
     return values
 
 

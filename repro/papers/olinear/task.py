@@ -125,10 +125,27 @@ def flops(model: torch.nn.Module, lookback: int, channels: int) -> int:
     return int(counter.get_total_flops())
 
 
-def predict(model: torch.nn.Module, x: torch.Tensor, batch: int) -> np.ndarray:
-    """Forecasts for every window (a tensor on the model's device), the last incomplete batch included."""
+def gather(series: torch.Tensor, starts: torch.Tensor, lookback: int,
+           horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows starting at ``starts`` of a (T, C) series on the device: x (B, lookback, C), y (B, horizon, C).
+    Only the batch is gathered: the split's windows are never materialised (ECL at horizon 720 would be ~70 GB)."""
+    window = series[starts[:, None] + torch.arange(lookback + horizon, device=series.device)]
+    return window[:, :lookback], window[:, lookback:]
+
+
+def errors(model: torch.nn.Module, windows: tuple[np.ndarray, np.ndarray], batch: int, device: str) -> dict[str, float]:
+    """MSE and MAE of the forecasts over every window of a split (strided views), one batch of windows
+    copied at a time; accumulated in float64."""
+    x_view, y_view = windows
+    squared = absolute = 0.0
     with torch.no_grad():
-        return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)]).cpu().numpy()
+        for i in range(0, len(x_view), batch):
+            x = torch.as_tensor(np.ascontiguousarray(x_view[i:i + batch]), dtype=torch.float32, device=device)
+            diff = y_view[i:i + batch] - model(x).cpu().numpy().astype(np.float64)
+            squared += float(np.square(diff).sum())
+            absolute += float(np.abs(diff).sum())
+    count = y_view.shape[0] * y_view.shape[1] * y_view.shape[2]
+    return {"mse": squared / count, "mae": absolute / count}
 
 
 def train_one(cfg: DictConfig, dataset: DictConfig, splits: dict, horizon: int, variant: str,
@@ -137,28 +154,25 @@ def train_one(cfg: DictConfig, dataset: DictConfig, splits: dict, horizon: int, 
     model = build(variant, splits, dataset.lookback, horizon, channels, cfg.model).to(ctx.device)
     t = cfg.train
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-
-    def on_device(array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=torch.float32, device=ctx.device)
-
-    x_train, y_train = (on_device(a) for a in splits["train"])
-    x_val, x_test = on_device(splits["val"][0]), on_device(splits["test"][0])
+    lookback = dataset.lookback
+    series = torch.as_tensor(splits["train_series"], dtype=torch.float32, device=ctx.device)   # (T, C) only
+    starts = torch.arange(len(splits["train"][0]), device=ctx.device) * dataset.train_stride
 
     def batches(epoch: int):
-        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(ctx.child_seed("batches", epoch)))
+        order = torch.randperm(len(starts), generator=torch.Generator().manual_seed(ctx.child_seed("batches", epoch)))
         return order.to(ctx.device).split(t.batch_size)
 
     def loss_fn(model: torch.nn.Module, index: torch.Tensor) -> torch.Tensor:
-        return (model(x_train[index]) - y_train[index]).abs().mean()     # L1 loss, as the paper
+        x, y = gather(series, starts[index], lookback, horizon)
+        return (model(x) - y).abs().mean()     # L1 loss, as the paper
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:   # model selection on validation MSE
-        return {"val/mse": forecasting.mse(splits["val"][1], predict(model, x_val, 256))}
+        return {"val/mse": errors(model, splits["val"], 256, ctx.device)["mse"]}
 
     result = fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/mse")
     model.eval()
-    y_hat = predict(model, x_test, 256)
+    test = errors(model, splits["test"], 256, ctx.device)
     row = {"dataset": dataset.name, "variant": variant, "best_epoch": result.best_epoch,
-           "test/mse": forecasting.mse(splits["test"][1], y_hat), "test/mae": forecasting.mae(splits["test"][1], y_hat),
-           "val/mse": result.best_metrics["val/mse"]}
+           "test/mse": test["mse"], "test/mae": test["mae"], "val/mse": result.best_metrics["val/mse"]}
     ctx.log.info("%s h=%d %s: test MSE %.4f MAE %.4f", dataset.name, horizon, variant, row["test/mse"], row["test/mae"])
     return [row]
