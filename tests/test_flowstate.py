@@ -12,7 +12,7 @@ import torch
 from numpy.polynomial import legendre
 from scipy.special import eval_legendre
 
-from repro.core.errors import DataUnavailableError
+from repro.core.errors import DataUnavailableError, ReproError
 from repro.papers.flowstate import data, gift_eval
 from repro.papers.flowstate.models import (
     FlowState,
@@ -241,12 +241,12 @@ def test_gift_eval_offline_message(tmp_path) -> None:
         gift_eval.load_configuration(tmp_path / "GiftEval", "ett1/H")
 
 
-def _write_arrow(folder, pa, targets: list, target_type) -> None:
+def _write_arrow(folder, pa, targets: list, target_type, freq: str = "H") -> None:
     """A `datasets.save_to_disk` data file: an Arrow IPC stream with item_id, start, freq, target."""
     folder.mkdir(parents=True)
     table = pa.table({"item_id": [f"item{i}" for i in range(len(targets))],
                       "start": pa.array([np.datetime64("2016-07-01T00:00:00", "s")] * len(targets), pa.timestamp("s")),
-                      "freq": ["H"] * len(targets),
+                      "freq": [freq] * len(targets),
                       "target": pa.array(targets, target_type)})
     with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, \
             pa.ipc.new_stream(sink, table.schema) as writer:
@@ -264,6 +264,39 @@ def test_gift_eval_arrow_parser(tmp_path) -> None:
     multi = gift_eval.load_configuration(tmp_path, "jena_weather/H")
     assert [r["item_id"] for r in multi] == ["item0_dim0", "item0_dim1"]
     assert multi[1]["target"].tolist() == [6.0, 7.0]
+
+
+def test_pretraining_corpus_is_memory_mapped_and_validated(tmp_path) -> None:
+    """Windows come from the memory-mapped Arrow buffers (zero-copy views), only series long enough for a
+    window are drawn, NaNs are filled inside the window; bad files name their path."""
+    pa = pytest.importorskip("pyarrow")
+    from omegaconf import OmegaConf
+
+    rng = np.random.default_rng(0)
+    long = [float(v) for v in rng.normal(size=60)]
+    long[5] = None
+    _write_arrow(tmp_path / "solar" / "H", pa, [long, [1.0] * 10], pa.list_(pa.float32()))
+    _write_arrow(tmp_path / "LOOP_SEATTLE" / "D", pa, [[list(range(50)), list(range(100, 150))]],
+                 pa.list_(pa.list_(pa.float64())), freq="D")
+    cfg = OmegaConf.create({"data": {"context": 24}, "weekly_rhythm": ["LOOP_SEATTLE"]})
+    corpus = gift_eval.PretrainingCorpus(tmp_path, cfg, patch=24.0)
+    (solar, eligible, s, length), (loop, loop_eligible, s_daily, daily_length) = sorted(
+        corpus.pools, key=lambda pool: pool[2])
+    assert s_daily == pytest.approx(24 / 7) and (s, length) == (1.0, 48) and eligible.tolist() == [0]
+    assert loop_eligible.tolist() == [0, 1] and daily_length == int(24 / s_daily) + int(24 / s_daily)
+    assert np.shares_memory(solar.series(0), solar.buffers[0]) and np.isnan(solar.series(0)[5])
+    assert loop.series(1)[:3].tolist() == [100, 101, 102]
+    for _ in range(5):
+        windows, scale = corpus(rng, 3)
+        assert np.isfinite(windows).all() and windows.shape[0] == 3
+        assert windows.shape[1] == (48 if scale == 1.0 else daily_length)
+    bad = tmp_path / "bad" / "H"
+    _write_arrow(bad, pa, [[1.0, float("inf")]], pa.list_(pa.float32()))
+    with pytest.raises(ReproError, match="infinite"):
+        gift_eval.ArrowSeries(bad)
+    (bad / "data-00000-of-00001.arrow").write_bytes(b"not arrow")
+    with pytest.raises(ReproError, match="not an Arrow IPC stream"):
+        gift_eval.ArrowSeries(bad)
 
 
 def test_gift_eval_configuration_rows() -> None:
@@ -290,3 +323,25 @@ def test_gift_eval_configuration_rows() -> None:
     forecaster = gift_eval.flowstate_forecaster(model, context=96, batch=2)
     out = forecaster([r["target"] for r in records], 2.0, 30)
     assert out.shape == (4, 30, 9) and np.isfinite(out).all()
+
+
+def write_dry_data(data_dir) -> None:
+    """GiftEvalPretrain and GiftEval snapshots in their real layout (`datasets` Arrow IPC streams) under
+    data_dir/flowstate/: pretraining solar/H (three hourly series, one too short, NaNs) and LOOP_SEATTLE/D
+    (a two-dimensional daily series); evaluation ett1/H and us_births/D (one series, one test window each)."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+
+    def seasonal(length: int, period: int) -> list:
+        t = np.arange(length)
+        values = 5 + np.sin(2 * np.pi * t / period) + 0.2 * rng.normal(size=length)
+        return [None if i % 97 == 13 else float(v) for i, v in enumerate(values)]
+
+    root = data_dir / "flowstate"
+    _write_arrow(root / "GiftEvalPretrain" / "solar" / "H", pa, [seasonal(2200, 24), seasonal(2150, 24),
+                                                                 seasonal(300, 24)], pa.list_(pa.float32()))
+    _write_arrow(root / "GiftEvalPretrain" / "LOOP_SEATTLE" / "D", pa, [[seasonal(700, 7), seasonal(700, 7)]],
+                 pa.list_(pa.list_(pa.float32())), freq="D")
+    _write_arrow(root / "GiftEval" / "ett1" / "H", pa, [seasonal(400, 24)], pa.list_(pa.float32()))
+    _write_arrow(root / "GiftEval" / "us_births" / "D", pa, [seasonal(300, 7)], pa.list_(pa.float32()), freq="D")

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from repro.core.context import RunContext
 from repro.core.data import require
-from repro.core.errors import ConfigError, DataUnavailableError
+from repro.core.errors import ConfigError, DataUnavailableError, ReproError
 from repro.core.units import Unit, grid
 from repro.papers.flowstate.models import FlowState, patch_steps
 from repro.papers.flowstate.training import Batches, build_flowstate, fit_flowstate, forecast_rollout
@@ -87,29 +87,86 @@ def num_windows(name: str, min_length: int, pred_len: int) -> int:
     return min(max(1, math.ceil(TEST_SPLIT * min_length / pred_len)), MAX_WINDOWS)
 
 
-def read_arrow(path: Path) -> list[dict]:
-    """Rows of one `datasets` Arrow IPC stream file as dicts (needs pyarrow, the format's reader)."""
-    try:
-        import pyarrow.ipc
-    except ImportError as error:
-        raise DataUnavailableError("reading GIFT-Eval's Arrow files needs pyarrow: `pip install pyarrow`") from error
-    with pyarrow.memory_map(str(path)) as source:
-        return pyarrow.ipc.open_stream(source).read_all().to_pylist()
+class ArrowSeries:
+    """The series of one configuration folder, memory-mapped: every ``*.arrow`` file (an Arrow IPC stream)
+    is mapped, its targets stay in the file (flat float buffers, zero-copy), and a series is (buffer, start,
+    length); multivariate targets count one series per dimension. Nothing is turned into Python lists, so
+    memory stays that of the page cache plus three integers per series. Validated on load: the columns
+    item_id, freq, target; one frequency per folder; float targets (NaN or null = missing, never infinite)."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            import pyarrow
+            import pyarrow.ipc
+        except ImportError as error:
+            raise DataUnavailableError("reading GIFT-Eval's Arrow files needs pyarrow: `pip install pyarrow`") \
+                from error
+        self.folder, self.buffers, self.tables = folder, [], []
+        items, index, freqs = [], [], set()
+        for path in sorted(folder.glob("*.arrow")):
+            try:
+                table = pyarrow.ipc.open_stream(pyarrow.memory_map(str(path))).read_all()
+            except (pyarrow.ArrowInvalid, OSError) as error:
+                raise ReproError(f"{path} is not an Arrow IPC stream ({error}); {REDOWNLOAD}") from error
+            missing = {"item_id", "freq", "target"} - set(table.column_names)
+            if missing:
+                raise ReproError(f"{path}: no column(s) {sorted(missing)} (has {table.column_names}); {REDOWNLOAD}")
+            self.tables.append(table)          # keeps the memory map alive
+            freqs.update(str(f) for f in table.column("freq").unique().to_pylist())
+            ids = table.column("item_id").to_pylist()
+            row = 0
+            for chunk in table.column("target").chunks:
+                multivariate = pyarrow.types.is_list(chunk.type.value_type) or \
+                    pyarrow.types.is_large_list(chunk.type.value_type)
+                series = chunk.values if multivariate else chunk           # one list of floats per series
+                values = series.values
+                if not pyarrow.types.is_floating(values.type) and not pyarrow.types.is_integer(values.type):
+                    raise ReproError(f"{path}: target holds {values.type}, not numbers; {REDOWNLOAD}")
+                flat = values.to_numpy(zero_copy_only=True) if values.null_count == 0 and \
+                    pyarrow.types.is_floating(values.type) else values.to_numpy(zero_copy_only=False).astype(float)
+                if np.isinf(flat).any():
+                    raise ReproError(f"{path}: infinite values in target; {REDOWNLOAD}")
+                offsets = series.offsets.to_numpy()
+                buffer = len(self.buffers)
+                self.buffers.append(flat)
+                if multivariate:                       # row r spans dims chunk.offsets[r] .. chunk.offsets[r + 1]
+                    dims = chunk.offsets.to_numpy()
+                    for r in range(len(chunk)):
+                        for d, k in enumerate(range(dims[r], dims[r + 1])):
+                            items.append(f"{ids[row + r]}_dim{d}")
+                            index.append((buffer, offsets[k], offsets[k + 1] - offsets[k]))
+                else:
+                    items += ids[row:row + len(chunk)]
+                    index += [(buffer, a, b - a) for a, b in zip(offsets[:-1], offsets[1:])]
+                row += len(chunk)
+        if not index:
+            raise DataUnavailableError(f"no *.arrow records under {folder}: {download_hint(folder.parent)}")
+        if len(freqs) != 1:
+            raise ReproError(f"{folder}: one frequency per configuration expected, found {sorted(freqs)}; {REDOWNLOAD}")
+        self.freq = freqs.pop()
+        self.items = items
+        self.index = np.array(index, dtype=np.int64).reshape(-1, 3)   # (buffer, start, length) per series
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def series(self, i: int, start: int = 0, length: int | None = None) -> np.ndarray:
+        """Series i (or its steps start .. start + length), a view into the memory map."""
+        buffer, offset, total = self.index[i]
+        end = total if length is None else start + length
+        return self.buffers[buffer][offset + start: offset + end]
+
+
+REDOWNLOAD = "the snapshot is damaged or not GIFT-Eval's: download it again (huggingface-cli download)"
 
 
 def load_configuration(root: Path, name: str) -> list[dict]:
-    """Every record of one configuration folder (e.g. `ett1/H`), multivariate targets split per dimension."""
+    """Every record of one configuration folder (e.g. `ett1/H`), multivariate targets split per dimension;
+    targets are float64 copies of one configuration (read through the memory map, `ArrowSeries`)."""
     folder = require(root / name, f"GIFT-Eval configuration {name}", download_hint(root))
-    records = []
-    for path in sorted(folder.glob("*.arrow")):
-        for record in read_arrow(path):
-            target = np.asarray(record["target"], dtype=float)
-            for dim, row in enumerate(np.atleast_2d(target)):
-                item = record["item_id"] if target.ndim == 1 else f"{record['item_id']}_dim{dim}"
-                records.append({"item_id": item, "freq": record["freq"], "target": row})
-    if not records:
-        raise DataUnavailableError(f"no *.arrow records under {folder}: {download_hint(root)}")
-    return records
+    series = ArrowSeries(folder)
+    return [{"item_id": item, "freq": series.freq, "target": np.array(series.series(i), dtype=float)}
+            for i, item in enumerate(series.items)]
 
 
 def download_hint(root: Path) -> str:
@@ -219,38 +276,46 @@ def flowstate_forecaster(model: FlowState, context: int, batch: int) -> Forecast
     return forecast
 
 
+class PretrainingCorpus:
+    """GiftEvalPretrain, indexed once per run (``ctx.shared``): per configuration folder its memory-mapped
+    series (`ArrowSeries`), its scale s and the window length floor(context / s) + floor(patch / s), and the
+    series long enough to hold one window. Windows are read from the memory map per batch."""
+
+    def __init__(self, root: Path, cfg: DictConfig, patch: float) -> None:
+        require(root, "GiftEvalPretrain snapshot", download_hint(root))
+        self.pools = []
+        for folder in sorted({path.parent for path in root.rglob("*.arrow")}):
+            series = ArrowSeries(folder)
+            s = scale_factor(series.freq, folder.relative_to(root).parts[0] in cfg.weekly_rhythm)
+            length = int(cfg.data.context / s) + patch_steps(patch, s)
+            eligible = np.flatnonzero(series.index[:, 2] >= length)
+            if len(eligible):
+                self.pools.append((series, eligible, s, length))
+        if not self.pools:
+            raise DataUnavailableError(f"no GiftEvalPretrain series under {root} is long enough for context "
+                                       f"{cfg.data.context} model hours: {download_hint(root)}")
+
+    def __call__(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]:
+        """A batch of windows from one configuration (one s per batch): (size, length) float64, NaNs of each
+        window carried forward inside the window (leading NaNs take its first value)."""
+        series, eligible, s, length = self.pools[rng.integers(len(self.pools))]
+        picks = eligible[rng.integers(0, len(eligible), size)]
+        starts = [rng.integers(0, series.index[i, 2] - length + 1) for i in picks]
+        return np.stack([fill_missing(series.series(i, a, length)) for i, a in zip(picks, starts)]), s
+
+
 def pretraining_batches(root: Path, cfg: DictConfig, patch: float) -> Batches:
     """Windows of GiftEvalPretrain: each batch from one configuration folder (one s per batch), windows of
-    floor(context / s) + floor(patch / s) steps from series long enough to hold one."""
-    require(root, "GiftEvalPretrain snapshot", download_hint(root))
-    folders = sorted({path.parent for path in root.rglob("*.arrow")})
-    pools = []
-    for folder in folders:
-        records = load_configuration(root, str(folder.relative_to(root)))
-        s = scale_factor(records[0]["freq"], folder.relative_to(root).parts[0] in cfg.weekly_rhythm)
-        length = int(cfg.data.context / s) + patch_steps(patch, s)
-        series = [fill_missing(r["target"]) for r in records if len(r["target"]) >= length]
-        if series:
-            pools.append((series, s, length))
-    if not pools:
-        raise DataUnavailableError(f"no GiftEvalPretrain series under {root} is long enough for context "
-                                   f"{cfg.data.context} model hours: {download_hint(root)}")
-
-    def batches(rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]:
-        series, s, length = pools[rng.integers(len(pools))]
-        picks = [series[i] for i in rng.integers(0, len(series), size)]
-        starts = [rng.integers(0, len(x) - length + 1) for x in picks]
-        return np.stack([x[a:a + length] for x, a in zip(picks, starts)]), s
-
-    return batches
+    floor(context / s) + floor(patch / s) steps from series long enough to hold one (`PretrainingCorpus`)."""
+    return PretrainingCorpus(root, cfg, patch)
 
 
 def units(cfg: DictConfig) -> list[Unit]:
     """One unit per pretrained model: FlowState and each ablation of ``paper.ablations``."""
-    unknown = sorted(set(cfg.get("ablations", {})) - set(METHODS))
+    unknown = sorted(set(cfg.get("ablations") or {}) - set(METHODS))
     if unknown:
         raise ConfigError(f"paper.ablations: unknown {unknown}; choose from {list(METHODS)}")
-    return grid("gift_eval", ["flowstate", *cfg.get("ablations", {})])
+    return grid("gift_eval", ["flowstate", *(cfg.get("ablations") or {})])
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
@@ -261,7 +326,8 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     variant = OmegaConf.to_container(cfg.ablations[u.method]) if u.method != "flowstate" else {}
     model = build_flowstate(cfg, ctx.child_seed("init"), variant.get("basis", "legs"),
                             variant.get("degree")).to(ctx.device)
-    batches = pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch)
+    batches = ctx.shared(f"pretraining-{model.patch}",       # indexed once per run, shared by the variants
+                         lambda: pretraining_batches(root / "GiftEvalPretrain", cfg, model.patch))
     # Validation windows: a fixed draw from the pretraining corpus (the same for every model of a replicate).
     validation = batches(np.random.default_rng(ctx.data_seed("val_windows")), cfg.train.val_windows)
     fit_flowstate(ctx, model, batches, validation, cfg, parallel=variant.get("parallel", True))
