@@ -88,8 +88,8 @@ def test_smoke_run(slug: str, results_dir, tmp_path) -> None:
 def test_dry_run(slug: str, tmp_path) -> None:
     """The paper scale's own path (real loaders, the paper's architecture) on small files in the real format,
     written by the paper's test module (``write_dry_data(data_dir)``), lengths shrunk by its dry.yaml."""
-    if not (CONF_DIR / "paper_scale" / slug / "dry.yaml").exists():
-        pytest.skip(f"{slug} has no conf/paper_scale/{slug}/dry.yaml yet: its paper scale is not exercised")
+    assert (CONF_DIR / "paper_scale" / slug / "dry.yaml").exists(), (
+        f"{slug} needs conf/paper_scale/{slug}/dry.yaml (or one with dry_skip: <reason>)")
     cfg = compose_config([f"paper={slug}", "scale=dry"])
     if cfg.paper.get("dry_skip"):
         pytest.skip(str(cfg.paper.dry_skip))
