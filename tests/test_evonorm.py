@@ -232,7 +232,7 @@ def test_norm_parameters_are_exempt_from_weight_decay() -> None:
 
 
 def test_digits_splits_are_stratified_disjoint_and_scaled() -> None:
-    splits = digits_splits(1097, 200, 500, 16, seed=11)
+    splits = digits_splits(1097, 200, 500, 16, seeds=(11, 12))
     sizes = {k: len(v[1]) for k, v in splits.items()}
     assert sizes == {"train": 1097, "val": 200, "test": 500}
     images = torch.cat([v[0] for v in splits.values()])
@@ -241,7 +241,7 @@ def test_digits_splits_are_stratified_disjoint_and_scaled() -> None:
     assert counts.min() >= 48 and counts.max() <= 52  # stratified: ~50 per class
     flat = {tuple(img.flatten().tolist()) for img in torch.cat([splits["val"][0], splits["test"][0]])}
     assert not any(tuple(img.flatten().tolist()) in flat for img in splits["train"][0][:200])
-    again = digits_splits(1097, 200, 500, 16, seed=11)
+    again = digits_splits(1097, 200, 500, 16, seeds=(11, 12))
     assert torch.equal(again["test"][1], splits["test"][1])
 
 

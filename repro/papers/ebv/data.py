@@ -16,9 +16,9 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 
 from repro.core.errors import DataUnavailableError
+from repro.core.image_folders import imagenet_files
 
 Split = tuple[torch.Tensor, torch.Tensor]
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 MEAN = (0.485, 0.456, 0.406)   # the torchvision presets' normalisation the official scripts use
 STD = (0.229, 0.224, 0.225)
 
@@ -49,35 +49,6 @@ def digits_splits(c, seed: int) -> dict[str, Split]:
     """The card's data B: the 1797 8x8 digits as 64 features, 10 classes."""
     digits = load_digits()
     return _standardised_splits(digits.data.astype(np.float64), digits.target, c.test, c.val, seed)
-
-
-def imagenet_files(root: Path, split: str, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
-    """Files and labels of one split, validated: the folder exists, every class folder holds an image, and
-    the val wnids equal the training ones."""
-    folder = Path(root) / split
-    if not folder.is_dir():
-        raise DataUnavailableError(
-            f"ImageNet {split} split not found at {folder}. ImageNet is licence-gated and is not downloaded: get "
-            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (+ devkit) from image-net.org, extract them into "
-            f"class folders and place them at {Path(root)}/train/<wnid>/*.JPEG and {Path(root)}/val/<wnid>/*.JPEG "
-            "(torchvision.datasets.ImageNet(root, split) produces this layout), or pass data_dir=<folder holding "
-            "imagenet/>")
-    wnids = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if len(wnids) < 2:
-        raise DataUnavailableError(f"{folder} holds {len(wnids)} class folders (<wnid>/); a classification split "
-                                   "needs at least two: finish extracting the archive into wnid folders")
-    if classes is not None and wnids != classes:
-        missing, extra = sorted(set(classes) - set(wnids)), sorted(set(wnids) - set(classes))
-        raise DataUnavailableError(f"{folder}: class folders differ from the training split's (missing "
-                                   f"{missing[:5]}, extra {extra[:5]}); sort the val images into the same wnid folders")
-    files, labels = [], []
-    for label, wnid in enumerate(wnids):
-        images = sorted(p for p in (folder / wnid).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise DataUnavailableError(f"{folder / wnid} holds no images (.JPEG): the extraction is incomplete")
-        files += images
-        labels += [label] * len(images)
-    return files, labels, wnids
 
 
 def _resized_crop_box(width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

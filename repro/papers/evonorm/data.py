@@ -19,16 +19,17 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from repro.core.errors import DataUnavailableError
+from repro.core.image_folders import imagenet_files
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 MEAN_RGB = (0.485, 0.456, 0.406)  # the official ResNet input pipeline's mean/std (x 255 there)
 STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
 def digits_splits(train: int, val: int, test: int, size: int,
-                  seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+                  seeds: tuple[int, int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Stratified train/val/test splits of the 1797 digits, pixels scaled to [0, 1] and bilinearly resized from
-    8x8 to size x size. Returns CPU tensors (images (n, 1, size, size) float32, labels int64)."""
+    8x8 to size x size. ``seeds`` draw the test split, then train/val from the rest. Returns CPU tensors
+    (images (n, 1, size, size) float32, labels int64)."""
     digits = load_digits()
     images = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
     images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
@@ -36,39 +37,11 @@ def digits_splits(train: int, val: int, test: int, size: int,
     if train + val + test > len(labels):
         raise ValueError(f"train + val + test = {train + val + test} exceeds the {len(labels)} digits")
     index = np.arange(len(labels))
-    rest, test_index = train_test_split(index, test_size=test, stratify=labels.numpy(), random_state=seed % 2**32)
+    rest, test_index = train_test_split(index, test_size=test, stratify=labels.numpy(), random_state=seeds[0])
     train_index, val_index = train_test_split(rest, train_size=train, test_size=val,
-                                              stratify=labels.numpy()[rest], random_state=(seed + 1) % 2**32)
+                                              stratify=labels.numpy()[rest], random_state=seeds[1])
     return {name: (images[idx], labels[idx]) for name, idx in
             (("train", train_index), ("val", val_index), ("test", test_index))}
-
-
-def imagenet_files(root: Path, split: str, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
-    """The image files and labels of one split, validated: the split folder exists, every class folder holds
-    at least one image, and (for val) the wnids are exactly the training ones."""
-    folder = Path(root) / split
-    if not folder.is_dir():
-        raise DataUnavailableError(
-            f"ImageNet {split} split not found at {folder}: ImageNet is licence-gated and never downloaded here; "
-            "obtain ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz from "
-            "image-net.org, extract them to <wnid>/ class folders (torchvision.datasets.ImageNet(root, split) does "
-            f"this on first use), and place them at {Path(root)}/train/<wnid>/ and {Path(root)}/val/<wnid>/")
-    wnids = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if not wnids:
-        raise DataUnavailableError(f"{folder} holds no class folders (<wnid>/); extract the archives as described "
-                                   "in repro/papers/evonorm/data.py")
-    if classes is not None and wnids != classes:
-        missing, extra = sorted(set(classes) - set(wnids)), sorted(set(wnids) - set(classes))
-        raise DataUnavailableError(f"{folder}: class folders differ from the training split's (missing {missing[:5]}, "
-                                   f"extra {extra[:5]}); the val images must be sorted into the same wnid folders")
-    files, labels = [], []
-    for label, wnid in enumerate(wnids):
-        images = sorted(p for p in (folder / wnid).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise DataUnavailableError(f"{folder / wnid} holds no images (.JPEG); the extraction is incomplete")
-        files += images
-        labels += [label] * len(images)
-    return files, labels, wnids
 
 
 def _random_resized_box(width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

@@ -39,7 +39,8 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     batch = int(u.settings["batch"])
     if cfg.data.dataset == "digits":
         splits = ctx.shared("digits", lambda: digits_splits(cfg.data.train, cfg.data.val, cfg.data.test,
-                                                            cfg.data.size, ctx.data_seed("split")))
+                                                            cfg.data.size, (ctx.data_seed("split", "test"),
+                                                                            ctx.data_seed("split", "val"))))
         return train_digits(cfg, ctx, splits, u.method, batch)
     splits = imagenet_splits(ctx.data_dir / "imagenet", cfg.data.size)
     return train_imagenet(cfg, ctx, splits, u.method, batch)
