@@ -38,3 +38,13 @@ def run_dirs(results_dir: Path, slug: str) -> list[Path]:
 
 def rows_of(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "rows.csv")
+
+
+class Payload:
+    """A planted pickle: unpickling it runs `touch <marker>`, so a test sees whether a loader ran it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.system, (f"touch {self.marker}",)

@@ -167,7 +167,6 @@ def test_precision_and_loader_options(tmp_path: Path) -> None:
 
 
 def test_tensor_unpickler_reads_data_and_refuses_code(tmp_path: Path) -> None:
-    import os
     import pickle
 
     from repro.core.errors import ReproError
@@ -178,11 +177,9 @@ def test_tensor_unpickler_reads_data_and_refuses_code(tmp_path: Path) -> None:
     back = load_tensor_pickle(tmp_path / "ok.pickle")
     assert torch.equal(back[0]["x"], data[0]["x"]) and back[0]["n"] == 3
 
-    class Payload:
-        def __reduce__(self) -> tuple:
-            return os.system, (f"touch {tmp_path / 'pwned'}",)
+    from tests.helpers import Payload
 
-    (tmp_path / "bad.pickle").write_bytes(pickle.dumps([Payload()]))
+    (tmp_path / "bad.pickle").write_bytes(pickle.dumps([Payload(tmp_path / "pwned")]))
     with pytest.raises(ReproError, match="bad.pickle is not a plain pickle.*system"):
         load_tensor_pickle(tmp_path / "bad.pickle")
     assert not (tmp_path / "pwned").exists()

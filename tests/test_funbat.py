@@ -189,18 +189,12 @@ def test_pickled_object_array_is_refused_with_a_clear_error(tmp_path) -> None:
         parse_fold(tmp_path / "raw.npy", 0)
 
 
-class _Payload:
-    def __reduce__(self):
-        import os
-
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_planted_pickle_payload_never_runs(tmp_path) -> None:
     """A pickle that calls os.system when loaded: neither parse_fold nor the converter runs it."""
     marker = tmp_path / "pwned"
-    payload = _Payload()
-    payload.marker = marker
+    from tests.helpers import Payload
+
+    payload = Payload(marker)
     planted = np.empty((), dtype=object)
     planted[()] = {"ndims": [2, 2], "data": [payload]}
     np.save(tmp_path / "planted.npy", planted, allow_pickle=True)

@@ -12,27 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
-from omegaconf import OmegaConf
 
 from repro import ROOT
 from repro.core import store
-from repro.core.context import RunContext, make_logger
+from repro.core.context import make_logger
 from repro.core.errors import ReproError
-from repro.core.units import Unit
-from tests.helpers import repro, rows_of, run_dirs
+from tests.helpers import Payload, repro, rows_of, run_dirs
 
 SMOKE = ("paper=spe", "scale=smoke")
-
-
-class Payload:
-    """Unpickling this runs a command: the planted file of an attack."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_a_planted_checkpoint_is_refused_without_running_it(tmp_path: Path) -> None:
@@ -192,10 +179,3 @@ def test_a_unit_is_computed_by_one_process_at_a_time(tmp_path: Path) -> None:
         assert held.returncode != 0 and "BlockingIOError" in held.stderr
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert free.returncode == 0
-
-
-def test_context_writes_only_inside_the_run(tmp_path: Path) -> None:
-    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "smoke"}, "data_dir": str(tmp_path)})
-    ctx = RunContext(cfg, tmp_path, "cpu", Unit("e", "m"), make_logger(tmp_path, "w"))
-    assert ctx.checkpoint_path().parent == tmp_path / "checkpoints"
-    torch.manual_seed(0)

@@ -249,23 +249,14 @@ def test_alchemy_offline_download_fails_clearly(tmp_path: Path) -> None:
         load_alchemy(tmp_path, d=4)
 
 
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        import os
-
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_planted_zinc_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
     from repro.core.errors import ReproError
+    from tests.helpers import Payload
 
     _write_zinc_raw(tmp_path / "zinc" / "raw")
     marker = tmp_path / "pwned"
     with open(tmp_path / "zinc" / "raw" / "val.pickle", "wb") as f:
-        pickle.dump([{"atom_type": _Payload(marker)}], f)
+        pickle.dump([{"atom_type": Payload(marker)}], f)
     with pytest.raises(ReproError, match="val.pickle is not a plain pickle"):
         load_zinc(tmp_path / "zinc", subset=True, d=6)
     assert not marker.exists()
