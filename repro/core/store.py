@@ -19,6 +19,9 @@ from repro.core.errors import ReproError
 # `unit` and `workers` choose which units run and how many at once: jobs of one grid share one run dir.
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "force", "resume", "latex", "unit", "workers",
                      "loader_workers")
+# Keys of a paper's config that say how its results are presented and judged, not what is computed: editing a
+# claim or a figure re-judges the stored rows (`repro check`) instead of making a new run.
+PRESENTATION_KEYS = ("title", "field", "arxiv", "code", "tables", "figures", "claims", "optimized_metric")
 # Wall-clock measurements differ between identical runs; everything else must not. They are named so:
 # a `time` or `speedup` word (`train_time_s`, `time_exponent`, `alg3_speedup_x`) or a rate (`points_per_s`).
 TIMING_COLUMN = re.compile(r"(^|[_/])(time|speedup)([_/]|$)|_per_s$")
@@ -29,10 +32,14 @@ def is_timing_column(name: str) -> bool:
 
 
 def config_hash(cfg: DictConfig, exclude: tuple[str, ...] = ()) -> str:
-    """Hash of the resolved config without the keys in NON_IDENTITY_KEYS (and `exclude`)."""
+    """Hash of the resolved config without the keys in NON_IDENTITY_KEYS (and `exclude`) and without the
+    paper's PRESENTATION_KEYS."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in (*NON_IDENTITY_KEYS, *exclude):
         container.pop(key, None)
+    if isinstance(container.get("paper"), dict):
+        for key in PRESENTATION_KEYS:
+            container["paper"].pop(key, None)
     blob = json.dumps(container, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
 
