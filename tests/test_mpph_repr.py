@@ -1,0 +1,143 @@
+"""mpph_repr: the bifiltration and the MMA module against gudhi (fibered barcodes on horizontal lines), the
+jitter's sup-norm bound, the orbit generator against multipers' own, and the UCR reader."""
+
+from pathlib import Path
+
+import gudhi
+import multipers as mp
+import numpy as np
+import pytest
+from multipers.data.synthetic import orbit as multipers_orbit
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.mpph_repr import vectorise
+from repro.papers.mpph_repr.bifiltration import codensity, rips_codensity
+from repro.papers.mpph_repr.data import orbit, read_ucr_split, ucr_clouds
+
+
+def _cloud(seed: int = 0, n: int = 40) -> tuple[np.ndarray, np.ndarray, float]:
+    points = orbit(n, 4.1, np.random.default_rng(seed))
+    radius_max = float(np.quantile(np.linalg.norm(points[:, None] - points[None], axis=-1), 0.3))
+    return points, codensity(points, 0.1), radius_max
+
+
+def test_fibered_barcode_on_horizontal_lines_equals_gudhi_barcode_of_the_sublevel_complex() -> None:
+    points, cod, radius_max = _cloud()
+    box = (float(cod.min()), float(cod.max()))
+    bif = rips_codensity(points, radius_max, cod, box)
+    mod = vectorise.module(bif, nlines=100)
+    rips = gudhi.RipsComplex(points=points, max_edge_length=radius_max).create_simplex_tree(max_dimension=2)
+    checked = 0
+    for level in (0.3, 0.6, 0.9):  # co-density threshold t, normalised
+        t = np.quantile((cod - box[0]) / (box[1] - box[0]), level) + 1e-9
+        fibered = mod.barcode2([0.0, t], direction=[1.0, 0.0], keep_inf=False)  # radius along {codensity = t}
+        sub = gudhi.SimplexTree()  # the Rips filtration restricted to simplices whose vertices have co-density <= t
+        for simplex, value in rips.get_simplices():
+            if (cod[simplex].max() - box[0]) / (box[1] - box[0]) <= t:
+                sub.insert(simplex, value / radius_max)
+        sub.compute_persistence()
+        for degree in (0, 1):
+            expected = sub.persistence_intervals_in_dimension(degree).reshape(-1, 2)
+            got = np.asarray(fibered[degree]).reshape(-1, 2)
+            assert len(got) == len(expected)
+            assert gudhi.bottleneck_distance(got, expected) < 1e-9
+            checked += len(expected)
+    assert checked > 20
+
+
+def test_scale_filtration_is_gudhis_rips_persistence_rescaled() -> None:
+    points, cod, radius_max = _cloud(1)
+    bif = rips_codensity(points, radius_max, cod, (float(cod.min()), float(cod.max())))
+    rips = gudhi.RipsComplex(points=points, max_edge_length=radius_max).create_simplex_tree(max_dimension=2)
+    rips.compute_persistence()
+    ours = vectorise.scale_diagrams(bif, [0, 1])
+    assert bif.num_simplices == rips.num_simplices()
+    for degree, diagram in zip((0, 1), ours):
+        expected = np.minimum(rips.persistence_intervals_in_dimension(degree) / radius_max, 1.0)
+        assert gudhi.bottleneck_distance(diagram, expected) < 1e-12
+
+
+def test_jitter_stays_a_filtration_within_eps_in_sup_norm() -> None:
+    points, cod, radius_max = _cloud(2)
+    bif = rips_codensity(points, radius_max, cod, (float(cod.min()), float(cod.max())))
+    eps = 0.02
+    moved = bif.jittered(eps, np.random.default_rng(0))
+    for old, new in zip(bif.values, moved.values):
+        assert np.abs(new - old).max() <= eps + 1e-12
+        assert np.abs(new - old).max() > eps / 2  # it does move
+    for k in (1, 2):  # each face's value is below its coface's, in both parameters
+        index = {tuple(s): i for i, s in enumerate(moved.simplices[k - 1])}
+        for simplex, value in zip(moved.simplices[k], moved.values[k]):
+            for drop in range(k + 1):
+                face = tuple(np.delete(simplex, drop))
+                assert (moved.values[k - 1][index[face]] <= value).all()
+
+
+def test_orbit_generator_is_the_link_twist_map_of_multipers() -> None:
+    ours = orbit(50, 4.3, np.random.default_rng(3))
+    theirs = multipers_orbit(n=50, r=4.3, x0=list(ours[0]))
+    assert np.allclose(ours, theirs, atol=1e-12)
+
+
+def test_hilbert_signed_measure_integrates_to_gudhis_betti_numbers() -> None:
+    """The Hilbert signed measure mu satisfies mu({p <= x}) = dim H_k at x; at x = (radius a, co-density b) that is
+    the number of gudhi bars alive at a in the Rips filtration restricted to co-density <= b."""
+    points, cod, radius_max = _cloud(4)
+    box = (float(cod.min()), float(cod.max()))
+    bif = rips_codensity(points, radius_max, cod, box)
+    measures = mp.signed_measure(bif.multi_tree(), degrees=[0, 1], invariant="hilbert", n_jobs=1)
+    normalised = (cod - box[0]) / (box[1] - box[0])
+    compared = 0
+    for b in (0.25, 0.5, 0.75, 1.0):
+        sub = gudhi.SimplexTree()
+        for simplices, values in zip(bif.simplices, bif.values):
+            for simplex, (radius, density) in zip(simplices, values):
+                if density <= b:
+                    sub.insert(simplex.tolist(), radius)
+        sub.compute_persistence()
+        for degree, (locations, weights) in zip((0, 1), measures):
+            bars = sub.persistence_intervals_in_dimension(degree).reshape(-1, 2)
+            for a in (0.1, 0.4, 0.7):
+                alive = int(((bars[:, 0] <= a) & (bars[:, 1] > a)).sum())
+                below = (np.asarray(locations) <= [a, b]).all(axis=1)
+                assert round(float(np.asarray(weights)[below].sum())) == alive
+                compared += alive
+    assert compared > 10 and normalised.max() == 1.0
+
+
+def _write_ucr(root: Path, name: str, rows_per_class: int, length: int) -> None:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.linspace(0, 4 * np.pi, length)
+    rng = np.random.default_rng(0)
+    for split in ("TRAIN", "TEST"):
+        lines = []
+        for label, shape in ((1, np.sin(t)), (2, np.sign(np.sin(t)))):
+            for _ in range(rows_per_class):
+                series = shape + 0.05 * rng.normal(size=length)
+                lines.append("\t".join([str(label), *(f"{v:.6f}" for v in series)]))
+        (folder / f"{name}_{split}.tsv").write_text("\n".join(lines) + "\n")
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """GunPoint in the UCR 2018 layout (UCR/GunPoint/GunPoint_{TRAIN,TEST}.tsv): 4 + 4 series of 40 values."""
+    _write_ucr(data_dir / "UCR", "GunPoint", rows_per_class=4, length=40)
+
+
+def test_ucr_reader_and_delay_embedding(tmp_path: Path) -> None:
+    _write_ucr(tmp_path, "Toy", rows_per_class=3, length=20)
+    series, labels = read_ucr_split(tmp_path / "Toy" / "Toy_TRAIN.tsv")
+    assert series.shape == (6, 20) and labels.tolist() == [1, 1, 1, 2, 2, 2]
+    train, y_train, test, _ = ucr_clouds(tmp_path, "Toy", dimension=3, delay=2, skip=1)
+    assert len(train) == 6 and train[0].shape == (20 - 2 * 2, 3)
+    assert np.allclose(train[0][:, 1], series[0, 2:18]) and np.allclose(train[0][:, 2], series[0, 4:20])
+
+
+def test_ucr_reader_messages(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError, match="GunPoint_TRAIN.tsv is missing"):
+        ucr_clouds(tmp_path, "GunPoint", 3, 1, 1)
+    bad = tmp_path / "Bad" / "Bad_TRAIN.tsv"
+    bad.parent.mkdir()
+    bad.write_text("1.5\t0.1\t0.2\n")
+    with pytest.raises(DataUnavailableError, match="integer class labels"):
+        read_ucr_split(bad)
