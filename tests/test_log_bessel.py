@@ -16,6 +16,7 @@ from scipy import special
 
 from repro.core.context import Stopwatch
 from repro.papers.log_bessel.bessel import V_DEBYE, debye_polynomials, log_bessel_i, log_bessel_k
+from repro.papers.log_bessel.compiled import RECIPROCAL_GAMMA, log_bessel_i_compiled, log_bessel_k_compiled
 from repro.papers.log_bessel.reference import (
     CacheError,
     ReferenceCache,
@@ -36,6 +37,17 @@ def t(values) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 
 
+def _on_tensors(kernel):
+    """The compiled kernel (numpy in, numpy out) with the torch routines' signature, for shared tests."""
+    return lambda v, x: torch.from_numpy(kernel(torch.as_tensor(v, dtype=torch.float64).numpy(),
+                                                torch.as_tensor(x, dtype=torch.float64).numpy()))
+
+
+IMPLEMENTATIONS = {"torch": (log_bessel_i, log_bessel_k),
+                   "compiled": (_on_tensors(log_bessel_i_compiled), _on_tensors(log_bessel_k_compiled))}
+BOTH = pytest.mark.parametrize("implementation", list(IMPLEMENTATIONS))
+
+
 def test_debye_polynomials_match_the_known_ones() -> None:
     u = debye_polynomials(3)
     assert u[1] == [0, Fraction(1, 8), 0, Fraction(-5, 24)]
@@ -43,9 +55,11 @@ def test_debye_polynomials_match_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize("function", ["log_i", "log_k"])
-def test_agrees_with_mpmath(function: str) -> None:
+@BOTH
+def test_agrees_with_mpmath(function: str, implementation: str) -> None:
     v, x = map(np.array, zip(*POINTS))
-    ours = (log_bessel_i if function == "log_i" else log_bessel_k)(t(v), t(x)).numpy()
+    log_i, log_k = IMPLEMENTATIONS[implementation]
+    ours = (log_i if function == "log_i" else log_k)(t(v), t(x)).numpy()
     reference = np.array([mpmath_log_bessel(function, a, b, 25, 5.0) for a, b in zip(v, x)])
     assert np.isfinite(reference).sum() >= len(POINTS) - 1
     assert np.nanmax(relative_error(ours, reference)) < 1e-13
@@ -62,7 +76,28 @@ def test_agrees_with_scipy_where_scipy_is_finite() -> None:
         assert np.max(relative_error(values[ok], theirs[ok])) < 1e-11
 
 
-def test_half_integer_closed_forms() -> None:
+def test_compiled_small_order_route_agrees_with_mpmath() -> None:
+    """Temme's series (x <= 2) and Steed's CF2 (x > 2) at mu = v - round(v), then the forward recurrence: the
+    region the compiled kernel computes differently from the torch code, sampled with mu near 0 and +-1/2."""
+    rng = np.random.default_rng(3)
+    v = np.concatenate([rng.uniform(0, 49.9, 30), [0, 1e-9, 0.5, 0.4999999, 7.5, 12 + 1e-12, 49.49]])
+    x = np.concatenate([10 ** rng.uniform(-4, np.log10(np.maximum(v[:30] ** 2, 30.0)) - 1e-3), [1e-4, 2.0, 2.000001,
+                        1.999999, 29.0, 0.5, 2400.0]])
+    reference = np.array([mpmath_log_bessel("log_k", a, b, 30, 10.0) for a, b in zip(v, x)])
+    assert np.isfinite(reference).all()
+    assert np.max(relative_error(log_bessel_k_compiled(v, x), reference)) < 1e-13
+
+
+def test_reciprocal_gamma_taylor_coefficients() -> None:
+    mu = np.linspace(-0.5, 0.5, 11)
+    series = np.polynomial.polynomial.polyval(mu, RECIPROCAL_GAMMA)
+    exact = np.array([float(1 / mpmath.gamma(1 + m)) for m in mu])
+    np.testing.assert_allclose(series, exact, rtol=1e-15)
+
+
+@BOTH
+def test_half_integer_closed_forms(implementation: str) -> None:
+    log_bessel_i, log_bessel_k = IMPLEMENTATIONS[implementation]
     x = t(np.logspace(-3, 3.5, 200))
     log_i_half = 0.5 * torch.log(2 / (math.pi * x)) + x + torch.log(-torch.expm1(-2 * x)) - math.log(2)
     log_k_half = 0.5 * torch.log(math.pi / (2 * x)) - x
@@ -70,8 +105,10 @@ def test_half_integer_closed_forms() -> None:
     torch.testing.assert_close(log_bessel_k(0.5, x), log_k_half, rtol=1e-13, atol=1e-13)
 
 
-def test_wronskian_in_log_space() -> None:
+@BOTH
+def test_wronskian_in_log_space(implementation: str) -> None:
     """I_v K_(v+1) + I_(v+1) K_v = 1/x, over every region of both functions."""
+    log_bessel_i, log_bessel_k = IMPLEMENTATIONS[implementation]
     rng = np.random.default_rng(1)
     v, x = t(10 ** rng.uniform(-2, 4, 3000)), t(10 ** rng.uniform(-3, 4, 3000))
     log_i, log_k = log_bessel_i(v, x), log_bessel_k(v, x)
@@ -80,8 +117,10 @@ def test_wronskian_in_log_space() -> None:
     assert torch.max(torch.abs(lhs + torch.log(x)) / scale) < 1e-13
 
 
-def test_recurrence_for_i() -> None:
+@BOTH
+def test_recurrence_for_i(implementation: str) -> None:
     """I_(v-1) = I_(v+1) + (2v/x) I_v, in log space."""
+    log_bessel_i = IMPLEMENTATIONS[implementation][0]
     rng = np.random.default_rng(2)
     v, x = t(10 ** rng.uniform(0, 4, 2000)), t(10 ** rng.uniform(-3, 4, 2000))
     rhs = torch.logaddexp(log_bessel_i(v + 1, x), torch.log(2 * v / x) + log_bessel_i(v, x))
@@ -89,7 +128,9 @@ def test_recurrence_for_i() -> None:
     assert torch.max(torch.abs(lhs - rhs) / torch.clamp(lhs.abs(), min=1)) < 1e-12
 
 
-def test_small_argument_limits() -> None:
+@BOTH
+def test_small_argument_limits(implementation: str) -> None:
+    log_bessel_i, log_bessel_k = IMPLEMENTATIONS[implementation]
     x = 1e-12
     for v in (0.0, 0.5, 3.0, 70.0):
         limit = v * math.log(x / 2) - math.lgamma(v + 1)
@@ -97,9 +138,10 @@ def test_small_argument_limits() -> None:
     assert float(log_bessel_k(0.0, x)) == pytest.approx(math.log(-math.log(x / 2) - np.euler_gamma), rel=1e-12)
 
 
-def test_continuous_across_region_switches() -> None:
+@BOTH
+def test_continuous_across_region_switches(implementation: str) -> None:
     for v, x in ((V_DEBYE, 3.0), (V_DEBYE, 300.0), (4.0, 2 * math.sqrt(5.0)), (3.0, 30.0), (0.0, 30.0)):
-        for function in (log_bessel_i, log_bessel_k):
+        for function in IMPLEMENTATIONS[implementation]:
             below = function(t([v * (1 - 1e-12)]), t([x * (1 - 1e-12)]))
             above = function(t([v * (1 + 1e-12) + 1e-300]), t([x * (1 + 1e-12)]))
             assert torch.abs(below - above).item() < 1e-11 * max(1.0, abs(below.item()))
@@ -255,7 +297,8 @@ def test_rows_carry_the_hash_of_their_references_and_quad_replaces_failed_bessel
     v, x = np.array([2.5, 1e4]), np.array([0.3, 1e4])
     rows = accuracy_rows(v, x, "log_k", ReferenceCache(path, 50, 60.0, (1024, 1000)), _ctx())
     assert [r["ref_source"] for r in rows[:2]] == ["bessel", "quad"] and all(r["has_ref"] for r in rows)
-    assert max(r["rel_err"] for r in rows if r["method"] == "ours") < 1e-12
+    assert rows[0]["ref_agreement"] < 1e-12 and math.isnan(rows[1]["ref_agreement"])   # quad at every point
+    assert max(r["rel_err"] for r in rows if r["method"] in ("ours", "ours_compiled")) < 1e-12
     again = accuracy_rows(v, x, "log_k", ReferenceCache(path, 50, 60.0, (1024, 1000)), _ctx())
     assert {r["ref_sha256"] for r in again} == {rows[0]["ref_sha256"]}     # the same references: the same hash
     cache = ReferenceCache(path, 50, 60.0, (1024, 1000))
