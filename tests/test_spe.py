@@ -1,6 +1,7 @@
 """SPE: spectral quantities against scipy/numpy and closed forms, exact basis invariance, the stability
 probe's behaviour, cycle counts, and ZINC and Alchemy parsing on files written in the real format."""
 
+import math
 import pickle
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def test_padding_is_masked_not_a_fake_zero_eigenvalue() -> None:
     assert mask.tolist() == [True] * 4 + [False] * 2
     phi = gaussian_bumps(eigvals, mask, CENTERS, 0.5)
     assert torch.all(phi[4:] == 0)
+
+
+def test_gaussian_bumps_match_their_closed_form() -> None:
+    """phi_l(lambda) = exp(-((lambda - c_l) / w)^2): 1 at the centre, e^-1 one width away, e^-4 two widths away."""
+    centers, width = torch.tensor([0.5, 1.5], dtype=torch.float64), 0.25
+    eigvals = torch.tensor([0.5, 0.75, 1.0, 1.5], dtype=torch.float64)
+    phi = gaussian_bumps(eigvals, torch.ones(4, dtype=torch.float64), centers, width)
+    expected = torch.tensor([[1, math.exp(-16)], [math.exp(-1), math.exp(-9)], [math.exp(-4), math.exp(-4)],
+                             [math.exp(-16), 1]], dtype=torch.float64)
+    torch.testing.assert_close(phi, expected, rtol=1e-14, atol=0)
 
 
 def test_all_pairs_with_phi_one_give_identity() -> None:
