@@ -4,6 +4,7 @@ LRA parsers on tiny files in the real formats."""
 import io
 import pickle
 import tarfile
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -348,3 +349,15 @@ def write_dry_data(data_dir) -> None:
                      b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
                      b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
             _add(archive, f"cifar-10-batches-py/{name}", pickle.dumps(batch, protocol=2))
+
+
+def test_paper_scale_without_lra_files_stops_before_any_unit(tmp_path: Path) -> None:
+    """Offline, the LRA downloads fail in prepare_data: one line naming the file, before the kernel and delay units
+    (which need no download) spend their time, and no unit file is written."""
+    from tests.helpers import repro
+
+    done = repro("train", "paper=hippo", "scale=paper", f"data_dir={tmp_path / 'data'}",
+                 f"results_dir={tmp_path / 'results'}", "paper.lra.tasks=[listops]", check=False, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "lra_release" in done.stderr and done.stderr.strip().count("\n") == 0
+    assert not list((tmp_path / "results").rglob("units/*.csv"))

@@ -95,7 +95,8 @@ def check_ranges(cfg: DictConfig) -> None:
 
 
 def paper_module(paper: DictConfig) -> ModuleType:
-    """The paper's task module (``task:`` in its config) with ``units`` and ``run_unit``."""
+    """The paper's task module (``task:`` in its config) with ``units`` and ``run_unit``, and optionally
+    ``prepare_data(cfg, data_dir, units)``, which fetches or checks the data those units read before any runs."""
     module = importlib.import_module(str(paper.task))
     for name in ("units", "run_unit"):
         if not callable(getattr(module, name, None)):
@@ -273,6 +274,11 @@ def train(cfg: DictConfig) -> float | dict:
     if rebuild and cfg.unit is not None:
         raise ConfigError(f"force=true (or changed code) with unit={cfg.unit} would redo only part of {run_dir}; "
                           "run it without unit= first")
+    # Data the chosen units read is fetched (or found missing) before any unit computes: an offline paper-scale
+    # run stops at once with the file to place, not after an hour of the units that need no download.
+    prepare_data = getattr(module, "prepare_data", None)
+    if prepare_data is not None:
+        prepare_data(cfg.paper, Path(str(cfg.data_dir)), chosen)
     # A forced or stale run is built aside and replaces the old one only once it has finished, so an
     # interrupted `force=true` loses nothing.
     work_dir = run_dir.with_name(f"{run_dir.name}.new-{os.getpid()}") if rebuild else run_dir

@@ -6,6 +6,8 @@ Grid: ``nbody/<method>``, ``graphs/<method>`` and (when enabled) ``exp_classify/
 unit and replicate; every method of a replicate sees the same simulated systems and the same graphs.
 """
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -35,6 +37,12 @@ def units(cfg: DictConfig) -> list[Unit]:
     if cfg.exp_classify.enabled:  # the published EXP file: scale=paper (downloads)
         grid_units += grid("exp_classify", cfg.exp_classify.methods)
     return grid_units
+
+
+def prepare_data(cfg: DictConfig, data_dir: Path, chosen: list[Unit]) -> None:
+    """Fetch and verify the EXP file before the n-body and graph units spend their time (scale=paper)."""
+    if any(u.experiment == "exp_classify" for u in chosen):
+        load_exp(data_dir)
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:

@@ -272,17 +272,30 @@ def split_off(x: torch.Tensor, labels: np.ndarray, fractions: tuple[float, ...],
             for a, b in zip(bounds, bounds[1:])]
 
 
+def task_source(task: str, data_dir: Path) -> Path:
+    """The folder or archive a task reads, downloaded (and unpacked) on first use; offline, a clear error."""
+    if task in ("listops", "retrieval"):
+        return lra_release(data_dir) / {"listops": "listops-1000", "retrieval": "tsv_data"}[task]
+    if task in ("pathfinder", "pathx"):
+        side = 32 if task == "pathfinder" else 128
+        return lra_release(data_dir) / f"pathfinder{side}" / "curv_contour_length_14"
+    if task == "text":
+        return fetch(IMDB_URL, data_dir / "hippo" / "aclImdb_v1.tar.gz")
+    if task == "image":
+        return fetch(CIFAR_URL, data_dir / "hippo" / "cifar-10-python.tar.gz")
+    raise ConfigError(f"paper.lra.tasks: unknown LRA task {task!r}; choose from {TASKS}")
+
+
 def load_task(task: str, data_dir: Path, max_length: int, seed: int) -> tuple[list[Split], int, int | None]:
     """(train, val, test) splits, the number of classes and the vocabulary size (None for pixels)."""
+    source = task_source(task, data_dir)
     if task == "listops":
-        folder = lra_release(data_dir) / "listops-1000"
-        splits = [parse_listops(folder / f"basic_{s}.tsv", max_length) for s in ("train", "val", "test")]
+        splits = [parse_listops(source / f"basic_{s}.tsv", max_length) for s in ("train", "val", "test")]
         return splits, 10, len(LISTOPS_VOCAB)
     if task == "retrieval":
-        folder = lra_release(data_dir) / "tsv_data"
-        return [parse_aan(folder / f"new_aan_pairs.{s}.tsv", max_length) for s in ("train", "eval", "test")], 2, 257
+        return [parse_aan(source / f"new_aan_pairs.{s}.tsv", max_length) for s in ("train", "eval", "test")], 2, 257
     if task == "text":
-        reviews = parse_imdb_archive(fetch(IMDB_URL, data_dir / "hippo" / "aclImdb_v1.tar.gz"))
+        reviews = parse_imdb_archive(source)
         encoded = {s: (pad([byte_tokens(t) for t in texts], max_length), torch.as_tensor(labels))
                    for s, (texts, labels) in reviews.items()}
         (x, lengths), y = encoded["train"]
@@ -292,18 +305,14 @@ def load_task(task: str, data_dir: Path, max_length: int, seed: int) -> tuple[li
         return [Split(x[train], lengths[train], y[train]), Split(x[val], lengths[val], y[val]),
                 Split(xt, lt, yt)], 2, 257
     if task == "image":
-        cifar = parse_cifar_archive(fetch(CIFAR_URL, data_dir / "hippo" / "cifar-10-python.tar.gz"))
+        cifar = parse_cifar_archive(source)
         (pixels, labels), (test_pixels, test_labels) = cifar["train"], cifar["test"]
         train, val = split_off(normalised(pixels, *PIXEL_NORMALISATION[task]), labels, (0.9, 0.1), seed)
         test = Split(normalised(test_pixels, *PIXEL_NORMALISATION[task]), torch.full((len(test_labels),), 1024),
                      torch.as_tensor(test_labels))
         return [train, val, test], 10, None
-    if task in ("pathfinder", "pathx"):
-        side = 32 if task == "pathfinder" else 128
-        folder = lra_release(data_dir) / f"pathfinder{side}" / "curv_contour_length_14"
-        pixels, labels = parse_pathfinder(folder)
-        return split_off(normalised(pixels, *PIXEL_NORMALISATION[task]), labels, (0.8, 0.1, 0.1), seed), 2, None
-    raise ConfigError(f"paper.lra.tasks: unknown LRA task {task!r}; choose from {TASKS}")
+    pixels, labels = parse_pathfinder(source)
+    return split_off(normalised(pixels, *PIXEL_NORMALISATION[task]), labels, (0.8, 0.1, 0.1), seed), 2, None
 
 
 # ---------------------------------------------------------------------------------------------- training
