@@ -1,0 +1,196 @@
+"""transform_once: the DCT against scipy, the variance-preserving scales by Monte Carlo, our spectral layers
+against neuralop's, the Burgers and Darcy solvers against their identities, and the Navier-Stokes reader on a
+file in the FNO release's format."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+import torch.nn.functional as F
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.transform_once.data import NS_FILE, navier_stokes
+from repro.papers.transform_once.models import (
+    SpectralConv1d,
+    SpectralConv2d,
+    T1_1d,
+    dct,
+    dct2,
+    fno_spectral_scale,
+    idct,
+    idct2,
+    t1_channel_scale,
+)
+from repro.papers.transform_once.pde import (
+    burgers_initial_conditions,
+    burgers_solve,
+    darcy_coefficients,
+    darcy_solve,
+)
+
+
+@pytest.mark.parametrize("n", [7, 16, 128])
+def test_dct_matches_scipy_and_preserves_norm(n: int) -> None:
+    x = torch.randn(4, 3, n, dtype=torch.float64)
+    coefficients = dct(x)
+    assert np.allclose(coefficients.numpy(), scipy.fft.dct(x.numpy(), type=2, norm="ortho"), atol=1e-12)
+    assert torch.allclose(coefficients.norm(dim=-1), x.norm(dim=-1), atol=1e-12)  # Parseval
+    assert np.allclose(idct(coefficients).numpy(), scipy.fft.idct(coefficients.numpy(), type=2, norm="ortho"))
+    image = torch.randn(2, 9, 12, dtype=torch.float64)
+    assert np.allclose(dct2(image).numpy(), scipy.fft.dctn(image.numpy(), type=2, norm="ortho", axes=(-2, -1)))
+    assert torch.allclose(idct2(dct2(image)), image, atol=1e-12)
+
+
+def test_vp_scale_preserves_variance_of_one_layer_and_naive_does_not() -> None:
+    """White N(0, 1) input, one spectral layer (transform, keep m modes, mix c channels, inverse): the
+    output variance equals the input's at the VP scale (Monte Carlo over 1e4 samples, +-5%)."""
+    generator = torch.Generator().manual_seed(0)
+    samples, width, points, modes = 10_000, 8, 128, 16
+    x = torch.randn(samples, width, points, generator=generator, dtype=torch.float64)
+
+    def dct_layer(scale: float) -> float:
+        weights = scale * torch.randn(width, width, modes, generator=generator, dtype=torch.float64)
+        kept = torch.einsum("bix,iox->box", dct(x)[..., :modes], weights)
+        return float(idct(F.pad(kept, (0, points - modes))).var())
+
+    def rfft_layer(scale: float) -> float:
+        layer = SpectralConv1d(width, modes, scale).double()
+        with torch.no_grad():
+            layer.weight.copy_(scale * torch.randn(layer.weight.shape, generator=generator, dtype=torch.float64))
+            return float(layer(x).var())
+
+    assert dct_layer(t1_channel_scale("vp", width, points, modes)) == pytest.approx(1.0, rel=0.05)
+    assert rfft_layer(fno_spectral_scale("vp", width, points, modes)) == pytest.approx(1.0, rel=0.05)
+    assert dct_layer(t1_channel_scale("naive", width, points, modes)) < 1e-3
+    assert rfft_layer(fno_spectral_scale("naive", width, points, modes)) < 1e-3
+
+
+def test_spectral_convolutions_match_neuralop() -> None:
+    """neuralop's SpectralConv (orthonormal FFT, no bias) with our weights gives our layers' outputs.
+    neuralop counts modes over the full spectrum: n_modes = 2(m - 1) keeps our m rfft modes in 1D; in 2D
+    n_modes = (2 m1, 2 m2 - 2) keeps frequencies -m1..m1-1 along x (centred) and 0..m2-1 along y."""
+    spectral_convolution = pytest.importorskip("neuralop.layers.spectral_convolution")
+    torch.manual_seed(0)
+    ours = SpectralConv1d(4, 9, 0.3)
+    theirs = spectral_convolution.SpectralConv(4, 4, n_modes=(16,), bias=False, fft_norm="ortho")
+    with torch.no_grad():
+        theirs.weight.tensor.copy_(torch.view_as_complex(ours.weight))
+    x = torch.randn(3, 4, 64)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+
+    ours2 = SpectralConv2d(3, (4, 5), 0.3)
+    theirs2 = spectral_convolution.SpectralConv(3, 3, n_modes=(8, 8), bias=False, fft_norm="ortho")
+    with torch.no_grad():
+        negative, positive = torch.view_as_complex(ours2.weight_neg), torch.view_as_complex(ours2.weight_pos)
+        theirs2.weight.tensor.copy_(torch.cat([negative, positive], dim=2))
+    image = torch.randn(2, 3, 20, 20)
+    assert torch.allclose(ours2(image), theirs2(image), atol=1e-5)
+
+
+def test_neuralop_fno_is_an_independent_baseline_of_the_same_size_class() -> None:
+    """neuralop's FNO (n_modes 16, hidden 32) runs on our Burgers inputs and has the same spectral
+    parameter count per layer as ours with 9 rfft modes."""
+    models = pytest.importorskip("neuralop.models")
+    fno = models.FNO(n_modes=(16,), hidden_channels=32, in_channels=1, out_channels=1, n_layers=4)
+    out = fno(torch.randn(2, 1, 128))
+    assert out.shape == (2, 1, 128) and torch.isfinite(out).all()
+    spectral = sum(p.numel() for n, p in fno.named_parameters() if "convs" in n and "weight" in n)
+    assert spectral == 4 * 32 * 32 * 9  # complex weights, 9 rfft modes per layer
+
+
+def test_t1_head_on_kept_modes_equals_head_on_the_padded_spectrum() -> None:
+    """The official T1 applies the head to the whole spectrum; ours to the m kept modes then zero-fills."""
+    torch.manual_seed(0)
+    model = T1_1d(width=8, modes=6, layers=2, points=32)
+    with torch.no_grad():
+        model.head.first.normal_()
+        model.head.second.normal_()
+        a = torch.randn(5, 32)
+        padded = F.pad(model.hidden(a)[-1], (0, 32 - 6))
+        assert torch.allclose(model(a), idct(model.head(padded)), atol=1e-6)
+
+
+def test_burgers_initial_condition_spectrum() -> None:
+    u0 = burgers_initial_conditions(4000, 64, np.random.default_rng(0))
+    assert abs(u0.mean(axis=1)).max() < 1e-12  # zero mean mode
+    # E|c_k|^2 = sd_k^2 with c_k the coefficient of e^{2 pi i k x}: the variance of sqrt(2) Re, Im parts.
+    coefficients = np.fft.rfft(u0, axis=1) / 64
+    k = np.arange(1, 4)
+    expected = (25.0 / (4 * math.pi ** 2 * k ** 2 + 25.0)) ** 2
+    assert np.allclose((abs(coefficients[:, 1:4]) ** 2).mean(0), expected, rtol=0.1)
+
+
+def test_burgers_energy_identity_and_self_convergence() -> None:
+    """d/dt (1/2)||u||^2 = -nu ||u_x||^2, and the 256-point solve agrees with a 512-point, dt / 2 solve."""
+    rng = np.random.default_rng(1)
+    u0 = burgers_initial_conditions(3, 512, rng)
+    nu, dt = 0.1, 5e-3
+    path = burgers_solve(u0[:, ::2], nu, 0.2, dt / 4, snapshots=160)
+    energy = 0.5 * (path ** 2).mean(-1)
+    rate = (energy[2:] - energy[:-2]) / (2 * dt / 4)
+    gradient = np.fft.irfft(2j * math.pi * np.fft.rfftfreq(256, 1 / 256) * np.fft.rfft(path[1:-1]), n=256)
+    dissipation = -nu * (gradient ** 2).mean(-1)
+    # From t = 0.05 on (the fastest initial modes have decayed; the centred difference is then accurate).
+    assert np.allclose(rate[40:], dissipation[40:], rtol=1e-3)
+    coarse = burgers_solve(u0[:, ::2], nu, 1.0, dt)[-1]
+    fine = burgers_solve(u0, nu, 1.0, dt / 2)[-1][:, ::2]
+    assert np.linalg.norm(coarse - fine) / np.linalg.norm(fine) < 1e-4
+
+
+def test_darcy_solver_is_second_order_on_a_manufactured_solution() -> None:
+    errors = []
+    for n in (9, 17, 33):
+        x = np.linspace(0, 1, n)
+        exact = np.outer(np.sin(math.pi * x), np.sin(math.pi * x))
+        errors.append(abs(darcy_solve(np.ones((n, n)), 2 * math.pi ** 2 * exact) - exact).max())
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    assert np.all((ratios > 3.5) & (ratios < 4.5))
+
+
+def test_darcy_flux_is_conserved_with_a_two_valued_coefficient() -> None:
+    """Total boundary outflow equals the integrated source (f = 1 over the unit square), coefficient jumps
+    included; the coefficient takes only the two values."""
+    a = darcy_coefficients(1, 33, np.random.default_rng(2))[0]
+    assert set(np.unique(a)) == {3.0, 12.0}
+    u = darcy_solve(a)
+    h = 1 / 32
+    face = lambda p, q: 2 * p * q / (p + q)  # noqa: E731
+    outflow = (face(a[1, 1:-1], a[0, 1:-1]) * u[1, 1:-1]).sum() + (face(a[-2, 1:-1], a[-1, 1:-1]) * u[-2, 1:-1]).sum()
+    outflow += (face(a[1:-1, 1], a[1:-1, 0]) * u[1:-1, 1]).sum() + (face(a[1:-1, -2], a[1:-1, -1]) * u[1:-1, -2]).sum()
+    assert outflow / h * h == pytest.approx(31 * 31 * h * h, rel=1e-9)
+
+
+def _write_ns_file(path: Path, samples: int, points: int = 64, steps: int = 50) -> None:
+    """A MATLAB v7.3 file as HDF5 with the FNO release's layout: 'a' (x, y, N) and 'u' (T, y, x, N) stored
+    transposed, as MATLAB writes column-major arrays."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = rng.standard_normal((samples, points, points))
+    u = rng.standard_normal((samples, points, points, steps))
+    with h5py.File(path, "w") as f:
+        f["a"] = a.transpose(2, 1, 0)
+        f["u"] = u.transpose(3, 2, 1, 0)
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """FNO's Navier-Stokes file (14 samples) where scale=dry reads it."""
+    _write_ns_file(data_dir / "navier_stokes" / NS_FILE, samples=14)
+
+
+def test_navier_stokes_reader(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"train": 3, "val": 1, "test": 2, "target_time": 50})
+    _write_ns_file(tmp_path / "navier_stokes" / NS_FILE, samples=6, points=8, steps=50)
+    splits = navier_stokes(cfg, tmp_path, "cpu")
+    assert splits["train"][0].shape == (3, 8, 8) and splits["test"][1].shape == (2, 8, 8)
+    cfg.train = 10
+    with pytest.raises(DataUnavailableError, match="samples"):
+        navier_stokes(cfg, tmp_path, "cpu")
+    with pytest.raises(DataUnavailableError, match=NS_FILE):
+        navier_stokes(cfg, tmp_path / "missing", "cpu")
