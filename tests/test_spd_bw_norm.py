@@ -1,0 +1,179 @@
+"""spd_bw_norm: the Bures-Wasserstein and affine-invariant operations against pyriemann and scipy, closed
+forms of the BW geometry, the GBWBN layer's centring, gradients of the eigen-functions, the data generators,
+and the MAMEM loader on files written in the official MAT format."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pyriemann.geometry.distance import distance_wasserstein
+from pyriemann.geometry.mean import mean_riemann, mean_wasserstein
+from scipy.io import savemat
+from scipy.linalg import solve_continuous_lyapunov, sqrtm
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.spd_bw_norm import spd
+from repro.papers.spd_bw_norm.data import (
+    digits_covariances,
+    ill_conditioned_classes,
+    load_mamem_subject,
+    region_covariance,
+)
+from repro.papers.spd_bw_norm.models import GBWBN, StiefelAdam, StiefelParameter
+
+
+def random_spd(rng: np.random.Generator, n: int, count: int, spread: float = 1.0) -> np.ndarray:
+    a = rng.normal(size=(count, n, n))
+    eigvals = np.exp(spread * rng.normal(size=(count, n)))
+    q = np.linalg.qr(a)[0]
+    return (q * eigvals[:, None, :]) @ q.transpose(0, 2, 1)
+
+
+RNG = np.random.default_rng(0)
+BATCH = random_spd(RNG, 5, 12)
+T = torch.tensor(BATCH)
+
+
+def test_bw_distance_matches_pyriemann() -> None:
+    ours = spd.bw_distance_sq(T[:6], T[6:]).numpy()
+    oracle = np.array([distance_wasserstein(a, b) ** 2 for a, b in zip(BATCH[:6], BATCH[6:])])
+    np.testing.assert_allclose(ours, oracle, rtol=1e-8)
+
+
+def test_bw_barycenter_fixed_point_matches_pyriemann_and_one_step_is_close() -> None:
+    oracle = mean_wasserstein(BATCH, tol=1e-12, maxiter=500)
+    converged = spd.bw_barycenter(T, 200).numpy()
+    np.testing.assert_allclose(converged, oracle, atol=1e-8)
+    # The layer's single iteration from the arithmetic mean: much nearer the barycenter than the start.
+    one = spd.bw_barycenter(T, 1).numpy()
+    start = BATCH.mean(0)
+    assert distance_wasserstein(one, oracle) < 0.5 * distance_wasserstein(start, oracle)
+
+
+def test_karcher_mean_matches_pyriemann_riemann_mean() -> None:
+    np.testing.assert_allclose(spd.ai_karcher_mean(T, 100).numpy(), mean_riemann(BATCH, tol=1e-12, maxiter=500),
+                               atol=1e-8)
+
+
+def test_bw_exp_log_closed_forms_and_lyapunov() -> None:
+    p, x = T[0], T[1]
+    v = spd.bw_log(p, x)
+    np.testing.assert_allclose(spd.bw_exp(p, v).numpy(), x.numpy(), atol=1e-9)
+    np.testing.assert_allclose(spd.lyapunov(p, v).numpy(), solve_continuous_lyapunov(BATCH[0], v.numpy()),
+                               atol=1e-10)
+    eye = torch.eye(5, dtype=torch.float64)
+    np.testing.assert_allclose(spd.bw_log(eye, x).numpy(), spd.bw_log_identity(x).numpy(), atol=1e-10)
+    np.testing.assert_allclose(spd.bw_log_identity(x).numpy(), 2 * (sqrtm(BATCH[1]).real - np.eye(5)), atol=1e-10)
+    np.testing.assert_allclose(spd.bw_exp(eye, v).numpy(), spd.bw_exp_identity(v).numpy(), atol=1e-10)
+    # |Log_P X|_P = d(P, X): the log's BW norm is the pyriemann distance.
+    assert float(spd.bw_inner(p, v, v)) == pytest.approx(distance_wasserstein(BATCH[0], BATCH[1]) ** 2, rel=1e-8)
+
+
+def test_bw_geodesic_closed_form_midpoint_is_the_two_point_barycenter() -> None:
+    a, b = BATCH[2], BATCH[3]
+    mid = spd.bw_geodesic(T[2], T[3], 0.5).numpy()
+    np.testing.assert_allclose(mid, mean_wasserstein(np.stack([a, b]), tol=1e-12, maxiter=500), atol=1e-8)
+    for t in (0.1, 0.7):
+        point = spd.bw_geodesic(T[2], T[3], t).numpy()
+        assert distance_wasserstein(a, point) == pytest.approx(t * distance_wasserstein(a, b), rel=1e-7)
+    ai_point = spd.ai_geodesic(T[2], T[3], 0.3).numpy()
+    # The AI geodesic point satisfies the same distance ratio in the AI metric (pyriemann's riemann distance).
+    from pyriemann.geometry.distance import distance_riemann
+    assert distance_riemann(a, ai_point) == pytest.approx(0.3 * distance_riemann(a, b), rel=1e-7)
+
+
+def test_transport_to_identity_is_an_isometry_and_invertible() -> None:
+    p = T[4]
+    v, w = spd.bw_log(p, T[5]), spd.bw_log(p, T[6])
+    moved_v, moved_w = spd.bw_transport_to_identity(p, v), spd.bw_transport_to_identity(p, w)
+    eye = torch.eye(5, dtype=torch.float64)
+    assert float(spd.bw_inner(eye, moved_v, moved_w)) == pytest.approx(float(spd.bw_inner(p, v, w)), rel=1e-9)
+    np.testing.assert_allclose(spd.bw_transport_from_identity(p, moved_v).numpy(), v.numpy(), atol=1e-10)
+
+
+def test_eig_function_gradients_match_finite_differences_and_stay_finite_at_identity() -> None:
+    x = torch.tensor(BATCH[7], requires_grad=True)
+    for fn in (spd.sqrtm, spd.logm, spd.invsqrtm, lambda m: spd.powm(m, 1.5)):
+        assert torch.autograd.gradcheck(lambda m, f=fn: f(spd.sym(m)), (x,), eps=1e-6, atol=1e-5)
+    eye = torch.eye(4, dtype=torch.float64, requires_grad=True)
+    v = torch.tensor(random_spd(RNG, 4, 1)[0])
+    (spd.bw_exp(eye, spd.bw_transport_from_identity(eye, v)).sum() + spd.sqrtm(eye).sum()).backward()
+    assert torch.isfinite(eye.grad).all()
+    # At a generic point the stable eigh backward equals torch's.
+    p, v = torch.tensor(BATCH[8], requires_grad=True), T[9]
+    ours = torch.autograd.grad(spd.bw_transport_to_identity(p, v).pow(3).sum(), p)[0]
+    s, u = torch.linalg.eigh(p)
+    scale = torch.sqrt(2 / (s[:, None] + s[None, :]))
+    theirs = torch.autograd.grad((u @ (scale * (u.T @ v @ u)) @ u.T).pow(3).sum(), p)[0]
+    np.testing.assert_allclose(ours.numpy(), spd.sym(theirs).numpy(), atol=1e-9)
+
+
+def test_gbwbn_training_output_has_identity_barycenter() -> None:
+    """With G = I, M = I, s = 1, theta = 1 and a converged barycenter, the outputs' BW barycenter is I
+    (for a batch near I: far from it, I + V/2 of Exp_I can lose definiteness and Exp_I, Log_I stop being inverse)."""
+    near = random_spd(np.random.default_rng(3), 5, 12, spread=0.3)
+    layer = GBWBN(5, learn_metric=False, power=1.0, momentum=0.1, mean_iterations=200, eps=1e-5)
+    layer.train()
+    with torch.no_grad():
+        out = layer(torch.tensor(near)).numpy()
+    np.testing.assert_allclose(mean_wasserstein(out, tol=1e-12, maxiter=500), np.eye(5), atol=1e-6)
+    # With a learned metric and a power, the output is still SPD and the running statistics move.
+    layer = GBWBN(5, learn_metric=True, power=0.5, momentum=0.1, mean_iterations=1, eps=1e-5)
+    with torch.no_grad():
+        layer.metric.log.copy_(torch.tensor(np.diag(np.linspace(-0.5, 0.5, 5))))
+        out = layer(T)
+    assert torch.linalg.eigvalsh(out).min() > 0
+    assert not torch.allclose(layer.running_mean, torch.eye(5, dtype=torch.float64))
+
+
+def test_stiefel_adam_keeps_orthonormal_columns() -> None:
+    w = StiefelParameter(torch.linalg.qr(torch.randn(6, 3, dtype=torch.float64))[0])
+    optimizer = StiefelAdam([w], lr=0.1)
+    for _ in range(5):
+        optimizer.zero_grad()
+        (w ** 3).sum().backward()
+        optimizer.step()
+    np.testing.assert_allclose((w.T @ w).detach().numpy(), np.eye(3), atol=1e-12)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 3.0, 5.0])
+def test_generator_has_the_requested_condition_number(kappa: float) -> None:
+    x, y = ill_conditioned_classes(16, 4, kappa, 10, 0.5, 0.0, 0.0, 100000, 0.0, np.random.default_rng(1),
+                                   np.random.default_rng(2))
+    # Without rotation or jitter, and many draws, the sample covariance approaches the template.
+    assert x.shape == (40, 16, 16) and sorted(np.bincount(y)) == [10] * 4
+    cond = np.linalg.cond(x)
+    assert np.all(np.abs(np.log10(cond) - kappa) < 0.1)
+
+
+def test_region_covariance_of_digits() -> None:
+    image = np.zeros((8, 8))
+    image[2:6, 3] = 1.0
+    cov = region_covariance(image, 0.0)
+    # Features x, y over the 64 pixels of an 8 x 8 grid: 8 * sum_k (k - 3.5)^2 / 63 = 16 / 3.
+    assert cov[0, 0] == pytest.approx(16 / 3) and cov[1, 1] == pytest.approx(16 / 3)
+    x, y = digits_covariances(1e-4)
+    assert x.shape == (1797, 7, 7) and set(y) == set(range(10))
+    assert np.linalg.eigvalsh(x).min() >= 1e-4 - 1e-12
+
+
+def write_mamem_subject(path: Path, trials: int, samples: int, seed: int, labels: np.ndarray | None = None) -> None:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    y = rng.integers(0, 5, trials) if labels is None else labels
+    savemat(path, {"x_test": rng.normal(size=(trials, 8, samples)), "y_test": y.reshape(-1, 1)})
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """One MAMEM subject (U001.mat, keys x_test (N, 8, T) and y_test) as the official repository ships it."""
+    write_mamem_subject(Path(data_dir) / "mamem" / "U001.mat", trials=60, samples=128, seed=0)
+
+
+def test_mamem_loader_reads_and_validates(tmp_path: Path) -> None:
+    write_dry_data(tmp_path)
+    trials, labels = load_mamem_subject(tmp_path, 1)
+    assert trials.shape == (60, 8, 128) and labels.min() >= 0 and labels.max() < 5
+    write_mamem_subject(tmp_path / "mamem" / "U002.mat", 10, 64, 1, labels=np.full(10, 7))
+    with pytest.raises(DataUnavailableError, match="labels outside"):
+        load_mamem_subject(tmp_path, 2)
