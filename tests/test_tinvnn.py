@@ -13,6 +13,7 @@ from scipy.spatial.distance import pdist
 from scipy.stats import ortho_group
 from sklearn.decomposition import PCA
 
+from repro.core.errors import DataUnavailableError
 from repro.core.geometry import SHAPES, PointNet, fix_signs, load_modelnet40, sample_shape
 from repro.papers.tinvnn.mds import classical_mds, tinvnn_coordinates
 from repro.papers.tinvnn.tsp import (
@@ -185,6 +186,45 @@ def test_modelnet40_parser_on_off_files(tmp_path) -> None:
     assert np.isclose(np.sqrt((points[0].astype(float) ** 2).sum(1).mean()), 1.0, atol=1e-5)
     # sampled points lie on the tetrahedron's faces: x, y, z >= 0 and x + y + z <= 1 before normalisation
     assert np.allclose(points[0].mean(0), 0, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad_off, problem", [
+    ("OFF\n4 1 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 9\n", "face indices outside"),
+    ("OFF\n4 1 0\n0 0 0\nnan 0 0\n0 1 0\n0 0 1\n3 0 1 2\n", "non-finite vertex"),
+])
+def test_modelnet40_malformed_mesh_is_named(tmp_path, bad_off: str, problem: str) -> None:
+    for category in MODELNET_REQUIRED:
+        for split in ("train", "test"):
+            (tmp_path / "modelnet40" / "raw" / category / split).mkdir(parents=True)
+    for split in ("train", "test"):
+        (tmp_path / "modelnet40" / "raw" / "chair" / split / "chair_0001.off").write_text(OFF_TETRA)
+    (tmp_path / "modelnet40" / "raw" / "sofa" / "train" / "sofa_0001.off").write_text(bad_off)
+    with pytest.raises(DataUnavailableError, match=problem):
+        load_modelnet40(tmp_path, 64, train=True, seed=0)
+
+
+def test_modelnet40_processed_files_are_read_only_when_repro_wrote_them(tmp_path) -> None:
+    """PyG retries a processed file with plain pickle when the safe loader refuses it: a planted file must be
+    refused before PyG sees it, and an edited one after a clean first load too."""
+    from tests.helpers import Payload
+
+    for category in MODELNET_REQUIRED:
+        for split in ("train", "test"):
+            (tmp_path / "modelnet40" / "raw" / category / split).mkdir(parents=True)
+    for split in ("train", "test"):
+        (tmp_path / "modelnet40" / "raw" / "chair" / split / "chair_0001.off").write_text(OFF_TETRA)
+    load_modelnet40(tmp_path, 16, train=True, seed=0)                       # processes and seals
+    assert load_modelnet40(tmp_path, 16, train=False, seed=0)[0].shape == (1, 16, 3)   # the seal matches
+    processed = tmp_path / "modelnet40" / "processed"
+    marker = tmp_path / "ran"
+    target = next(processed.glob("training*.pt"))
+    torch.save(Payload(marker), target)                                     # edited after sealing
+    with pytest.raises(DataUnavailableError, match="differ from those repro wrote"):
+        load_modelnet40(tmp_path, 16, train=True, seed=0)
+    (processed.with_name("processed.sha256.json")).unlink()                # planted without a seal
+    with pytest.raises(DataUnavailableError, match="without the seal"):
+        load_modelnet40(tmp_path, 16, train=True, seed=0)
+    assert not marker.exists()
 
 
 # --- TSP -------------------------------------------------------------------------------------------------------

@@ -189,6 +189,37 @@ def load_modelnet40(data_dir, n_points: int, train: bool, seed: int) -> tuple[np
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(root)
         (root / "ModelNet40").rename(root / "raw")
-    dataset = ModelNet(str(root), name="40", train=train)
+    from repro.core.pyg_cache import sealed_processed
+
+    try:
+        with sealed_processed(root / "processed"):
+            dataset = ModelNet(str(root), name="40", train=train)
+    except (IndexError, ValueError, RuntimeError) as error:    # PyG parses every OFF file of both splits here
+        from repro.core.errors import DataUnavailableError
+
+        raise DataUnavailableError(f"the ModelNet40 files under {root / 'raw'} could not be read ({error}); delete "
+                                   f"{root} and let it download again (or restore the OFF files)") from error
+    check_meshes(dataset, root / "raw", "train" if train else "test")
     clouds = [mesh_to_cloud(mesh, n_points, seed + i) for i, mesh in enumerate(dataset)]
     return np.stack(clouds), np.array([int(mesh.y) for mesh in dataset])
+
+
+def check_meshes(dataset, folder, split: str) -> None:
+    """Refuse an empty split, a mesh without faces, non-finite vertices, face indices outside the vertex list
+    and labels outside the 40 classes, naming the folder and the fix."""
+    from repro.core.errors import DataUnavailableError
+
+    fix = f"delete {folder.parent} and let it download again (or restore the ModelNet40 OFF files)"
+    if len(dataset) == 0:
+        raise DataUnavailableError(f"no {split} meshes under {folder}; {fix}")
+    for index, mesh in enumerate(dataset):
+        where = f"{split} mesh {index} under {folder}"
+        face = mesh.face
+        if face is None or face.numel() == 0 or mesh.pos.numel() == 0:
+            raise DataUnavailableError(f"{where} has no vertices or faces; {fix}")
+        if not torch.isfinite(mesh.pos).all():
+            raise DataUnavailableError(f"{where} has non-finite vertex coordinates; {fix}")
+        if int(face.min()) < 0 or int(face.max()) >= mesh.pos.shape[0]:
+            raise DataUnavailableError(f"{where} has face indices outside its {mesh.pos.shape[0]} vertices; {fix}")
+        if not 0 <= int(mesh.y) < 40:
+            raise DataUnavailableError(f"{where} has label {int(mesh.y)}, outside ModelNet40's 40 classes; {fix}")

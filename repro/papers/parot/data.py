@@ -10,6 +10,7 @@ import numpy as np
 
 from repro.core.data import require
 from repro.core.errors import DataUnavailableError
+from repro.core.pyg_cache import sealed_processed
 
 SCANOBJECTNN_CLASSES = 15
 SCANOBJECTNN_FILES = {True: "training_objectdataset.h5", False: "test_objectdataset.h5"}
@@ -77,7 +78,8 @@ def load_shapenetpart(data_dir: str | Path, n_points: int, train: bool, seed: in
 
     root = Path(data_dir) / "shapenetpart"
     try:
-        dataset = ShapeNet(str(root), split="trainval" if train else "test")
+        with sealed_processed(root / "processed"):
+            dataset = ShapeNet(str(root), split="trainval" if train else "test")
     except (urllib.error.URLError, OSError) as error:
         raise DataUnavailableError(f"cannot download ShapeNetPart ({error}); fetch {ShapeNet.url} on a machine "
                                    f"with network and unzip it into {root / 'raw'}") from error

@@ -13,6 +13,7 @@ from torch_geometric.data import Data
 
 from repro.core.data import require
 from repro.core.errors import DataUnavailableError
+from repro.core.pyg_cache import sealed_processed
 from repro.core.safe_pickle import load_tensor_pickle
 from repro.papers.spe.spectral import eigenpairs, normalized_laplacian
 
@@ -80,7 +81,8 @@ def load_zinc(root: Path, subset: bool, d: int) -> dict[str, list[Data]]:
     splits = {}
     for split in ("train", "val", "test"):
         try:
-            dataset = ZINC(str(root), subset=subset, split=split, pre_transform=lambda g: with_eigenpairs(g, d))
+            with sealed_processed(Path(root) / ("subset" if subset else "full") / "processed"):
+                dataset = ZINC(str(root), subset=subset, split=split, pre_transform=lambda g: with_eigenpairs(g, d))
         except (OSError, RuntimeError) as error:  # urllib's URLError is an OSError
             raise DataUnavailableError(
                 f"ZINC is not in {root} and could not be downloaded ({error}). On a machine with network run "
@@ -116,7 +118,8 @@ def load_alchemy(root: Path, d: int) -> dict[str, list[Data]]:
     indices = {split: read_index_file(require(Path(root) / name, name, how))
                for split, name in ALCHEMY_SPLIT_FILES.items()}
     try:
-        dataset = TUDataset(str(root), "alchemy_full")
+        with sealed_processed(Path(root) / "alchemy_full" / "processed"):
+            dataset = TUDataset(str(root), "alchemy_full")
     except (OSError, RuntimeError) as error:  # urllib's URLError is an OSError
         raise DataUnavailableError(
             f"alchemy_full is not in {root} and could not be downloaded ({error}). On a machine with network run "
