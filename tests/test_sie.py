@@ -1,0 +1,203 @@
+"""SIE: relative rotations against scipy's conventions and an independent matrix construction, the renderer's
+z-buffer and shading, the pentacube classes against scipy's octahedral group, the predictors, the VICReg terms
+against numpy, and 3DIEBench reading from files in the real layout."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from scipy.spatial.transform import Rotation
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.sie.data import Benchmark, load_benchmark, sample_pairs
+from repro.papers.sie.models import (
+    HypernetworkPredictor,
+    MLPPredictor,
+    SSLModel,
+    build_encoder,
+    covariance_penalty,
+    variance_hinge,
+)
+from repro.papers.sie.render import Objects, pentacube_classes, relative_quaternion, render
+
+
+def elementary(axis: int, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    i, j = (axis + 1) % 3, (axis + 2) % 3  # cyclic: x -> (y, z), y -> (z, x), z -> (x, y)
+    m = np.eye(3)
+    m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+    return m
+
+
+def quaternion_of(matrix: np.ndarray) -> np.ndarray:
+    """Scalar-last unit quaternion of a rotation matrix (Shepperd's method), sign fixed to w >= 0."""
+    w = np.sqrt(max(0.0, 1 + np.trace(matrix))) / 2
+    x = np.sqrt(max(0.0, 1 + matrix[0, 0] - matrix[1, 1] - matrix[2, 2])) / 2
+    y = np.sqrt(max(0.0, 1 - matrix[0, 0] + matrix[1, 1] - matrix[2, 2])) / 2
+    z = np.sqrt(max(0.0, 1 - matrix[0, 0] - matrix[1, 1] + matrix[2, 2])) / 2
+    x = np.copysign(x, matrix[2, 1] - matrix[1, 2])
+    y = np.copysign(y, matrix[0, 2] - matrix[2, 0])
+    z = np.copysign(z, matrix[1, 0] - matrix[0, 1])
+    return np.array([x, y, z, w])
+
+
+def test_extrinsic_xyz_is_z_after_y_after_x() -> None:
+    """Lowercase 'xyz' (extrinsic, 3DIEBench's convention) = Rz Ry Rx; intrinsic 'XYZ' = Rx Ry Rz."""
+    angles = np.array([0.3, -0.7, 1.1])
+    ex, ey, ez = (elementary(k, a) for k, a in enumerate(angles))
+    assert np.allclose(Rotation.from_euler("xyz", angles).as_matrix(), ez @ ey @ ex)
+    assert np.allclose(Rotation.from_euler("XYZ", angles).as_matrix(), ex @ ey @ ez)
+    assert not np.allclose(ez @ ey @ ex, ex @ ey @ ez)
+
+
+def test_relative_quaternion_is_r1_inverse_r2_from_matrices() -> None:
+    rng = np.random.default_rng(0)
+    first, second = rng.uniform(-np.pi / 2, np.pi / 2, (2, 20, 3))
+    got = relative_quaternion(first, second)
+    for a, b, q in zip(first, second, got):
+        r1 = elementary(2, a[2]) @ elementary(1, a[1]) @ elementary(0, a[0])
+        r2 = elementary(2, b[2]) @ elementary(1, b[1]) @ elementary(0, b[0])
+        assert np.allclose(q, quaternion_of(r1.T @ r2), atol=1e-8)
+        assert q[3] >= 0 and np.isclose(np.linalg.norm(q), 1)
+    # The geodesic angle of the relative rotation is the angle between the two poses.
+    angle = 2 * np.arccos(np.clip(got[:, 3], -1, 1))
+    expected = (Rotation.from_euler("xyz", first).inv() * Rotation.from_euler("xyz", second)).magnitude()
+    assert np.allclose(angle, expected)
+
+
+def test_relative_rotation_maps_view_one_to_view_two() -> None:
+    """R2 = R1 (R1^-1 R2): composing view 1's pose with the relative rotation gives view 2's pose."""
+    first, second = np.array([[0.2, 0.4, -0.1]]), np.array([[-1.0, 0.3, 0.9]])
+    relative = Rotation.from_quat(relative_quaternion(first, second))
+    assert np.allclose((Rotation.from_euler("xyz", first) * relative).as_matrix(),
+                       Rotation.from_euler("xyz", second).as_matrix())
+
+
+def test_pentacubes_have_no_rotational_symmetry_and_are_distinct() -> None:
+    """Against scipy's octahedral group (the cube's 24 rotations), independent of render.cube_rotations."""
+    group = np.round(Rotation.create_group("O").as_matrix()).astype(int)
+    shapes = pentacube_classes(10)
+
+    def key(cubes: np.ndarray) -> tuple:
+        return tuple(sorted(map(tuple, (cubes - cubes.min(0)).tolist())))
+
+    keys = []
+    for cubes in shapes:
+        assert len({tuple(c) for c in cubes}) == 5
+        assert all(np.abs(cubes[:, None] - cubes[None]).sum(-1)[i].tolist().count(1) >= 1 for i in range(5))
+        assert sum(key(cubes @ g.T) == key(cubes) for g in group) == 1  # only the identity
+        keys.append({key(cubes @ g.T) for g in group})
+    for i in range(10):
+        for j in range(i + 1, 10):
+            assert not keys[i] & keys[j], "two classes are rotations of one another"
+
+
+def test_render_keeps_the_nearest_point_and_shades_by_lambert() -> None:
+    """Two points on one pixel: the one nearer the camera (larger z) wins; a normal facing the light gets
+    colour x (ambient + 1), one facing away gets colour x ambient."""
+    points = np.array([[[0.05, 0.05, 0.0], [0.05, 0.05, 1.0], [1.05, 0.05, 0.5]]])
+    normals = np.array([[[0, 0, 1.0], [0, 0, 1.0], [0, 0, -1.0]]])
+    colours = np.array([[[1.0, 0, 0], [0, 0.5, 0], [0, 0, 0.5]]])
+    objects = Objects(points, normals, colours, np.array([0]))
+    latent = np.array([[0, 0, 0, 0.0, 0.0, 0.0]])  # no rotation, light along +z
+    image = render(objects, np.array([0]), latent, size=8, pixels_per_unit=1.0, ambient=0.3)[0]
+    assert np.allclose(image[3, 4], [0, 0.5 * 1.3, 0])          # the nearer green point, lit head-on
+    assert np.allclose(image[3, 5], [0, 0, 0.5 * 0.3])          # facing away: ambient only
+    assert np.allclose(image[0, 0], image[7, 7])                # background elsewhere
+
+
+def test_pairs_are_two_views_of_one_object() -> None:
+    latents = np.random.default_rng(1).uniform(-1, 1, (12, 3))
+    bench = Benchmark(np.zeros(12, int), np.repeat(np.arange(3), 4), latents, np.ones(3, bool), 4, lambda i: i)
+    first, second, quaternion = sample_pairs(np.array([0, 2]), bench, 50, seed=3)
+    assert (first // 4 == second // 4).all() and (first != second).all()
+    assert set(first // 4) <= {0, 2}
+    assert np.allclose(quaternion, relative_quaternion(latents[first], latents[second]))
+
+
+def test_hypernetwork_weights_are_linear_in_the_quaternion() -> None:
+    torch.manual_seed(0)
+    predictor = HypernetworkPredictor(6)
+    q1, q2, e = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 6)
+    assert torch.allclose(predictor.matrix(q1 + q2), predictor.matrix(q1) + predictor.matrix(q2), atol=1e-6)
+    expected = torch.einsum("bij,bj->bi", predictor.matrix(q1), e)
+    assert torch.allclose(predictor(e, q1), expected, atol=1e-6)
+    assert torch.allclose(predictor(e, torch.zeros(3, 4)), torch.zeros(3, 6))  # no bias: q = 0 -> 0
+
+
+def test_mlp_predictor_takes_quaternion_then_embedding() -> None:
+    torch.manual_seed(0)
+    predictor = MLPPredictor(5)
+    q, e = torch.randn(2, 4), torch.randn(2, 5)
+    assert torch.allclose(predictor(e, q), predictor.linear(torch.cat([q, e], 1)))
+
+
+def test_vicreg_terms_against_numpy() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(32, 6)) * np.array([0.2, 0.5, 1.0, 2.0, 3.0, 0.1])
+    cov = np.cov(z, rowvar=False)                       # normalised by n - 1
+    off = cov - np.diag(np.diag(cov))
+    expected_cov = (off ** 2).sum() / 6
+    expected_var = np.maximum(0, 1 - np.sqrt(z.var(0, ddof=1) + 1e-4)).mean() / 2
+    t = torch.from_numpy(z)
+    assert covariance_penalty(t).item() == pytest.approx(expected_cov)
+    assert variance_hinge(t).item() == pytest.approx(expected_var)
+
+
+def test_split_sizes_follow_the_official_proportions() -> None:
+    coefficients = {"sim": 10.0, "equi_factor": 0.45, "std": 10.0, "cov": 1.0}
+    encoder = build_encoder("cnn", [4, 4], 8, 12)
+    sie = SSLModel("sie", encoder, 12, 4, [24, 24], coefficients)
+    assert (sie.inv, sie.equi) == (8, 4)
+    assert sie.projector_inv[-1].out_features == 16 and sie.projector_equi[-1].out_features == 8
+    assert sie.predictor.dim == 8
+    only = SSLModel("sie_equi_only", build_encoder("cnn", [4, 4], 8, 12), 12, 4, [24, 24], coefficients)
+    assert (only.inv, only.equi) == (0, 12) and only.predictor.dim == 24
+    vicreg = SSLModel("vicreg", build_encoder("cnn", [4, 4], 8, 12), 12, 4, [24, 24], coefficients)
+    assert (vicreg.inv, vicreg.equi) == (12, 0)
+    x = torch.rand(6, 3, 8, 8)
+    assert torch.isfinite(sie(x, x.flip(0), torch.randn(6, 4)))
+
+
+def _write_3diebench(root: Path, objects: int, views: int) -> None:
+    """<synset>/<object>/image_k.jpg + latent_k.npy (7 floats: angles, floor hue, light theta, phi, hue) and
+    the four official list files (unicode object paths, int labels)."""
+    rng = np.random.default_rng(0)
+    paths = {"train": [], "val": []}
+    for split in paths:
+        for i in range(objects):
+            rel = f"/0269115{i % 2}/{split}{i:04d}/"
+            folder = root / rel.strip("/")
+            folder.mkdir(parents=True)
+            for k in range(views):
+                Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(folder / f"image_{k}.jpg")
+                np.save(folder / f"latent_{k}.npy", rng.uniform(-1.5, 1.5, 7).astype(np.float32))
+            paths[split].append(rel)
+        np.save(root / f"{split}_images.npy", np.array(paths[split]))
+        np.save(root / f"{split}_labels.npy", np.arange(objects) % 55)
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """5 training and 5 validation objects with 3 views each, in 3DIEBench's layout, where scale=dry reads them."""
+    _write_3diebench(data_dir / "3DIEBench", objects=5, views=3)
+
+
+def test_3diebench_reader_on_files_in_the_real_layout(tmp_path: Path) -> None:
+    _write_3diebench(tmp_path / "3DIEBench", objects=3, views=2)
+    data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None})
+    bench = load_benchmark(tmp_path / "3DIEBench", data, seed=0)
+    assert bench.count == 12 and bench.train_object.tolist() == [True] * 3 + [False] * 3
+    assert bench.label_of.tolist() == [0, 0, 1, 1, 2, 2] * 2
+    latent = np.load(tmp_path / "3DIEBench" / "02691150" / "train0000" / "latent_1.npy")
+    assert np.allclose(bench.latents[1], latent[:3])
+    images = bench.image_tensor(np.array([0, 11]), "cpu")
+    assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+
+
+def test_3diebench_missing_lists_say_where_to_get_them(tmp_path: Path) -> None:
+    data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None})
+    with pytest.raises(DataUnavailableError, match="train_images.npy"):
+        load_benchmark(tmp_path / "3DIEBench", data, seed=0)
