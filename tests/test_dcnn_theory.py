@@ -1,0 +1,172 @@
+"""dcnn_theory: Bessel bounds by the Littlewood-Paley sum against numpy energies, exact non-expansiveness of
+admissible networks (no pooling, averaging), exact translation covariance, and the Morlet wavelet-modulus cascade
+against an independent numpy scattering transform computed by time-domain circular convolution.
+
+kymatio's Scattering1D would be the field's oracle for the wavelet case, but kymatio 0.3.0 fails to build it under
+SciPy 1.17 (scipy.special.sph_harm was removed) and it is not installed; the numpy cascade below stands in for it."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from repro.papers.dcnn_theory.extractor import NONLINEARITIES, distance, features, layer_norms
+from repro.papers.dcnn_theory.filters import (
+    frequencies,
+    gabor,
+    learned,
+    littlewood_paley,
+    morlet,
+    real_part,
+    rescaled,
+)
+from repro.papers.dcnn_theory.signals import CLASSES, SignalClass, deformed, sample, shifted
+
+N = 128
+H = 1.0 / N
+OMEGA = frequencies(N, H, "cpu")
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Nothing: every signal is generated in the run, so scale=dry reads no file; its dry.yaml runs the paper
+    scale's banks and depths on a smaller grid with fewer signals."""
+
+
+def banks(real: bool) -> dict:
+    taps = torch.tensor(np.random.default_rng(0).standard_normal((6, 8)))
+    made = {"morlet": morlet(N / 2, 4), "gabor": gabor(N / 2, 6), "learned": learned(taps, H)}
+    return {name: real_part(bank) if real else bank for name, bank in made.items()}
+
+
+def random_signals(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([sample(SignalClass(kind, count, rng, 16, 8, 5.0), N)[0] for kind in CLASSES])
+
+
+@pytest.mark.parametrize("real", [False, True])
+@pytest.mark.parametrize("name", ["morlet", "gabor", "learned"])
+def test_bessel_bound_is_the_littlewood_paley_maximum(name: str, real: bool) -> None:
+    bank = rescaled(banks(real)[name], OMEGA, 0.7)
+    assert float(littlewood_paley(bank, OMEGA).max()) == pytest.approx(0.7, rel=1e-12)
+    multipliers, chi = (x.numpy() for x in bank(OMEGA))
+    filters = np.vstack([multipliers, chi[None]])
+
+    def energy_ratio(f: np.ndarray) -> float:
+        outputs = np.fft.ifft(np.fft.fft(f)[None] * filters, axis=-1)
+        return float((np.abs(outputs) ** 2).sum() / (np.abs(f) ** 2).sum())
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        assert energy_ratio(rng.standard_normal(N)) <= 0.7 + 1e-12
+    # A pure tone at the frequency where the Littlewood-Paley sum peaks attains the bound.
+    peak = int(np.argmax((np.abs(filters) ** 2).sum(0)))
+    tone = np.exp(2j * math.pi * np.fft.fftfreq(N, d=1 / N)[peak] * np.arange(N) / N)
+    assert energy_ratio(tone) == pytest.approx(0.7, rel=1e-10)
+
+
+@pytest.mark.parametrize("pooling", ["none", "avg"])
+@pytest.mark.parametrize("nonlinearity", list(NONLINEARITIES))
+def test_admissible_networks_are_non_expansive(nonlinearity: str, pooling: str) -> None:
+    f = random_signals(6, 2)
+    g = random_signals(6, 3)
+    pairs = [(f, g), (f, f + 1e-3 * g)]
+    for name, bank in banks(nonlinearity != "modulus").items():
+        admissible = rescaled(bank, OMEGA, 1.0)
+        for a, b in pairs:
+            phi_a = features(torch.tensor(a), admissible, nonlinearity, pooling, 2, 2, H)
+            phi_b = features(torch.tensor(b), admissible, nonlinearity, pooling, 2, 2, H)
+            ratio = distance(phi_a, phi_b, H).numpy() / np.sqrt(H * ((a - b) ** 2).sum(1))
+            assert ratio.max() <= 1 + 1e-9, (name, ratio.max())
+
+
+def test_violating_bound_can_expand() -> None:
+    """With B = 4 the modulus network expands a pure tone at the Littlewood-Paley peak (ratio 2 at depth 0-1
+    for a linear first layer): admissibility is what the bound rests on."""
+    bank = rescaled(morlet(N / 2, 4), OMEGA, 4.0)
+    peak = int(torch.argmax(littlewood_paley(bank, OMEGA)))
+    tone = np.cos(2 * math.pi * float(OMEGA[peak]) * np.arange(N) / N)[None]
+    phi = features(torch.tensor(tone), bank, "modulus", "none", 1, 1, H)
+    zero = features(torch.zeros(1, N, dtype=torch.float64), bank, "modulus", "none", 1, 1, H)
+    assert float(distance(phi, zero, H)[0]) / math.sqrt(H * (tone ** 2).sum()) > 1
+
+
+@pytest.mark.parametrize("pooling", ["sub", "avg"])
+def test_translation_covariance_is_exact(pooling: str) -> None:
+    """Phi^n(T_t f) = T_{t / 2^n} Phi^n(f) when 2^n divides t (circular shifts by whole samples)."""
+    f = random_signals(2, 4)
+    bank = rescaled(real_part(gabor(N / 2, 6)), OMEGA, 1.0)
+    t = 8
+    moved = features(torch.tensor(np.roll(f, t, axis=1)), bank, "relu", pooling, 2, 3, H)
+    still = features(torch.tensor(f), bank, "relu", pooling, 2, 3, H)
+    for n, (a, b) in enumerate(zip(moved, still)):
+        assert torch.allclose(a, torch.roll(b, t // 2 ** n, dims=-1), atol=1e-12), n
+
+
+def test_fourier_shift_matches_roll_for_whole_samples() -> None:
+    f = random_signals(1, 5)
+    assert np.allclose(shifted(f, 3), np.roll(f, 3, axis=1), atol=1e-12)
+
+
+def numpy_morlet(omega: np.ndarray, scales: int) -> tuple[np.ndarray, np.ndarray]:
+    """Morlet wavelets from their closed form (centre 0.35, bandwidth 0.1 of the sampling rate, halved per scale,
+    corrected to zero mean) and the Gaussian low-pass at scale 2^J."""
+    rate = N
+    psi = []
+    for j in range(scales):
+        xi, sigma = 0.35 * rate / 2 ** j, 0.1 * rate / 2 ** j
+        psi.append(np.exp(-(omega - xi) ** 2 / (2 * sigma ** 2))
+                   - np.exp(-xi ** 2 / (2 * sigma ** 2)) * np.exp(-omega ** 2 / (2 * sigma ** 2)))
+    return np.array(psi), np.exp(-omega ** 2 / (2 * (0.1 * rate / 2 ** scales) ** 2))
+
+
+def circular_convolution(x: np.ndarray, impulse: np.ndarray) -> np.ndarray:
+    """(x * g)[m] = sum_k x[k] g[m - k], summed directly in the time domain."""
+    m = np.arange(len(x))
+    return (x[None, :] * impulse[(m[:, None] - m[None, :]) % len(x)]).sum(1)
+
+
+def test_wavelet_modulus_cascade_matches_an_independent_scattering_transform() -> None:
+    scales = 4
+    omega = np.fft.fftfreq(N, d=1 / N)
+    psi_hat, phi_hat = numpy_morlet(omega, scales)
+    assert np.allclose(psi_hat, morlet(N / 2, scales)(OMEGA)[0].real.numpy(), atol=1e-14)
+    factor = math.sqrt(1.0 / ((np.abs(psi_hat) ** 2).sum(0) + phi_hat ** 2).max())
+    psi = np.fft.ifft(factor * psi_hat, axis=-1)  # impulse responses
+    phi = np.fft.ifft(factor * phi_hat)
+    f = random_signals(1, 6)[2]
+    order0 = circular_convolution(f, phi)
+    first = [np.abs(circular_convolution(f, p)) for p in psi]
+    order1 = np.array([circular_convolution(u, phi) for u in first])
+    order2 = np.array([circular_convolution(np.abs(circular_convolution(u, p2)), phi) for u in first for p2 in psi])
+    ours = features(torch.tensor(f[None]), rescaled(morlet(N / 2, scales), OMEGA, 1.0), "modulus", "none", 1, 2, H)
+    for expected, got in zip((order0[None], order1, order2), ours):
+        assert np.allclose(got[0].numpy(), expected, atol=1e-12)
+    # Scattering energy: non-expansive (a frame with bound 1), so it never exceeds ||f||.
+    assert float((layer_norms(ours, H) ** 2).sum()) <= H * (f ** 2).sum() + 1e-12
+
+
+def test_signal_classes_and_deformations() -> None:
+    rng = np.random.default_rng(7)
+    band = SignalClass("bandlimited", 3, rng, 16, 8, 5.0)
+    values, scale = sample(band, N)
+    assert np.allclose(H * (values ** 2).sum(1), 1.0)
+    spectrum = np.abs(np.fft.fft(values, axis=1))
+    assert spectrum[:, 17:N - 16].max() < 1e-9 * spectrum.max()  # exactly band-limited, |k| <= 16
+    lipschitz = SignalClass("lipschitz", 3, rng, 16, 8, 5.0)
+    x = np.linspace(0, 1, 4001)
+    walk = lipschitz(x)
+    assert np.allclose(walk[:, 0], walk[:, -1])  # periodic
+    assert np.abs(np.diff(walk, axis=1) / np.diff(x)).max() <= 10 + 1e-9  # centred slopes stay within 2 x 5
+    assert np.allclose(deformed(band, scale, N, 0.0, 1), values)
+    # tau(x) = a sin(2 pi m x) / (2 pi m): ||tau|| = a / (2 pi m), ||D tau|| = a.
+    a, m = 0.3, 2
+    fine = np.linspace(0, 1, 100001)
+    tau = a * np.sin(2 * math.pi * m * fine) / (2 * math.pi * m)
+    assert np.abs(tau).max() == pytest.approx(a / (2 * math.pi * m), rel=1e-6)
+    assert np.abs(np.gradient(tau, fine)).max() == pytest.approx(a, rel=1e-4)
+    moved = deformed(band, scale, N, a, m)
+    points = np.arange(N) / N
+    direct = band(points - a * np.sin(2 * math.pi * m * points) / (2 * math.pi * m)) * scale
+    assert np.allclose(moved, direct)
