@@ -117,7 +117,7 @@ def train_rows(cfg: DictConfig, ctx: RunContext, variant: str, optimizer_name: s
                 "eval/mse_high": float(errors[high].mean())}
 
     every = cfg.train.every
-    if steps % (2 * every):
+    if cfg.train.steps % (2 * every):
         raise ConfigError(f"train.steps={cfg.train.steps} must be a multiple of 2 x train.every={every} (the "
                           "half-way point and the ablation's length are evaluation rounds)")
     try:
@@ -130,8 +130,8 @@ def train_rows(cfg: DictConfig, ctx: RunContext, variant: str, optimizer_name: s
         return [{"record": "final", "step": steps, "diverged": 1, "eval/mse": float("nan")}]
     curve = [{"record": "curve", "step": (k + 1) * every, "eval/mse": h["eval/mse"],
               "train/loss": h["train/loss"]} for k, h in enumerate(result.history)]
-    halfway = result.history[len(result.history) // 2 - 1]
-    half = {"record": "half", "step": steps // 2, "eval/mse": halfway["eval/mse"]}
+    rounds = len(result.history)
+    half = {"record": "half", "step": (rounds // 2) * every, "eval/mse": result.history[rounds // 2 - 1]["eval/mse"]}
     last = result.history[-1]
     final = {"record": "final", "step": steps, "diverged": 0, "eval/mse": last["eval/mse"],
              "eval/mse_low": last["eval/mse_low"], "eval/mse_high": last["eval/mse_high"],
