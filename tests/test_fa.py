@@ -303,7 +303,12 @@ def test_exp_loader_offline_names_the_file(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(exp, "EXP_URL", "http://127.0.0.1:9/GRAPHSAT.pkl")  # a closed port: no network needed
     with pytest.raises(DataUnavailableError, match="GRAPHSAT.pkl"):
-        exp.load_exp(tmp_path)
+        exp.load_exp(tmp_path, None)
+    # A file in place that is not the pinned one is not read: it is fetched again (offline: the same error).
+    placed = tmp_path / "fa" / "EXP" / "GRAPHSAT.pkl"
+    write_pyg1_pickle(placed, _triangle_and_path())
+    with pytest.raises(DataUnavailableError, match="GRAPHSAT.pkl"):
+        exp.load_exp(tmp_path, "0" * 64)
 
 
 def test_gin_blind_on_a_1wl_pair_with_node_labels() -> None:
@@ -343,7 +348,7 @@ def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:
     write_dry_data(tmp_path / "data")
     repro("train", "paper=fa", "scale=smoke", f"results_dir={tmp_path / 'results'}", f"data_dir={tmp_path / 'data'}",
           "paper.exp_classify.enabled=true", "paper.exp_classify.epochs=2", "paper.nbody.methods=[const_vel]",
-          "paper.graphs.methods=[gin]")
+          "paper.graphs.methods=[gin]", "paper.exp_classify.sha256=null")   # the test's own file, not the pinned one
     rows = rows_of(run_dirs(tmp_path / "results", "fa")[0])
     exp = rows[rows["experiment"] == "exp_classify"].set_index("method")
     assert set(exp.index) == {"gin", "ga_gin_id", "fa_gin_id"}

@@ -18,8 +18,6 @@ from repro.core.errors import ReproError
 from repro.core.safe_pickle import TensorUnpickler
 
 EXP_URL = "https://raw.githubusercontent.com/ralphabb/GNN-RNI/main/Data/EXP/raw/GRAPHSAT.pkl"
-# The file's SHA-256 could not be pinned (written offline); the loader logs it so that a run records it.
-EXP_SHA256 = None
 # EXP-classify's fixed split (the official script): graphs 0-199 validation, 200-399 test, 400-... training.
 SPLIT_SIZE = 200
 
@@ -77,7 +75,8 @@ def parse_exp(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarra
     return adjacencies, node_labels, np.array(labels)
 
 
-def load_exp(data_dir: Path) -> tuple[tuple[list[np.ndarray], list[np.ndarray], np.ndarray], str]:
-    """Download (once) and parse EXP; returns the parsed graphs and the file's SHA-256."""
-    path = fetch(EXP_URL, Path(data_dir) / "fa" / "EXP" / "GRAPHSAT.pkl", EXP_SHA256)
+def load_exp(data_dir: Path, checksum: str | None) -> tuple[tuple[list[np.ndarray], list[np.ndarray], np.ndarray], str]:
+    """Download (once) and parse EXP, verified against `checksum` (a file in place with another SHA-256 is
+    downloaded again, offline an error); returns the parsed graphs and the file's SHA-256."""
+    path = fetch(EXP_URL, Path(data_dir) / "fa" / "EXP" / "GRAPHSAT.pkl", checksum)
     return parse_exp(path), sha256(path)

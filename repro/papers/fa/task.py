@@ -42,7 +42,7 @@ def units(cfg: DictConfig) -> list[Unit]:
 def prepare_data(cfg: DictConfig, data_dir: Path, chosen: list[Unit]) -> None:
     """Fetch and verify the EXP file before the n-body and graph units spend their time (scale=paper)."""
     if any(u.experiment == "exp_classify" for u in chosen):
-        load_exp(data_dir)
+        load_exp(data_dir, cfg.exp_classify.sha256)
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
@@ -52,7 +52,7 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     if u.experiment == "graphs":
         data = ctx.shared("graphs", lambda: graph_data(cfg.graphs, ctx))
         return train_graphs(cfg.graphs, ctx, data, u.method)
-    exp_data = ctx.shared("exp", lambda: load_exp_logged(ctx))
+    exp_data = ctx.shared("exp", lambda: load_exp_logged(ctx, cfg.exp_classify.sha256))
     return train_exp(cfg.exp_classify, ctx, exp_data, u.method)
 
 
@@ -206,8 +206,8 @@ def train_graphs(cfg: DictConfig, ctx: RunContext, data: dict, method: str) -> l
     return [row]
 
 
-def load_exp_logged(ctx: RunContext) -> tuple:
-    exp_data, checksum = load_exp(ctx.data_dir)
+def load_exp_logged(ctx: RunContext, pinned: str | None) -> tuple:
+    exp_data, checksum = load_exp(ctx.data_dir, pinned)
     ctx.log.info("EXP: %d graphs, GRAPHSAT.pkl SHA-256 %s", len(exp_data[2]), checksum)
     return exp_data
 

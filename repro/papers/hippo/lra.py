@@ -41,7 +41,10 @@ from repro.papers.hippo.s4 import S4Classifier, ssm_parameters
 
 LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"    # as published by users of the
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"                 # archives (torchvision's
+CIFAR_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"   # prototype datasets, others)
+# The LRA release publishes no checksum; its files are validated as they are parsed.
 TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 
 LISTOPS_VOCAB = ("<pad>", "[MAX", "[MIN", "[MED", "[SM", "]", *"0123456789")
@@ -280,9 +283,9 @@ def task_source(task: str, data_dir: Path) -> Path:
         side = 32 if task == "pathfinder" else 128
         return lra_release(data_dir) / f"pathfinder{side}" / "curv_contour_length_14"
     if task == "text":
-        return fetch(IMDB_URL, data_dir / "hippo" / "aclImdb_v1.tar.gz")
+        return fetch(IMDB_URL, data_dir / "hippo" / "aclImdb_v1.tar.gz", IMDB_SHA256)
     if task == "image":
-        return fetch(CIFAR_URL, data_dir / "hippo" / "cifar-10-python.tar.gz")
+        return fetch(CIFAR_URL, data_dir / "hippo" / "cifar-10-python.tar.gz", CIFAR_SHA256)
     raise ConfigError(f"paper.lra.tasks: unknown LRA task {task!r}; choose from {TASKS}")
 
 
