@@ -1,0 +1,189 @@
+"""NeuRBF: the inverse-quadratic kernel against scipy's RBFInterpolator, the hash grid's layout, hashing and
+bilinear interpolation, the kernel initialisation (weighted k-means, cluster shapes, lattice), nearest kernels
+against brute force, the pixel convention, the Sobel weights, the parameter budget, metrics against
+scikit-image, and DIV2K parsing."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from scipy.interpolate import RBFInterpolator
+from skimage import io
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.neurbf import task
+from repro.papers.neurbf.data import gradient_magnitude, load_div2k, pixel_centres
+from repro.papers.neurbf.fields import HASH_PRIME, MultiResolutionGrid, RBFLayer, count_parameters, inverse_quadratic
+from repro.papers.neurbf.kernels import ALPHA, cluster_shapes, lattice_kernels, nearest_kernels, weighted_kmeans_centres
+
+CONFIG = Path(__file__).resolve().parents[1] / "conf" / "paper" / "neurbf.yaml"
+
+
+def write_dry_data(data_dir: Path) -> None:
+    """Two small 8-bit RGB PNGs where the DIV2K loader reads them (data/div2k/DIV2K_valid_HR/0801.png, ...)."""
+    folder = data_dir / "div2k" / "DIV2K_valid_HR"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:64]
+    for name in ("0801", "0802"):
+        smooth = np.stack([np.sin(x / 5 + rng.uniform()), np.cos(y / 7), np.sin((x + y) / 9)], -1)
+        io.imsave(folder / f"{name}.png", ((smooth + 1) * 127.5).astype(np.uint8), check_contrast=False)
+
+
+@pytest.mark.parametrize("epsilon", [3.0, 11.0])
+def test_isotropic_kernel_matches_scipy_inverse_quadratic(epsilon: float) -> None:
+    """scipy's inverse_quadratic is 1 / (1 + (eps r)^2): our kernel with A = eps^2 I, solved for the same
+    interpolation coefficients, must predict what RBFInterpolator predicts."""
+    rng = np.random.default_rng(0)
+    centres, values, queries = rng.uniform(size=(30, 2)), rng.normal(size=30), rng.uniform(size=(50, 2))
+    scipy_prediction = RBFInterpolator(centres, values, kernel="inverse_quadratic", epsilon=epsilon, degree=-1)(queries)
+
+    def kernel_matrix(points: np.ndarray, shape: torch.Tensor) -> np.ndarray:
+        offset = torch.tensor(points[:, None, :] - centres[None], dtype=torch.float64)
+        return inverse_quadratic(offset, shape.expand(*offset.shape[:2], *shape.shape)).numpy()
+
+    for shape in (torch.eye(2, dtype=torch.float64) * epsilon**2, torch.tensor([epsilon**2], dtype=torch.float64)):
+        coefficients = np.linalg.solve(kernel_matrix(centres, shape), values)
+        np.testing.assert_allclose(kernel_matrix(queries, shape) @ coefficients, scipy_prediction, atol=1e-8)
+
+
+def test_anisotropic_kernel_is_the_quadratic_form() -> None:
+    rotation = torch.tensor([[math.cos(0.3), -math.sin(0.3)], [math.sin(0.3), math.cos(0.3)]], dtype=torch.float64)
+    shape = rotation @ torch.diag(torch.tensor([100.0, 4.0], dtype=torch.float64)) @ rotation.T
+    along_narrow = 0.1 * rotation[:, 0]  # d^T A d = 100 * 0.01 = 1
+    along_wide = 0.5 * rotation[:, 1]    # 4 * 0.25 = 1
+    for offset in (along_narrow, along_wide):
+        assert inverse_quadratic(offset, shape).item() == pytest.approx(0.5)
+
+
+def test_rbf_layer_normalises_over_neighbours_and_composes_sinusoids() -> None:
+    centres = torch.tensor([[0.2, 0.2], [0.8, 0.2], [0.2, 0.8], [0.8, 0.8]])
+    shapes = torch.eye(2).expand(4, 2, 2) * 25.0
+    omegas = torch.tensor([1.0, 8.0])
+    layer = RBFLayer(centres, shapes, 2, omegas)
+    with torch.no_grad():
+        layer.weights.copy_(torch.arange(8.0).view(4, 2))
+    x = torch.tensor([[0.3, 0.4]])
+    neighbours = torch.arange(4).view(1, 4)
+    phi = 1 / (1 + 25.0 * ((x - centres) ** 2).sum(1))
+    phi = phi / phi.sum()
+    expected = (layer.weights * torch.sin(phi[:, None] * omegas)).sum(0)
+    torch.testing.assert_close(layer(x, neighbours)[0], expected)
+
+
+def test_dense_grid_interpolates_a_linear_function_exactly() -> None:
+    grid = MultiResolutionGrid(levels=1, features=1, base=8, finest=8, table_size=2**20)
+    (resolution,), (scale,) = grid.resolutions, grid.scales
+    i, j = np.meshgrid(np.arange(resolution + 1), np.arange(resolution + 1), indexing="xy")
+    with torch.no_grad():  # vertex (gx, gy) sits at index gx + gy (r + 1) and holds 2 gx - 3 gy
+        grid.table[: (resolution + 1) ** 2, 0] = torch.tensor((2 * i - 3 * j).ravel(), dtype=torch.float32)
+    x = torch.rand(100, 2)
+    position = x * scale + 0.5
+    torch.testing.assert_close(grid(x)[:, 0], 2 * position[:, 0] - 3 * position[:, 1], atol=1e-4, rtol=0)
+
+
+def test_hashed_level_uses_the_instant_ngp_hash() -> None:
+    grid = MultiResolutionGrid(levels=2, features=1, base=4, finest=64, table_size=64)
+    assert grid.hashed == [False, True] and grid.sizes == [32, 64] and grid.resolutions == [4, 64]
+    gx, gy = 10, 7
+    slot = (gx ^ ((gy * HASH_PRIME) & 0xFFFFFFFF)) % 64 + grid.offsets[1]
+    with torch.no_grad():
+        grid.table.zero_()
+        grid.table[slot] = 1.0
+    # a query exactly on vertex (10, 7) of level 1 reads only that vertex
+    x = (torch.tensor([[gx, gy]], dtype=torch.float32) - 0.5) / grid.scales[1]
+    assert grid(x)[0, 1].item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_weighted_kmeans_follows_the_weights() -> None:
+    points = pixel_centres(32, 32)
+    weights = np.where(points[:, 0] > 0.75, 1.0, 0.01)  # an edge region holds most weight
+    centres = weighted_kmeans_centres(points, weights, 40, 10, seed=0)
+    assert (centres[:, 0] > 0.7).mean() > 0.6
+
+
+def test_cluster_shapes_are_twice_the_weighted_covariance_inverted() -> None:
+    rng = np.random.default_rng(1)
+    points = np.concatenate([rng.normal([0.3, 0.3], [0.05, 0.01], (400, 2)), rng.normal([0.7, 0.7], 0.02, (400, 2))])
+    weights = rng.uniform(0.5, 1.5, 800)
+    centres = np.array([[0.3, 0.3], [0.7, 0.7]])
+    shapes = cluster_shapes(centres, points, weights, isotropic=False, pixel=1 / 256)
+    first = points[:400] - centres[0]
+    covariance = (weights[:400, None, None] * first[:, :, None] * first[:, None, :]).sum(0) / weights[:400].sum()
+    np.testing.assert_allclose(np.linalg.inv(shapes[0]), covariance / ALPHA, rtol=1e-6)
+    assert np.linalg.eigvalsh(shapes[1]).min() > 0
+    isotropic = cluster_shapes(centres, points, weights, isotropic=True, pixel=1 / 256)
+    np.testing.assert_allclose(1 / isotropic[0, 0], np.trace(covariance) / ALPHA, rtol=1e-6)
+
+
+def test_lattice_kernels() -> None:
+    centres, shapes = lattice_kernels(30)
+    assert len(centres) == 25 and centres.min() == 0 and centres.max() == 1
+    np.testing.assert_allclose(shapes[0], np.eye(2) / (0.25 / 2) ** 2)
+
+
+def test_nearest_kernels_match_brute_force() -> None:
+    rng = np.random.default_rng(2)
+    centres, points = torch.tensor(rng.uniform(size=(50, 2))), rng.uniform(size=(200, 2))
+    ours = nearest_kernels(centres, points).numpy()
+    brute = np.argsort(((points[:, None] - centres.numpy()[None]) ** 2).sum(-1), 1)[:, :4]
+    assert np.array_equal(np.sort(ours, 1), np.sort(brute, 1))
+
+
+def test_pixel_convention_places_a_known_pixel() -> None:
+    points = pixel_centres(4, 8)
+    row, column = 3, 5
+    np.testing.assert_allclose(points[row * 8 + column], [(column + 0.5) / 8, (row + 0.5) / 4])
+
+
+def test_sobel_weights_measure_the_slope() -> None:
+    ramp = np.tile(np.arange(16.0) * 0.02, (16, 1))[..., None]  # slope 0.02 per pixel along x
+    magnitude = gradient_magnitude(ramp).reshape(16, 16)
+    np.testing.assert_allclose(magnitude[2:-2, 2:-2], 0.02, rtol=1e-9)
+
+
+def test_every_model_fits_the_reference_budget() -> None:
+    cfg = OmegaConf.load(CONFIG)
+    image = np.zeros((256, 256, 1))
+    budget = task.reference_budget(cfg, image)
+    per_kernel = {"neurbf-isotropic": cfg.model.channels + 3}
+    for method in ("neurbf", "neurbf-isotropic", "neurbf-nogrid", "neurbf-nosine"):
+        kernels = task.kernel_count(cfg, method, image, budget)
+        centres, shapes = lattice_kernels(kernels)
+        rbf = RBFLayer(torch.rand(kernels, 2), torch.eye(2).expand(kernels, 2, 2), cfg.model.channels, None)
+        _, _, _, hybrid = task.NEURBF_VARIANTS[method]
+        grid = MultiResolutionGrid(2, 2, 16, 128, 2**cfg.model.log2_table) if hybrid else None
+        model = task.NeuRBF(rbf, grid, task.NeuRBFDecoder((4 if hybrid else 0) + cfg.model.channels, cfg.model.hidden,
+                                                          1, (10.0, 100.0)))
+        params = count_parameters(model, isotropic=method == "neurbf-isotropic")
+        assert budget - per_kernel.get(method, cfg.model.channels + 5) < params <= budget, method
+    dense = task.dense_grid_for_budget(cfg, image, budget)
+    assert not any(dense.hashed) and dense.table.numel() < budget
+    siren_width = task.siren_width_for_budget(cfg, budget, 1)
+    assert budget - 400 < sum(p.numel() for p in task.Siren(siren_width, 3, 1).parameters()) <= budget
+
+
+def test_metrics_are_scikit_image_psnr_and_ssim() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.uniform(size=(32, 32, 1))
+    noisy = np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1)
+    metrics = task.image_metrics(noisy, image)
+    assert metrics["test/psnr"] == pytest.approx(10 * math.log10(1 / np.mean((noisy - image) ** 2)))
+    assert metrics["test/psnr"] == pytest.approx(peak_signal_noise_ratio(image, noisy, data_range=1.0))
+    assert metrics["test/ssim"] == pytest.approx(structural_similarity(image[..., 0], noisy[..., 0], data_range=1.0))
+
+
+def test_div2k_parsing_and_offline_message(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError, match="DIV2K_valid_HR.zip"):
+        load_div2k(tmp_path / "div2k", 2)
+    write_dry_data(tmp_path)
+    images = load_div2k(tmp_path / "div2k", 5)
+    assert [name for name, _ in images] == ["0801", "0802"]
+    assert images[0][1].shape == (48, 64, 3) and 0 <= images[0][1].min() and images[0][1].max() <= 1
+    io.imsave(tmp_path / "div2k" / "DIV2K_valid_HR" / "0803.png", np.zeros((20, 20), np.uint8), check_contrast=False)
+    with pytest.raises(DataUnavailableError, match="8-bit RGB"):
+        load_div2k(tmp_path / "div2k", 5)
