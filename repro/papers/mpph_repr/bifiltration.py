@@ -81,14 +81,18 @@ def _from_gudhi(tree: gudhi.SimplexTree, radius_of, codensity_values: np.ndarray
 
 
 def rips_codensity(points: np.ndarray, radius_max: float, codensity_values: np.ndarray,
-                   codensity_box: tuple[float, float]) -> Bifiltration:
-    """Rips complex up to edge length ``radius_max`` (2-skeleton) x lower-star co-density."""
+                   codensity_box: tuple[float, float], radius_scale: float | None = None) -> Bifiltration:
+    """Rips complex up to edge length ``radius_max`` (2-skeleton) x lower-star co-density; radii are divided by
+    ``radius_scale`` (default ``radius_max``)."""
     tree = gudhi.RipsComplex(points=points, max_edge_length=radius_max).create_simplex_tree(max_dimension=2)
-    return _from_gudhi(tree, lambda r: r, codensity_values, radius_max, codensity_box)
+    return _from_gudhi(tree, lambda r: r, codensity_values, radius_scale or radius_max, codensity_box)
 
 
 def alpha_codensity(points: np.ndarray, radius_max: float, codensity_values: np.ndarray,
                     codensity_box: tuple[float, float]) -> Bifiltration:
-    """Alpha (Delaunay-Cech) complex, radius = sqrt of gudhi's squared alpha value, x lower-star co-density."""
+    """Alpha (Delaunay-Cech) complex, radius = sqrt of gudhi's squared alpha value, x lower-star co-density.
+    Simplices above 1.5 radius_max are dropped (a subcomplex: faces enter first): near-flat triangles on the
+    convex hull have huge circumradii that would stretch the module's box, and the images stop at radius_max."""
     tree = gudhi.AlphaComplex(points=points).create_simplex_tree()
+    tree.prune_above_filtration((1.5 * radius_max) ** 2)
     return _from_gudhi(tree, np.sqrt, codensity_values, radius_max, codensity_box)

@@ -66,15 +66,20 @@ def load_clouds(cfg: DictConfig, ctx: RunContext, dataset: str) -> tuple[list, n
 
 
 def rips_bifiltrations(f: DictConfig, train: list[np.ndarray], test: list[np.ndarray]) -> list[Bifiltration]:
-    """Rips x co-density of every cloud on one box: radius up to the ``rips_quantile`` of the pooled training
-    distances, co-density between its training min and max (the box depends on training clouds only)."""
-    distances = np.concatenate([np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)]
-                                for x in train])
-    radius_max = float(np.quantile(distances, f.rips_quantile))
+    """Rips x co-density of every cloud on one box. Each cloud's Rips complex stops at the ``rips_quantile`` of
+    its own pairwise distances (bounding its number of edges); the radius axis is normalised by the median of
+    those caps over the training clouds and the co-density axis by its training min and max (the box depends on
+    training clouds only)."""
+    def cap(x: np.ndarray) -> float:
+        return float(np.quantile(np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)],
+                                 f.rips_quantile))
+
+    caps = [cap(x) for x in train + test]
+    radius_scale = float(np.median(caps[:len(train)]))
     codensities = [codensity(x, f.kde_bandwidth) for x in train + test]
     pooled = np.concatenate(codensities[:len(train)])
     box = (float(pooled.min()), float(pooled.max()))
-    return [rips_codensity(x, radius_max, c, box) for x, c in zip(train + test, codensities)]
+    return [rips_codensity(x, r, c, box, radius_scale) for x, r, c in zip(train + test, caps, codensities)]
 
 
 def svm_accuracy(cfg: DictConfig, ctx: RunContext, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
