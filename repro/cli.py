@@ -202,6 +202,44 @@ def root_keys() -> list[str]:
     return [k for k in keys if k not in ("defaults", "hydra")] + ["paper", "scale", "hydra"]
 
 
+def _unknown_choice(args: list[str]) -> str | None:
+    """`paper=` is required and, like `scale=`, must name a config file (each value of a comma-separated sweep):
+    one line with the choices instead of Hydra's multi-line listing."""
+    given = {key: value for key, _, value in (a.partition("=") for a in args) if key in ("paper", "scale")}
+    if "paper" not in given:
+        return "which paper? add paper=<slug> (`repro list` shows them)"
+    for group, value in given.items():
+        choices = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        if "(" in value:          # a Hydra sweep expression such as glob(*) is Hydra's to expand
+            continue
+        unknown = [v for v in value.split(",") if v not in choices]
+        if unknown:
+            return f"unknown {group} {', '.join(unknown)}; choose from {', '.join(choices)}"
+    return None
+
+
+def _composition_problem(args: list[str]) -> str | None:
+    """Compose the config with the overrides first (a sweep's lists aside), so that what Hydra would report in
+    several lines (an unknown nested key, a malformed value) becomes one line with the fix."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    single = [a for a in args if "=" in a and not a.startswith("-") and "," not in a.partition("=")[2]
+              and "(" not in a]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose("config", overrides=single)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), str(error))
+        if "not in struct" in str(error) or "Could not override" in first:
+            key = first.split("'")[1] if first.count("'") >= 2 else first
+            return (f"{key} is not a key of this configuration; `repro train paper=<slug> --cfg job` prints "
+                    "every key")
+        return f"{first} (check the override's spelling and value)"
+    return None
+
+
 def _misplaced_keys(args: list[str]) -> str | None:
     """A key of the paper given without its `paper.` prefix (``train.lr=...``) gets a hint naming the real key."""
     known = root_keys()
@@ -231,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print("papers: " + ", ".join(p["slug"] for p in papers()))
         print(f"\n`repro {name} paper=<slug> --help` shows that paper's configuration groups and keys.")
         return 0
-    misplaced = _misplaced_keys(rest)
-    if misplaced:
-        print(f"repro: error: {misplaced}", file=sys.stderr)
+    problem = _misplaced_keys(rest) or _unknown_choice(rest) or _composition_problem(rest)
+    if problem:
+        print(f"repro: error: {problem}", file=sys.stderr)
         return 2
     import hydra
 

@@ -23,10 +23,11 @@ def test_list_does_not_import_torch() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["paper=nope"], "Available options"),
+    (["paper=nope"], "unknown paper nope; choose from"),
+    ([], "which paper?"),
     (["paper=spe", "no_such_key=1"], "no_such_key"),
     (["paper=spe", "paper.model.no_such_key=1"], "no_such_key"),
-    (["paper=spe", "scale=huge"], "Available options"),
+    (["paper=spe", "scale=huge"], "unknown scale huge; choose from cpu, dry, paper, smoke"),
     (["paper=spe", "seed=abc"], "seed must be int"),
     (["paper=spe", "paper.train.epochs=1.5"], "paper.train.epochs must be int"),
     (["paper=spe", "device=tpu"], "device='tpu'"),
@@ -36,6 +37,7 @@ def test_bad_input_fails_before_work_with_a_clear_message(args: list[str], messa
     done = repro("train", "scale=smoke", *args, f"results_dir={results_dir}", check=False)
     assert done.returncode != 0
     assert message in done.stderr + done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr     # one line, never a listing or a traceback
     assert not any((results_dir / "spe" / "runs").glob("*/rows.csv"))
 
 
