@@ -23,7 +23,8 @@ def discovery(rows: pd.DataFrame):
     axes[1].set(yscale="symlog", xlabel="epoch", ylabel="lambda_i", title="regulariser weight (retuned once)")
     axes[0].legend(fontsize=7)
     errors = select_rows(rows, record="group", eps=eps)
-    methods = [m for m in ("target", "per", "rpp", "mlp", "emlp_o3", "emlp_o2xy") if m in set(errors["method"])]
+    # the true function's errors come from the `target` experiment (method "-")
+    methods = [m for m in ("-", "per", "rpp", "mlp", "emlp_o3", "emlp_o2xy") if m in set(errors["method"])]
     width = 0.8 / len(CANDIDATES)
     for k, group in enumerate(CANDIDATES):
         stats = [select_rows(errors, method=m, group=group)["equiv_error"] for m in methods]
@@ -31,5 +32,5 @@ def discovery(rows: pd.DataFrame):
                     yerr=[s.std() if len(s) > 1 else 0 for s in stats], label=LABELS[group])
     axes[2].set(xticks=np.arange(len(methods)) + 0.4 - width / 2, yscale="log", ylabel="relative equivariance error",
                 title="equivariance error at the end")
-    axes[2].set_xticklabels(methods, rotation=30, fontsize=7)
+    axes[2].set_xticklabels(["target" if m == "-" else m for m in methods], rotation=30, fontsize=7)
     return fig
