@@ -1,4 +1,4 @@
-"""Degeneracy experiments. Grid, each unit per replicate:
+"""Degeneracy experiments (card: shared/papers/degeneracy_interp.md). Grid, each unit per replicate:
 
 - ``free/variant=<v>``: a student MLP trained on inputs confined to a subspace (shared by the variants of a
   replicate), with planted dead / synchronised neurons; predicted free directions (Sec. 3) vs the measured null space
