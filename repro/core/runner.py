@@ -379,6 +379,8 @@ def optimized_metric(cfg: DictConfig, rows: pd.DataFrame) -> float:
     if spec is None or rows.empty or spec.metric not in rows:
         return math.nan
     where = OmegaConf.to_container(spec.get("where") or {}, resolve=True)
+    if not set(where) <= set(rows.columns):     # a column this scale's grid does not have: nothing to optimise
+        return math.nan
     values = select_rows(rows, where)[spec.metric].dropna()
     return float(values.mean()) if len(values) else math.nan
 
