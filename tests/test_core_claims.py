@@ -199,3 +199,10 @@ def test_table_groups_by_index_and_sweep_not_by_replicate() -> None:
     assert list(table.columns) == ["method", "lr", "mae", "mae (paper)"]
     assert table.set_index(["method", "lr"]).loc[("a", 0), "mae (paper)"] == "0.9"
     assert table.set_index(["method", "lr"]).loc[("b", 0), "mae (paper)"] == "—"
+
+
+def test_criterion_names_open_slope_ends() -> None:
+    from repro.core.claims import criterion
+
+    assert "[0, inf]" in criterion({"kind": "slope", "x": "n", "y": "err", "within": [0, None]})
+    assert "[-inf, 2]" in criterion({"kind": "slope", "x": "n", "y": "err", "within": [None, 2]})

@@ -284,7 +284,7 @@ def criterion(check: dict) -> str:
         return (f"{check.get('agg', 'mean')} {check['metric']} [{_describe(check.get('where'))}] "
                 f"{check.get('op', '<')} {check['value']:g}, 95% interval over replicates")
     if kind == "slope":
-        lo, hi = ("-inf" if v is None else f"{v:g}" for v in check["within"])
+        lo, hi = (open_end if v is None else f"{v:g}" for v, open_end in zip(check["within"], ("-inf", "inf")))
         return f"{'log-log ' if check.get('log') else ''}slope of {check['y']} on {check['x']} in [{lo}, {hi}], 95% CI"
     return f"{check['metric']} non-decreasing over {check['by']} = {check['order']}, paired 95% intervals"
 
