@@ -5,8 +5,6 @@ Paper scale reads ``<data_dir>/<dataset>/{train,t10k}-{images-idx3,labels-idx1}-
 downloaded once and checked against the SHA-256 sums of the canonical files.
 """
 
-import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from repro.core.data import fetch
 from repro.core.errors import DataUnavailableError
+from repro.core.idx import read_idx
 
 CLASSES = 10
 MIRRORS = {
@@ -48,24 +47,6 @@ def digits_splits(fractions: tuple[float, float, float], seed: int) -> dict[str,
     x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=test_frac / (val_frac + test_frac),
                                                     stratify=y_rest, random_state=seed)
     return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
-
-
-def read_idx(path: Path, magic: int, fix: str) -> np.ndarray:
-    """The array of a gzip-compressed IDX file of unsigned bytes, its size checked against its header."""
-    try:
-        with gzip.open(path, "rb") as f:
-            blob = f.read()
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataUnavailableError(f"{path} is not a readable gzip file ({error}): {fix}") from error
-    if len(blob) < 4 or int.from_bytes(blob[:4], "big") != magic:
-        raise DataUnavailableError(f"{path}: IDX magic number {blob[:4].hex()}, expected {magic:08x}: {fix}")
-    dims = magic & 0xFF
-    shape = tuple(int.from_bytes(blob[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
-    header = 4 + 4 * dims
-    if shape[0] == 0 or len(blob) != header + int(np.prod(shape)):
-        raise DataUnavailableError(f"{path}: header says shape {shape}, the file holds {len(blob)} bytes: "
-                                   f"truncated or empty; {fix}")
-    return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
 
 
 def load_idx_dataset(root: Path, dataset: str, validation: int, seed: int

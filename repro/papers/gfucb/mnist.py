@@ -6,15 +6,14 @@ the canonical files. A file placed there by hand whose sum differs is read as it
 files are such) and the difference is logged.
 """
 
-import gzip
 import logging
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from repro.core.data import fetch, sha256
 from repro.core.errors import DataUnavailableError
+from repro.core.idx import read_idx
 
 MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 FILES = {   # name: (file, SHA-256 of the canonical file, IDX magic number = 0x08 (ubyte) << 8 | dimensions)
@@ -26,25 +25,6 @@ FILES = {   # name: (file, SHA-256 of the canonical file, IDX magic number = 0x0
 CLASSES = 10
 FIX = f"delete it and rerun to download it again from {MIRROR} (or place the canonical file there)"
 
-
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """The array of a gzip-compressed IDX file of unsigned bytes, its shape checked against its header."""
-    try:
-        with gzip.open(path, "rb") as f:
-            blob = f.read()
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataUnavailableError(f"{path} is not a readable gzip file ({error}): {FIX}") from error
-    if len(blob) < 4 or int.from_bytes(blob[:4], "big") != magic:
-        found = blob[:4].hex() if len(blob) >= 4 else "nothing"
-        raise DataUnavailableError(f"{path}: IDX magic number {found}, expected {magic:08x} (unsigned bytes, "
-                                   f"{magic & 0xFF} dimensions): not this MNIST file; {FIX}")
-    dims = magic & 0xFF
-    header = 4 + 4 * dims
-    shape = tuple(int.from_bytes(blob[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
-    if len(blob) != header + int(np.prod(shape)) or shape[0] == 0:
-        raise DataUnavailableError(f"{path}: header says shape {shape} ({header + int(np.prod(shape))} bytes), "
-                                   f"the file holds {len(blob)} bytes: truncated or empty; {FIX}")
-    return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
 
 
 def mnist_file(root: Path, name: str, log: logging.Logger | None = None) -> Path:
@@ -62,8 +42,8 @@ def mnist_file(root: Path, name: str, log: logging.Logger | None = None) -> Path
 
 def load_mnist(root: Path, log: logging.Logger | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 784) in [0, 1], labels (N,) in 0..9) of the training set under ``root``."""
-    images = read_idx(mnist_file(root, "images", log), FILES["images"][2])
-    labels = read_idx(mnist_file(root, "labels", log), FILES["labels"][2])
+    images = read_idx(mnist_file(root, "images", log), FILES["images"][2], FIX)
+    labels = read_idx(mnist_file(root, "labels", log), FILES["labels"][2], FIX)
     images_path, labels_path = (Path(root) / FILES[k][0] for k in ("images", "labels"))
     if images.shape[1:] != (28, 28):
         raise DataUnavailableError(f"{images_path}: images of shape {images.shape[1:]}, MNIST's are (28, 28); {FIX}")
