@@ -218,6 +218,14 @@ def _unknown_choice(args: list[str]) -> str | None:
     return None
 
 
+def _path_problem(args: list[str]) -> str | None:
+    """results_dir= and data_dir= must be folders (or not exist yet): Hydra writes under results_dir first."""
+    for key, _, value in (a.partition("=") for a in args):
+        if key in ("results_dir", "data_dir") and Path(value).exists() and not Path(value).is_dir():
+            return f"{key}={value} is a file, not a folder; pass a folder (it is created if missing)"
+    return None
+
+
 def _composition_problem(args: list[str]) -> str | None:
     """Compose the config with the overrides first (a sweep's lists aside), so that what Hydra would report in
     several lines (an unknown nested key, a malformed value) becomes one line with the fix."""
@@ -269,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print("papers: " + ", ".join(p["slug"] for p in papers()))
         print(f"\n`repro {name} paper=<slug> --help` shows that paper's configuration groups and keys.")
         return 0
-    problem = _misplaced_keys(rest) or _unknown_choice(rest) or _composition_problem(rest)
+    problem = _misplaced_keys(rest) or _unknown_choice(rest) or _path_problem(rest) or _composition_problem(rest)
     if problem:
         print(f"repro: error: {problem}", file=sys.stderr)
         return 2

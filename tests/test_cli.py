@@ -239,3 +239,11 @@ def test_every_root_key_of_the_config_is_accepted_on_the_command_line(results_di
     done = repro("train", "paper=spe", "scale=smoke", "precision=bf16", "compile=false", "loader_workers=0",
                  f"results_dir={results_dir}", "--cfg", "job")
     assert "precision: bf16" in done.stdout
+
+
+def test_results_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder\n")
+    done = repro("train", "paper=spe", "scale=smoke", f"results_dir={a_file}", check=False)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"repro: error: results_dir={a_file} is a file, not a folder; pass a folder (it is created if missing)"]
