@@ -7,6 +7,7 @@ import torch
 from scipy import ndimage
 
 from repro.core.errors import DataUnavailableError
+from repro.core.pyg_cache import sealed_processed
 
 MODES = ((0.2, 0.2), (0.8, 0.4), (0.4, 0.7))
 
@@ -65,7 +66,8 @@ def tu_graphs(root: Path, name: str) -> tuple[list[tuple[np.ndarray, np.ndarray]
     from torch_geometric.datasets import TUDataset
 
     try:
-        dataset = TUDataset(str(root), name)
+        with sealed_processed(Path(root) / name / "processed"):
+            dataset = TUDataset(str(root), name)
     except (OSError, RuntimeError) as error:  # urllib's URLError is an OSError
         raise DataUnavailableError(
             f"{name} is not in {root} and could not be downloaded ({error}); on a machine with network run the "
