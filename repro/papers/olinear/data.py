@@ -72,10 +72,11 @@ def parse_benchmark_csv(path: Path) -> np.ndarray:
     return values
 
 
-def load_benchmark(name: str, data_dir: Path) -> np.ndarray:
-    """ETT* from the ETDataset repository (downloaded); ECL / Weather from the Time-Series-Library bundle."""
+def load_benchmark(name: str, data_dir: Path, checksum: str | None = None) -> np.ndarray:
+    """ETT* from the ETDataset repository (downloaded, verified against `checksum` when one is pinned);
+    ECL / Weather from the Time-Series-Library bundle."""
     if name in ETT:
-        return parse_benchmark_csv(fetch(ETT_URL.format(name=name), data_dir / "olinear" / f"{name}.csv"))
+        return parse_benchmark_csv(fetch(ETT_URL.format(name=name), data_dir / "olinear" / f"{name}.csv", checksum))
     if name in BUNDLE:
         path = require(data_dir / "olinear" / BUNDLE[name], f"{name} CSV",
                        "download the Time-Series-Library / iTransformer dataset bundle (Google Drive link in "

@@ -72,7 +72,7 @@ def load_series(dataset: DictConfig, ctx: RunContext) -> np.ndarray:
         return data.latent_factor_series(dataset.length, dataset.channels, ctx.data_seed("synthetic"))
     if dataset.name == "macrodata":
         return data.macrodata()
-    return data.load_benchmark(dataset.name, ctx.data_dir)
+    return data.load_benchmark(dataset.name, ctx.data_dir, dataset.get("sha256"))
 
 
 def split_parts(series: np.ndarray, dataset: DictConfig) -> dict[str, np.ndarray]:
