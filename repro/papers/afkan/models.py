@@ -81,18 +81,24 @@ class AFKANLayer(nn.Module):
         return F.linear(self.act(self.norm(x)), self.weight)
 
 
-class AFKAN(nn.Module):
+class LayerStack(nn.Module):
+    """A network that applies its `layers` in turn (every KAN here is a stack of its own layer)."""
+
+    layers: nn.ModuleList
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class AFKAN(LayerStack):
     def __init__(self, width: list[int], grid: int = 3, order: int = 3, activation: str = "silu",
                  function: str = "quad1", l2mm: bool = True, layer_norm: bool = True) -> None:
         super().__init__()
         self.grid, self.order, self.function = grid, order, function
         self.layers = nn.ModuleList(AFKANLayer(d_in, d_out, grid, order, activation, function, l2mm, layer_norm)
                                     for d_in, d_out in zip(width, width[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
 
 
 class MLP(nn.Module):
@@ -131,15 +137,10 @@ class ReLUKANLayer(nn.Module):
         return self.mix(features).reshape(len(x), -1)
 
 
-class ReLUKAN(nn.Module):
+class ReLUKAN(LayerStack):
     def __init__(self, width: list[int], grid: int = 3, order: int = 3) -> None:
         super().__init__()
         self.layers = nn.ModuleList(ReLUKANLayer(d_in, d_out, grid, order) for d_in, d_out in zip(width, width[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
 
 
 def bspline_basis(x: torch.Tensor, knots: torch.Tensor, order: int) -> torch.Tensor:
@@ -181,15 +182,10 @@ class BSplineKANLayer(nn.Module):
         return F.linear(F.silu(x), self.base_weight) + F.linear(splines, weights)
 
 
-class BSplineKAN(nn.Module):
+class BSplineKAN(LayerStack):
     def __init__(self, width: list[int], grid: int = 5, order: int = 3) -> None:
         super().__init__()
         self.layers = nn.ModuleList(BSplineKANLayer(d_in, d_out, grid, order) for d_in, d_out in zip(width, width[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
 
 
 class FastKANLayer(nn.Module):
@@ -209,15 +205,10 @@ class FastKANLayer(nn.Module):
         return self.spline(rbf.flatten(1)) + self.base(F.silu(x))
 
 
-class FastKAN(nn.Module):
+class FastKAN(LayerStack):
     def __init__(self, width: list[int], centres: int = 8) -> None:
         super().__init__()
         self.layers = nn.ModuleList(FastKANLayer(d_in, d_out, centres) for d_in, d_out in zip(width, width[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
 
 
 # Each method: the network and its settings (the AF-KAN ablations change one thing of the full model).
