@@ -1,4 +1,4 @@
-"""Multitask bandit sweep (card: shared/papers/gfucb.md): regret vs rounds for several task counts M.
+"""Multitask bandit sweep: regret vs rounds for several task counts M.
 
 Grid: ``bandit/<method>/M=<m>``, once per replicate. Every method of a replicate and M plays the same tasks
 (theta) and sees the same offered arms and reward noise (common random numbers from ``ctx.data_seed``);
