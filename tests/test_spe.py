@@ -9,12 +9,14 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from scipy.sparse.csgraph import laplacian as scipy_laplacian
+from scipy.spatial.distance import cdist
 from torch_geometric.data import Batch
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.spe.data import cycle_counts, graph_to_data, load_alchemy, load_zinc
-from repro.papers.spe.models import LapPEEncoder, SignNetEncoder, SPEEncoder
+from repro.papers.spe.models import LapPEEncoder, PEGDistances, SignNetEncoder, SPEEncoder, build_model
 from repro.papers.spe.probe import dense_adjacency, random_basis_change, sensitivity
 from repro.papers.spe.spectral import (
     eigenpairs,
@@ -147,8 +149,8 @@ def test_encoders_are_invariant_to_the_symmetries_they_claim() -> None:
     flipped.eigvecs = torch.cat(signs)
 
     spe = SPEEncoder(d=8, m=4, out_dim=5).double().eval()
-    basisnet = SPEEncoder(d=8, m=4, out_dim=5, hard_partition=True).double().eval()
-    for encoder in (spe, basisnet):
+    projectors = SPEEncoder(d=8, m=4, out_dim=5, hard_partition=True).double().eval()
+    for encoder in (spe, projectors):
         assert torch.allclose(encoder(changed), encoder(batch), atol=1e-9)
     signnet = SignNetEncoder(d=8, out_dim=5).double().eval()
     assert torch.allclose(signnet(flipped), signnet(batch), atol=1e-9)
@@ -168,6 +170,79 @@ def test_spe_encoder_is_permutation_equivariant() -> None:
         x.eigvecs, x.eigvals = x.eigvecs.double(), x.eigvals.double()
     # relabelled node `new` is old node perm[new]
     assert torch.allclose(spe(b), spe(a)[torch.as_tensor(perm)], atol=1e-8)
+
+
+def test_spe_rho_runs_gin_over_nodes_with_j_as_channel_then_sums_over_j() -> None:
+    """The official GINPhi: for each column j, a GIN over the graph's nodes i with features W[:, j, :]; the
+    encoding of node i is the sum over j of the GIN's output at i. Oracle: that loop, written out per graph
+    with networkx's adjacency (a readout over i per column j instead gives other numbers)."""
+    torch.manual_seed(0)
+    graphs = [er_graph(n=9, p=0.4, seed=1), er_graph(n=12, p=0.3, seed=3)]
+    batch = _batch(graphs, d=10)
+    batch.eigvecs, batch.eigvals = batch.eigvecs.double(), batch.eigvals.double()
+    spe = SPEEncoder(d=10, m=3, out_dim=4, rho_hidden=6, rho_layers=2).double().eval()
+    with torch.no_grad():
+        for layer in spe.rho:
+            layer.eps.fill_(0.37)  # a nonzero eps weighs the node's own feature differently from its neighbours'
+        out = spe(batch)
+        expected = []
+        for g, graph in enumerate(graphs):
+            nodes = batch.batch == g
+            w = spectral_tensor(batch.eigvecs[nodes], spe.phis(batch.eigvals[g], batch.eig_mask[g]))  # (n, n, m)
+            adjacency = torch.as_tensor(nx.to_numpy_array(graph, nodelist=range(graph.number_of_nodes())))
+            per_column = []
+            for j in range(w.shape[1]):
+                x = w[:, j, :]
+                for layer in spe.rho:
+                    x = layer.net((1 + layer.eps) * x + adjacency @ x)
+                per_column.append(x)
+            expected.append(torch.stack(per_column).sum(0))
+    torch.testing.assert_close(out, torch.cat(expected), rtol=1e-10, atol=1e-10)
+
+
+def _model_cfg() -> dict:
+    return OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/paper/spe.yaml").model)
+
+
+def test_projectors_baseline_sees_every_eigenspace_of_the_spectrum_spe_sees() -> None:
+    """Same spectrum for both: every one of the d kept eigenpairs falls in exactly one projector channel."""
+    cfg = _model_cfg()
+    graph = er_graph(n=cfg["d"], p=0.3, seed=7)
+    batch = _batch([graph], cfg["d"])
+    projectors = build_model("projectors", cfg, 4).encoder
+    indicators = projectors.phis(batch.eigvals, batch.eig_mask)
+    distinct = len(np.unique(batch.eigvals[0].numpy().round(5)))
+    assert distinct > cfg["m"]  # more eigenspaces than SPE has phis: a cap at m would drop some
+    assert torch.equal(indicators.sum(-1), batch.eig_mask.to(indicators.dtype))
+    assert int(indicators.sum((0, 1)).gt(0).sum()) == distinct
+
+
+def test_peg_distances_are_eigenvector_distances_on_edges_and_sign_invariant() -> None:
+    graph = er_graph(n=12, p=0.3, seed=4)
+    batch = _batch([graph], d=10)
+    peg = PEGDistances(k=5)
+    z = batch.eigvecs[:, :5].numpy()
+    expected = cdist(z, z)[batch.edge_index[0].numpy(), batch.edge_index[1].numpy()]
+    np.testing.assert_allclose(peg(batch)[:, 0].numpy(), expected, rtol=1e-5, atol=1e-6)
+    flipped = batch.clone()
+    flipped.eigvecs = batch.eigvecs * torch.tensor([1.0, -1.0, -1.0, 1.0, -1.0] + [1.0] * 5)
+    torch.testing.assert_close(peg(flipped), peg(batch))
+    # With all n eigenvectors the rows are orthonormal: every distance is sqrt(2), PEG sees nothing (why k < d).
+    full = _batch([graph], d=12)
+    torch.testing.assert_close(PEGDistances(k=12)(full), torch.full((full.edge_index.shape[1], 1), 2**0.5),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_peg_gates_every_layer_and_adds_no_node_encoding() -> None:
+    torch.manual_seed(0)
+    cfg = _model_cfg()
+    model = build_model("peg", cfg, 4).eval()
+    assert model.encoder is None and len(model.edge_gates) == cfg["layers"]
+    batch = _batch([er_graph(n=14, p=0.3, seed=5)], cfg["d"])
+    with torch.no_grad():
+        before = model(batch)
+        batch.eigvecs = batch.eigvecs.roll(1, dims=0)  # other distances on the same edges
+        assert not torch.allclose(model(batch), before, atol=1e-6)
 
 
 def test_cycle_counts_match_known_graphs_and_triangles() -> None:

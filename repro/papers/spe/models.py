@@ -25,8 +25,8 @@ class ChannelGIN(nn.Module):
     """GIN layer h_i' = MLP((1 + eps) h_i + sum_{j in N(i)} h_j) on dense per-graph node features with an
     extra axis: x (B, N, K, c_in) -> (B, N, K, c_out), adjacency (B, N, N).
 
-    The K channels (eigenvectors for SignNet, the first node index of W for SPE) share weights and never
-    mix. `keep` (B, N, K) zeroes padded nodes and channels so that they never leak into real ones.
+    The K channels (eigenvectors for SignNet, the second node index j of W[i, j] for SPE) share weights and
+    never mix. `keep` (B, N, K) zeroes padded nodes and channels so that they never leak into real ones.
     """
 
     def __init__(self, c_in: int, c_out: int) -> None:
@@ -43,33 +43,36 @@ class SPEEncoder(nn.Module):
     """SPE(V, lambda) = rho(V diag(phi_1(lambda)) V^T, ..., V diag(phi_m(lambda)) V^T)   (paper, Eq. 2).
 
     phi: element-wise MLPs R -> R^m on the eigenvalues (permutation equivariant in lambda).
-    rho: GIN over the graph whose node j carries W[i, j, :] for every i, then a sum over j -> PE of node i.
-    With `hard_partition=True` phi is replaced by eigenspace indicators, so W stacks the eigenspace
-    projectors (BasisNet's input) under the same rho: the stability contrast the paper draws.
+    rho: the official `GINPhi`: a GIN over the nodes i of the graph, whose feature at node i in channel j is
+    W[i, j, :] (the second node index j is a channel axis that shares weights and never mixes), then the sum
+    over j -> PE of node i. The last GIN layer outputs the encoding width, as in the official code.
+    With `hard_partition=True` phi is replaced by eigenspace indicators over all d kept eigenpairs (one
+    channel per distinct eigenspace, at most d), so W stacks the eigenspace projectors under the same rho:
+    the stability contrast the paper draws, on the same spectrum as SPE. It is not BasisNet's IGN.
     """
 
     def __init__(self, d: int, m: int, out_dim: int, phi_hidden: int = 16, rho_hidden: int = 32,
                  rho_layers: int = 2, hard_partition: bool = False, eig_tol: float = 1e-6) -> None:
         super().__init__()
-        self.m, self.hard_partition, self.eig_tol = m, hard_partition, eig_tol
+        self.hard_partition, self.eig_tol = hard_partition, eig_tol
+        self.channels = d if hard_partition else m
         self.phi = None if hard_partition else mlp([1, phi_hidden, phi_hidden, m])
-        sizes = [m] + [rho_hidden] * rho_layers
+        sizes = [self.channels] + [rho_hidden] * (rho_layers - 1) + [out_dim]
         self.rho = nn.ModuleList(ChannelGIN(a, b) for a, b in zip(sizes, sizes[1:]))
-        self.out = nn.Linear(rho_hidden, out_dim)
 
     def phis(self, eigvals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.hard_partition:
-            return eigenspace_indicators(eigvals, mask, self.m, self.eig_tol)
+            return eigenspace_indicators(eigvals, mask, self.channels, self.eig_tol)
         return self.phi(eigvals[..., None]) * mask[..., None]
 
     def forward(self, batch: Batch) -> torch.Tensor:
         vectors, node_mask = to_dense_batch(batch.eigvecs, batch.batch)            # (B, N, d), (B, N)
         adjacency = to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=node_mask.shape[1])
-        h = spectral_tensor(vectors, self.phis(batch.eigvals, batch.eig_mask))     # (B, N_j, N_i, m)
+        h = spectral_tensor(vectors, self.phis(batch.eigvals, batch.eig_mask))     # (B, N_i, N_j, m)
         keep = (node_mask[:, :, None] & node_mask[:, None, :]).to(h.dtype)
         for layer in self.rho:
-            h = layer(h, adjacency, keep)
-        return self.out(h.sum(1)[node_mask])                                        # sum over j -> (nodes, out)
+            h = layer(h, adjacency, keep)                                          # messages along i
+        return h.sum(2)[node_mask]                                                 # sum over j -> (nodes, out)
 
 
 class SignNetEncoder(nn.Module):
@@ -111,18 +114,39 @@ class LapPEEncoder(nn.Module):
         return self.linear(vectors)
 
 
+class PEGDistances(nn.Module):
+    """PEG's positional signal (Wang et al. 2022, as the SPE code feeds it to GINE): for every edge (i, j) the
+    distance ||Z_i - Z_j|| between the first k Laplacian eigenvectors of its ends. It is invariant to sign
+    flips and to rotations of Z (up to cutting an eigenspace at k); the node features never see Z."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        z = batch.eigvecs[:, :self.k]
+        source, target = batch.edge_index
+        return torch.linalg.vector_norm(z[source] - z[target], dim=-1, keepdim=True)    # (edges, 1)
+
+
 class GINERegressor(nn.Module):
     """GINE backbone with an optional positional encoder added to the node embedding, residual layers,
-    graph pooling and an MLP head with BatchNorm (the ZINC setup of the paper, sizes from config)."""
+    graph pooling and an MLP head with BatchNorm (the ZINC setup of the paper, sizes from config).
+
+    With `peg` (a PEGDistances) every layer l gates its edge embedding by MLP_l(||Z_i - Z_j||), the official
+    PEG route of the SPE code (GINE message ReLU(h_j + e_ij * MLP_l(dist_ij))); no node encoding is added.
+    """
 
     def __init__(self, encoder: nn.Module | None, hidden: int, layers: int, num_node_types: int,
-                 num_edge_types: int, num_targets: int, pool: str = "sum", pe_dim: int | None = None) -> None:
+                 num_edge_types: int, num_targets: int, pool: str = "sum", pe_dim: int | None = None,
+                 peg: PEGDistances | None = None) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.peg = encoder, peg
         # The encoding is added to the node embedding; a linear map brings pe_dim to the width when they differ.
         self.pe_to_hidden = nn.Linear(pe_dim, hidden) if encoder is not None and pe_dim != hidden else nn.Identity()
         self.node_embedding = nn.Embedding(num_node_types, hidden)
         self.edge_embeddings = nn.ModuleList(nn.Embedding(num_edge_types, hidden) for _ in range(layers))
+        self.edge_gates = nn.ModuleList(mlp([1, hidden, hidden]) for _ in range(layers)) if peg is not None else None
         self.convs = nn.ModuleList(GINEConv(mlp([hidden, hidden, hidden], batch_norm=True), train_eps=True)
                                    for _ in range(layers))
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
@@ -133,27 +157,33 @@ class GINERegressor(nn.Module):
         h = self.node_embedding(batch.x.view(-1))
         if self.encoder is not None:
             h = h + self.pe_to_hidden(self.encoder(batch))
-        for conv, norm, edge_embedding in zip(self.convs, self.norms, self.edge_embeddings):
-            h = h + torch.relu(norm(conv(h, batch.edge_index, edge_embedding(batch.edge_attr.view(-1)))))
+        distances = self.peg(batch) if self.peg is not None else None
+        for layer, (conv, norm, edge_embedding) in enumerate(zip(self.convs, self.norms, self.edge_embeddings)):
+            edges = edge_embedding(batch.edge_attr.view(-1))
+            if distances is not None:
+                edges = edges * self.edge_gates[layer](distances)
+            h = h + torch.relu(norm(conv(h, batch.edge_index, edges)))
         return self.head(self.pool(h, batch.batch))
 
 
-METHODS = ("none", "lappe", "signnet", "basisnet", "spe")
+METHODS = ("none", "lappe", "peg", "signnet", "projectors", "spe")
 
 
 def build_model(method: str, model_cfg: dict, num_targets: int) -> GINERegressor:
-    """method: none | lappe | signnet | basisnet | spe; sizes from the paper config's `model` block."""
+    """method: none | lappe | peg | signnet | projectors | spe; sizes from the paper config's `model` block."""
     d, pe = model_cfg["d"], model_cfg["pe_dim"]
     encoders = {
         "none": lambda: None,
         "lappe": lambda: LapPEEncoder(d, pe),
+        "peg": lambda: None,
         "signnet": lambda: SignNetEncoder(d, pe, model_cfg["signnet_hidden"], model_cfg["signnet_layers"]),
-        "basisnet": lambda: SPEEncoder(d, model_cfg["m"], pe, rho_hidden=model_cfg["rho_hidden"],
-                                       rho_layers=model_cfg["rho_layers"], hard_partition=True),
+        "projectors": lambda: SPEEncoder(d, model_cfg["m"], pe, rho_hidden=model_cfg["rho_hidden"],
+                                         rho_layers=model_cfg["rho_layers"], hard_partition=True),
         "spe": lambda: SPEEncoder(d, model_cfg["m"], pe, model_cfg["phi_hidden"], model_cfg["rho_hidden"],
                                   model_cfg["rho_layers"]),
     }
     if method not in encoders:
         raise ValueError(f"unknown SPE method {method!r}; choose from {sorted(encoders)}")
+    peg = PEGDistances(model_cfg["peg_eigvecs"]) if method == "peg" else None
     return GINERegressor(encoders[method](), model_cfg["hidden"], model_cfg["layers"], model_cfg["num_node_types"],
-                         model_cfg["num_edge_types"], num_targets, model_cfg["pool"], pe)
+                         model_cfg["num_edge_types"], num_targets, model_cfg["pool"], pe, peg)
