@@ -94,6 +94,35 @@ def test_long_training_is_flagged_converged(tmp_path: Path) -> None:
     assert short.converged == [False]
 
 
+def scripted_fit(ctx: RunContext, curve: list[float], patience: int | None, interrupt_at: int | None = None):
+    """A fit whose validation score is ``curve[epoch]`` (the model is a bystander)."""
+    model, current = torch.nn.Linear(1, 1), {}
+
+    def batches(epoch: int):
+        if epoch == interrupt_at:
+            raise Interrupt
+        current["epoch"] = epoch
+        return [torch.zeros(1, 1)]
+
+    return fit(ctx, "unit", model, torch.optim.SGD(model.parameters(), lr=0.0), batches,
+               lambda model, batch: model(batch).sum() * 0, len(curve),
+               lambda model: {"val/loss": curve[current["epoch"]]}, select="val/loss", patience=patience)
+
+
+def test_patience_stops_after_that_many_epochs_without_improvement(tmp_path: Path) -> None:
+    curve = [5.0, 4.0, 3.0, 3.5, 3.2, 2.9, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0]
+    # best 2.9 at epoch 5 (epochs 3 and 4 did not improve, the count restarts); 6, 7 and 8 do not improve:
+    # patience 3 stops after epoch 8 and never sees the 1.0 at epoch 9
+    stopped = scripted_fit(make_ctx(tmp_path / "a"), curve, patience=3)
+    assert [h["epoch"] for h in stopped.history] == list(range(9)) and stopped.best_epoch == 5
+    assert scripted_fit(make_ctx(tmp_path / "b"), curve, patience=None).best_epoch == 9
+    ctx = make_ctx(tmp_path / "c")          # the rule holds across an interruption
+    with pytest.raises(Interrupt):
+        scripted_fit(ctx, curve, patience=3, interrupt_at=7)
+    resumed = scripted_fit(ctx, curve, patience=3)
+    assert resumed.history == stopped.history
+
+
 def test_fetch_uses_cache_and_fails_clearly_offline(tmp_path: Path) -> None:
     cached = tmp_path / "file.bin"
     cached.write_bytes(b"payload")

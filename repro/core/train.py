@@ -67,8 +67,12 @@ def fit(
     select: str | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     grad_clip: float | None = None,
+    patience: int | None = None,
 ) -> FitResult:
     """Train `model` for `epochs` and return the metrics at the epoch of best `select` (lowest).
+
+    ``patience``: stop early once the selected score has not improved for that many epochs (the usual
+    early-stopping rule of forecasting codebases); None trains every epoch.
 
     batches(epoch) yields the epoch's batches; derive any shuffling from the epoch number so that a
     resumed run sees the same order. loss_fn(model, batch) returns a scalar loss. evaluate(model) returns
@@ -96,6 +100,8 @@ def fit(
     # The compiled module shares its parameters with `model`; checkpoints hold `model`'s state.
     forward = torch.compile(model) if ctx.compile else model
     for epoch in ctx.progress(range(start, epochs), desc=unit, total=epochs - start):
+        if patience is not None and best is not None and epoch - best["epoch"] > patience:
+            break   # also on resumption: the stopping rule is a function of the stored history
         model.train()
         total, count = 0.0, 0
         for step, batch in enumerate(batches(epoch)):
