@@ -179,3 +179,17 @@ def test_a_unit_is_computed_by_one_process_at_a_time(tmp_path: Path) -> None:
         assert held.returncode != 0 and "BlockingIOError" in held.stderr
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert free.returncode == 0
+
+
+def test_a_report_is_never_replaced_by_one_from_no_current_run(results_dir: Path) -> None:
+    """After the code changes, `repro check` must not overwrite the stored verdicts with "not run" ones."""
+    repro("train", *SMOKE, f"results_dir={results_dir}")
+    (run_dir,) = run_dirs(results_dir, "spe")
+    report = results_dir / "spe" / "scale-smoke" / "verdicts.json"
+    before = report.read_text()
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "code_hash": "older"}))
+    done = repro("check", *SMOKE, f"results_dir={results_dir}", check=False)
+    assert done.returncode != 0 and "made by other code" in done.stderr and "left unchanged" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert report.read_text() == before

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from repro.core import store
 from repro.core.claims import STATUSES, Verdict, count, count_text, evaluate_claims
+from repro.core.errors import ReproError
 from repro.core.table import summarize, to_markdown, wide
 
 
@@ -64,6 +65,13 @@ def refresh(cfg: DictConfig, draw: bool) -> Report:
     code = store.code_hash(str(cfg.paper.task))
     rows = paper_rows(cfg, defaults_hash, code)
     out_dir = store.report_dir(cfg.results_dir, cfg.paper.slug, cfg.scale.name)
+    if rows.empty and (out_dir / "verdicts.json").exists():
+        # Never replace a report with one of "not run" verdicts because the runs it came from are stale.
+        left_out = store.other_runs(cfg.results_dir, cfg.paper.slug, cfg.scale.name, code)
+        raise ReproError(f"{cfg.paper.slug}: no finished {cfg.scale.name}-scale run made by the current code and "
+                         f"config ({len(left_out)} left out: {'; '.join(left_out) or 'none stored'}); run "
+                         f"`repro train paper={cfg.paper.slug} scale={cfg.scale.name}` to refresh {out_dir} "
+                         "(left unchanged)")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     if draw and not rows.empty:
