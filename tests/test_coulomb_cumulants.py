@@ -19,12 +19,14 @@ from repro.papers.coulomb_cumulants.cumulants import (
     kstat,
     quadrature_cumulants,
 )
-from repro.papers.coulomb_cumulants.functions import boundary_limits, g_coefficients, g_function
+from repro.papers.coulomb_cumulants.functions import boundary_limits, coulomb_limits, g_coefficients, g_function
 from repro.papers.coulomb_cumulants.large_deviations import gamma_rate, scaled_cgf_exact, scaled_cgf_limit
 from repro.papers.coulomb_cumulants.samplers import (
     coulomb_energy_and_gradient,
     ginibre_eigenvalues,
     kostlan_squared_radii,
+    mala_power_sums,
+    tamed_drift,
 )
 from repro.papers.coulomb_cumulants.task import chunk_rows
 
@@ -197,15 +199,65 @@ def write_dry_data(data_dir: Path) -> None:
     so scale=dry reads no file; its dry.yaml runs the paper scale's samplers with fewer samples and steps."""
 
 
-def test_coulomb_force_matches_autograd() -> None:
-    z = torch.complex(torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64))
-    parts = torch.stack([z.real, z.imag]).requires_grad_()
-    energy, gradient = coulomb_energy_and_gradient(torch.complex(parts[0], parts[1]), 1.7)
-    (grad_parts,) = torch.autograd.grad(energy.sum(), parts)
-    torch.testing.assert_close(gradient, torch.complex(grad_parts[0], grad_parts[1]))
-    pair = -sum(math.log(abs(complex(z[0, i]) - complex(z[0, j]))) for i in range(6) for j in range(i))
-    trap = 3 * float((z[0].abs() ** 2).sum())
+@pytest.mark.parametrize("d", [2, 3])
+def test_coulomb_force_matches_autograd_and_the_pair_sum(d: int) -> None:
+    x = torch.randn(3, 6, d, dtype=torch.float64, requires_grad=True)
+    energy, gradient = coulomb_energy_and_gradient(x, 1.7)
+    (autograd,) = torch.autograd.grad(energy.sum(), x)
+    torch.testing.assert_close(gradient, autograd)
+    points = x[0].detach().numpy()
+    distances = [np.linalg.norm(points[i] - points[j]) for i in range(6) for j in range(i)]
+    pair = sum(-math.log(r) if d == 2 else 1 / r for r in distances)
+    trap = 3 * float((points**2).sum())
     assert energy[0].item() == pytest.approx(1.7 * (pair + trap), rel=1e-12)
+
+
+def test_tamed_drift_is_the_langevin_drift_for_small_forces_and_shorter_than_one() -> None:
+    grad = torch.tensor([[[1e-6, 0.0], [3e6, 4e6]]], dtype=torch.float64)
+    drift = tamed_drift(grad, 0.01)
+    assert drift[0, 0, 0].item() == pytest.approx(1e-8, rel=1e-6)
+    assert drift[0, 1].norm().item() == pytest.approx(1.0, rel=1e-4)
+    assert drift[0, 1].norm().item() < 1
+
+
+def test_general_formula_at_d2_beta2_is_the_kostlan_formula() -> None:
+    """Two derivations: the radial edge R(t) in r (any d, beta) and the Kostlan fixed point X(s) in u = r^2."""
+    general, kostlan = coulomb_limits("r4", 2, 2.0, (2, 3, 4)), boundary_limits("r4", (2, 3, 4))
+    for p in (2, 3, 4):
+        assert general[p] == pytest.approx(kostlan[p], rel=1e-12)
+
+
+def test_general_formula_matches_the_closed_forms_and_scales_as_2_over_beta() -> None:
+    """N kappa_3 -> f'(1)^3 / (d beta^2), N^2 kappa_4 -> (2 (d-1) f'(1)^4 + 4 f'(1)^3 f''(1)) / (d^2 beta^3), kappa_2
+    -> (1/beta) int_0^1 r^(d-1) f'^2 dr; f = r^4: f'(1) = 4, f''(1) = 12, int r^(d-1) 16 r^6 = 16 / (d + 6)."""
+    d = 3
+    at_2 = coulomb_limits("r4", d, 2.0, (2, 3, 4))
+    for beta in (1.0, 4.0):
+        limits = coulomb_limits("r4", d, beta, (2, 3, 4))
+        assert limits[2] == pytest.approx(16 / (d + 6) / beta, rel=1e-12)
+        assert limits[3] == pytest.approx(64 / (d * beta**2), rel=1e-12)
+        assert limits[4] == pytest.approx((2 * (d - 1) * 256 + 4 * 64 * 12) / (d**2 * beta**3), rel=1e-12)
+        for p in (2, 3, 4):
+            assert limits[p] == pytest.approx((2 / beta) ** (p - 1) * at_2[p], rel=1e-12)
+
+
+def test_general_formula_matches_the_exact_harmonic_gas_law_at_large_n() -> None:
+    """d = 2, f = r^2, any beta: the exact Gamma law's N^(p-2) kappa_p tends to the formula ((4/beta-1)/N)."""
+    n = 10**6
+    for beta in (1.0, 4.0):
+        limits, kappas = coulomb_limits("r2", 2, beta, (2, 3, 4)), harmonic_gas_cumulants(n, beta)
+        for p in (2, 3, 4):
+            assert n ** (p - 2) * kappas[p - 1] == pytest.approx(limits[p], rel=1e-5)
+
+
+def test_mala_samples_the_exact_law_of_a_small_gas() -> None:
+    """d = 2, N = 4, beta = 1: the MALA mean and variance of sum |z|^2 match the exact Gamma law (4 SE)."""
+    generator = torch.Generator().manual_seed(7)
+    sums = mala_power_sums(4, 2, 1.0, 1, chains=64, burn_in=60, steps=240, thin=3, generator=generator)
+    statistic = sums[..., 0].T.reshape(-1)
+    exact = harmonic_gas_cumulants(4, 1.0)
+    assert abs(statistic.mean() - exact[0]) < 4 * statistic.reshape(64, -1).mean(axis=1).std() / math.sqrt(64)
+    assert abs(kstat(statistic, 2) - exact[1]) < 4 * jackknife_error(statistic, 2)
 
 
 def test_unknown_function_is_a_clear_error() -> None:

@@ -44,3 +44,19 @@ def large_deviations(rows: pd.DataFrame):
     cgf_ax.set(xlabel="N", ylabel="max_s |chi_N(s) - chi(s)|", title="chi_N -> chi (slope -1)")
     cgf_ax.legend()
     return fig
+
+
+def general_beta(rows: pd.DataFrame):
+    """MALA kappa_p over the leading prediction N^(2-p) beta^(1-p) c_p(f, d) against beta, one panel per d."""
+    gas = select_rows(rows, "gas")
+    dims = sorted(gas["d"].unique()) if len(gas) else []
+    fig, axes = new_figure(ncols=max(1, len(dims)), width=3.6)
+    for ax, d in zip(np.atleast_1d(axes), dims):
+        for (name, p), points in select_rows(gas, d=d).groupby(["f", "p"]):
+            mean = points.groupby("beta")[["ratio", "se", "prediction"]].mean()
+            ax.errorbar(mean.index, mean["ratio"], yerr=2 * mean["se"] / mean["prediction"].abs(), fmt="o-", ms=3,
+                        label=f"{name}, p = {p}")
+        ax.axhline(1.0, ls="--", lw=0.8, color="gray")
+        ax.set(xscale="log", title=f"d = {d}", xlabel="beta", ylabel="kappa_p / leading prediction")
+        ax.legend(fontsize=6)
+    return fig

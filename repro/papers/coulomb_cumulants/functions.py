@@ -70,3 +70,33 @@ def boundary_limits(name: str, orders: tuple[int, ...] = (2, 3, 4, 5)) -> dict[i
         else:
             limits[p] = float(sp.N(h_series.coeff(s, p - 2) * sp.factorial(p - 2), 30))
     return limits
+
+
+def coulomb_limits(name: str, d: int, beta: float, orders: tuple[int, ...] = (2, 3, 4)) -> dict[int, float]:
+    """lim N^(p-2) kappa_p of L_N = sum_i f(|x_i|) for the d-dimensional gas at inverse temperature beta (energy
+    scale N^2, droplet the unit ball). Our derivation of the main result: tilting the weight by exp(lambda L_N) shifts
+    the potential by -t f with t = lambda / (beta N); Gauss's law on the radial equilibrium measure gives the charge
+    inside radius r as Q(r) = r^(d-1) (r - t f'(r)), so the edge R(t) solves R^d - t R^(d-1) f'(R) = 1, and the
+    envelope theorem gives d/dt int f dmu_t = H(R(t)) with H(R) = int_0^R r^(d-1) f'(r)^2 dr. Hence
+
+        kappa_2 -> H(1) / beta,   N^(p-2) kappa_p -> beta^(1-p) (d/dt)^(p-2) H(R(t)) at t = 0   (p >= 3),
+
+    which for p >= 3 involves only f'(1), f''(1), ... at the edge: N kappa_3 -> f'(1)^3 / (d beta^2),
+    N^2 kappa_4 -> (2 (d-1) f'(1)^4 + 4 f'(1)^3 f''(1)) / (d^2 beta^3). At d = 2, beta = 2 it is boundary_limits."""
+    order = max(orders) - 2
+    f_prime = sp.diff(RADIAL[name], r)
+    edge = sp.Integer(1)
+    for _ in range(order + 1):                      # each pass fixes one more order of t
+        edge = sp.series((1 + t * edge ** (d - 1) * f_prime.subs(r, edge)) ** sp.Rational(1, d), t, 0,
+                         order + 1).removeO()
+    radius = sp.Symbol("R", positive=True)
+    h_prime = r ** (d - 1) * f_prime**2
+    h_series = sp.series(sp.integrate(h_prime, (r, 1, radius)).subs(radius, edge), t, 0, order + 1).removeO()
+    limits = {}
+    for p in orders:
+        if p == 2:
+            limits[p] = float(mpmath.quad(sp.lambdify(r, h_prime, "mpmath"), [0, 1])) / beta
+        else:
+            derivative = sp.expand(h_series).coeff(t, p - 2) * sp.factorial(p - 2)
+            limits[p] = float(sp.N(derivative, 30)) * beta ** (1 - p)
+    return limits

@@ -13,8 +13,10 @@ Grid (experiment / setting):
 - ``mc/sampler=<ginibre|kostlan>,N=<n>`` (per replicate): k-statistics of L_N from Ginibre eigenvalues (on
   ctx.device) or Kostlan radii against the exact finite-N values, with jackknife standard errors;
   z_clt = kappa_3 / SE tests the Gaussian (CLT) baseline kappa_3 = 0;
-- ``beta/beta=<b>`` (per replicate): MALA chains (on ctx.device) at that beta, f = r^2, against the exact Gamma law of
-  sum |z_i|^2 at that beta.
+- ``gas/d=<d>,beta=<b>`` (per replicate): the main result at general d and beta. MALA chains (exact in law, on
+  ctx.device) of N particles in R^d; k-statistics kappa_2..4 of L_N for each function against the leading
+  prediction N^(2-p) beta^(1-p) c_p(f, d) (coulomb_limits: only f'(1), f''(1) enter for p >= 3), and in d = 2 for
+  f = r^2 against the exact finite-N Gamma law of sum |z_i|^2 at that beta (the sampler's exactness).
 """
 
 from collections.abc import Iterator
@@ -32,9 +34,9 @@ from repro.papers.coulomb_cumulants.cumulants import (
     jackknife_error,
     kstat,
 )
-from repro.papers.coulomb_cumulants.functions import boundary_limits, g_function
+from repro.papers.coulomb_cumulants.functions import boundary_limits, coulomb_limits, g_coefficients, g_function
 from repro.papers.coulomb_cumulants.large_deviations import gamma_rate, scaled_cgf_exact, scaled_cgf_limit
-from repro.papers.coulomb_cumulants.samplers import ginibre_eigenvalues, kostlan_squared_radii, mala_linear_statistic
+from repro.papers.coulomb_cumulants.samplers import ginibre_eigenvalues, kostlan_squared_radii, mala_power_sums
 
 ORDERS = (2, 3, 4, 5)
 BUMP_PAIR = ("r2", "r2_bump")
@@ -50,7 +52,7 @@ def units(cfg: DictConfig) -> list[Unit]:
             *grid("ld_limit", f=cfg.ld.functions, stochastic=False),
             *grid("ld_exact", f=cfg.ld.functions, stochastic=False),
             *mc,
-            *grid("beta", beta=[float(b) for b in cfg.beta.betas])]
+            *grid("gas", d=[int(d) for d in cfg.gas.dims], beta=[float(b) for b in cfg.gas.betas])]
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
@@ -67,8 +69,8 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
         return ld_exact_rows(cfg.ld, s["f"])
     if u.experiment == "mc":
         return mc_rows(cfg.mc, ctx, s["sampler"], int(s["N"]))
-    if u.experiment == "beta":
-        return beta_rows(cfg.beta, ctx, float(s["beta"]))
+    if u.experiment == "gas":
+        return gas_rows(cfg.gas, ctx, int(s["d"]), float(s["beta"]))
     raise ValueError(f"unknown experiment {u.experiment!r}")
 
 
@@ -192,14 +194,31 @@ def _linear_statistics(cfg: DictConfig, ctx: RunContext, sampler: str, n: int) -
             yield tuple(g(radii2).sum(axis=1) for g in functions)
 
 
-def beta_rows(cfg: DictConfig, ctx: RunContext, beta: float) -> list[dict]:
-    """kappa_2 of sum |z_i|^2 under exp(-beta E) by MALA; chains are independent, so the jackknife runs over chains."""
-    generator = torch.Generator(device=ctx.device).manual_seed(ctx.child_seed("mala"))
+def gas_rows(cfg: DictConfig, ctx: RunContext, d: int, beta: float) -> list[dict]:
+    """kappa_2..4 of L_N = sum_i f(|x_i|) under exp(-beta E) in R^d by MALA, against the leading large-N prediction
+    (and, d = 2 and f = r^2, the exact finite-N Gamma law). Chains are independent, so the jackknife runs over
+    blocks of chains (this accounts for the autocorrelation within a chain)."""
     n = int(cfg.size)
-    records = mala_linear_statistic(n, beta, int(cfg.chains), int(cfg.burn_in), int(cfg.steps), int(cfg.thin),
-                                    generator, ctx.device)
-    statistic = records.T.reshape(-1)                   # chain-major, so jackknife blocks are groups of chains
-    estimate, error = kstat(statistic, 2), jackknife_error(statistic, 2)
-    exact = harmonic_gas_cumulants(n, beta)[1]
-    ctx.log.info("MALA beta = %g: kappa_2 = %.4f +- %.4f (exact %.4f)", beta, estimate, error, exact)
-    return [{"N": n, "p": 2, "kstat": estimate, "se": error, "exact": exact, "abs_z": abs(estimate - exact) / error}]
+    coefficients = {name: g_coefficients(name) for name in cfg.functions}     # g(u) = sum_k c_k u^k, u = |x|^2
+    powers = max(len(c) for c in coefficients.values()) - 1
+    generator = torch.Generator(device=ctx.device).manual_seed(ctx.child_seed("mala"))
+    sums = mala_power_sums(n, d, beta, powers, int(cfg.chains), int(cfg.burn_in), int(cfg.steps), int(cfg.thin),
+                           generator, ctx.device)                            # (records, chains, powers)
+    rows = []
+    for name, c in coefficients.items():
+        statistic = (c[0] * n + sums[..., : len(c) - 1] @ c[1:]).T.reshape(-1)   # chain-major
+        limits = coulomb_limits(name, d, beta, (2, 3, 4))
+        exact = harmonic_gas_cumulants(n, beta) if (d, name) == (2, "r2") else None
+        for p in (2, 3, 4):
+            estimate, error = kstat(statistic, p), jackknife_error(statistic, p)
+            prediction = limits[p] * n ** (2.0 - p)
+            row = {"f": name, "N": n, "p": p, "kstat": estimate, "se": error, "prediction": prediction,
+                   "ratio": estimate / prediction, "rel_dev": abs(estimate / prediction - 1),
+                   "z_zero": estimate / error}
+            if exact is not None:
+                z = (estimate - exact[p - 1]) / error
+                row.update(exact=exact[p - 1], z=z, abs_z=abs(z))
+            rows.append(row)
+        ctx.log.info("MALA d = %d, beta = %g, %s: kappa_2..4 / prediction = %s", d, beta, name,
+                     ", ".join(f"{row['ratio']:.3f}" for row in rows[-3:]))
+    return rows
