@@ -5,13 +5,14 @@ import pytest
 import scipy.fft
 import scipy.linalg
 import torch
+from omegaconf import OmegaConf
 from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 
 from repro.core import forecasting
-from repro.core.errors import DataUnavailableError, ReproError
+from repro.core.errors import ConfigError, DataUnavailableError, ReproError
 from repro.papers.olinear import data, models
-from repro.papers.olinear.task import errors, gather
+from repro.papers.olinear.task import errors, gather, horizon_weighted_l1, lr_factor, recipe
 
 
 def test_ortho_basis_is_orthogonal_and_diagonalises_the_correlation() -> None:
@@ -192,3 +193,47 @@ def write_dry_data(data_dir) -> None:
         _benchmark_csv(data_dir / "olinear" / f"{name}.csv", 720, ett, rng)
     _benchmark_csv(data_dir / "olinear" / "electricity" / "electricity.csv", 1000, [*map(str, range(3)), "OT"], rng)
     _benchmark_csv(data_dir / "olinear" / "weather" / "weather.csv", 1000, [f"w{i}" for i in range(3)] + ["OT"], rng)
+
+
+def test_learning_rate_schedules_follow_the_repository_per_epoch() -> None:
+    """The lr of each epoch as the repository's adjust_learning_rate leaves it (values written out by hand),
+    reached through a per-batch LambdaLR as train_one builds it (3 batches per epoch)."""
+    expected = {"type1": [1, 1, 0.5, 0.25, 0.125], "type3": [1, 1, 1, 1, 0.9, 0.81],
+                "cosine": [1, 0.5 * (1 + np.cos(np.pi / 10)), 0.5 * (1 + np.cos(np.pi * 2 / 10))]}
+    for schedule, lrs in expected.items():
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step, s=schedule: lr_factor(s, step // 3, 10))
+        seen = []
+        for _ in lrs:
+            seen.append(optimizer.param_groups[0]["lr"])
+            for _ in range(3):
+                optimizer.step()
+                scheduler.step()
+        np.testing.assert_allclose(seen, 2.0 * np.array(lrs), rtol=1e-12, err_msg=schedule)
+
+
+def test_horizon_weighted_l1_against_an_explicit_sum() -> None:
+    rng = np.random.default_rng(0)
+    forecast, target = rng.standard_normal((2, 4, 5, 3))
+    explicit = sum(abs(forecast[b, i, c] - target[b, i, c]) / np.sqrt(i + 1)
+                   for b in range(4) for i in range(5) for c in range(3)) / 60
+    loss = horizon_weighted_l1(torch.tensor(forecast), torch.tensor(target), 0.5)
+    assert float(loss) == pytest.approx(explicit, rel=1e-12)
+    assert float(horizon_weighted_l1(torch.tensor(forecast), torch.tensor(target), 0.0)) == pytest.approx(
+        np.abs(forecast - target).mean(), rel=1e-12)
+    model = torch.nn.Identity()   # lookback = horizon: the forecast is the input window itself
+    split = (forecast.astype(np.float32), target)
+    assert errors(model, split, 3, "cpu", 0.5)["loss"] == pytest.approx(
+        float(horizon_weighted_l1(torch.tensor(forecast.astype(np.float32)).double(), torch.tensor(target), 0.5)),
+        rel=1e-6)
+
+
+def test_recipes_override_the_defaults_per_data_set_and_horizon() -> None:
+    cfg = OmegaConf.create({"train": {"lr": 5e-4, "patience": 8}, "model": {"dropout": 0.2, "blocks": 2},
+                            "recipes": {"ETTh1": {"train": {"lr": {96: 5e-4, 720: 1e-4}}},
+                                        "ECL": {"model": {"blocks": 3}}}})
+    train, model = recipe(cfg, "ETTh1", 720)
+    assert (train.lr, train.patience, model.blocks) == (1e-4, 8, 2)
+    assert recipe(cfg, "ECL", 96)[1].blocks == 3 and recipe(cfg, "Weather", 96)[0].lr == 5e-4
+    with pytest.raises(ConfigError, match="horizon 336"):
+        recipe(cfg, "ETTh1", 336)

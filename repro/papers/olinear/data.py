@@ -1,4 +1,4 @@
-"""Data: the card's latent-factor generator, statsmodels macrodata, and the ETT / ECL / Weather CSVs."""
+"""Data: a latent-factor generator, statsmodels macrodata, and the ETT / ECL / Weather CSVs."""
 
 from pathlib import Path
 
