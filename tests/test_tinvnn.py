@@ -15,6 +15,7 @@ from sklearn.decomposition import PCA
 
 from repro.core.errors import DataUnavailableError
 from repro.core.geometry import SHAPES, PointNet, fix_signs, load_modelnet40, sample_shape
+from repro.papers.tinvnn.backbones import DGCNN, PointNetFull, knn_edges
 from repro.papers.tinvnn.mds import classical_mds, tinvnn_coordinates
 from repro.papers.tinvnn.tsp import (
     EdgeScorer,
@@ -125,6 +126,69 @@ def test_backbone_becomes_invariant() -> None:
         raw = net(torch.as_tensor(x[None]).float()) - net(torch.as_tensor(moved[None]).float())
     assert (a - b).abs().max() < 1e-4
     assert raw.abs().max() > 1e-2  # the raw backbone is not invariant: the test can fail
+
+
+def trained_looking(net: torch.nn.Module) -> torch.nn.Module:
+    """Random BatchNorm statistics and affine parameters, so that eval mode is not a plain identity map."""
+    torch.manual_seed(1)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("backbone", [PointNetFull, DGCNN])
+def test_paper_backbones_invariant_on_tinvnn_inputs_only(backbone) -> None:
+    """The standard PointNet and DGCNN (eval mode) become O(3) x scale x shift invariant on TinvNN coordinates, are
+    permutation invariant on any input, and are not invariant on raw xyz (the test can fail)."""
+    torch.manual_seed(0)
+    net = trained_looking(backbone(5))
+    x = cloud(8, n=64)
+    moved = 0.6 * x @ ortho_group.rvs(3, random_state=2).T - 1.5
+    perm = np.random.default_rng(1).permutation(len(x))
+    with torch.no_grad():
+        a = net(torch.as_tensor(tinvnn_coordinates(x[None].astype(np.float64))))
+        b = net(torch.as_tensor(tinvnn_coordinates(moved[None])))
+        raw = net(torch.as_tensor(x[None]).float())
+        shuffled = net(torch.as_tensor(x[perm][None]).float())
+        raw_moved = net(torch.as_tensor(moved[None]).float())
+    assert (a - b).abs().max() < 1e-4
+    torch.testing.assert_close(shuffled, raw, atol=1e-5, rtol=1e-5)
+    assert (raw - raw_moved).abs().max() > 1e-3  # 10x the tolerance of the invariant inputs
+
+
+def test_dgcnn_edges_against_a_loop() -> None:
+    """Edge inputs [h_j - h_i, h_i] over the k nearest j (i itself first), against a per-point numpy loop."""
+    h = torch.randn(2, 4, 12, dtype=torch.float64)
+    edges = knn_edges(h, 5).numpy()  # (B, 2C, N, k)
+    for b in range(2):
+        x = h[b].T.numpy()
+        for i in range(12):
+            nearest = np.argsort(np.linalg.norm(x - x[i], axis=1))[:5]
+            np.testing.assert_allclose(edges[b, :4, i].T, x[nearest] - x[i], atol=1e-12)
+            np.testing.assert_allclose(edges[b, 4:, i].T, np.broadcast_to(x[i], (5, 4)), atol=1e-12)
+    assert (edges[:, :4, :, 0] == 0).all()  # the point itself is its nearest neighbour
+
+
+def test_pointnet_transforms_start_at_identity_and_regulariser() -> None:
+    """T-Nets start at the identity (zero last layer); the feature-transform loss is 0.001 ||I - A A^T||_F^2."""
+    torch.manual_seed(0)
+    net = trained_looking(PointNetFull(4))
+    x = torch.randn(3, 3, 40)
+    torch.testing.assert_close(net.input_transform(x), torch.eye(3).expand(3, 3, 3))
+    with torch.no_grad():
+        net(x.transpose(1, 2))
+    assert float(net.aux_loss) == 0.0
+    with torch.no_grad():
+        net.feature_transform.out.bias.normal_(0, 0.1)
+        net(x.transpose(1, 2))
+        a = net.feature_transform(net.mlp1(torch.bmm(net.input_transform(x).transpose(1, 2), x))).numpy()
+    expected = 0.001 * np.mean([((np.eye(64) - m @ m.T) ** 2).sum() for m in a])
+    assert float(net.aux_loss) == pytest.approx(expected, rel=1e-4)
+    assert expected > 1e-4
 
 
 @pytest.mark.parametrize("name", SHAPES)

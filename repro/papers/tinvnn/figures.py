@@ -1,10 +1,11 @@
-"""Accuracy against the angle of a rotation about the x axis, for models trained on canonical clouds."""
+"""Accuracy against the angle of a rotation about the x axis, for models trained on canonical clouds (mean over
+replicates and, at scale=paper, over the two backbones)."""
 
 import pandas as pd
 
 from repro.core.figures import new_figure, select_rows
 
-LABELS = {"raw": "PointNet (raw xyz)", "raw_aug": "PointNet + SO(3) augmentation", "tinvnn": "PointNet on TinvNN"}
+LABELS = {"raw": "raw xyz", "raw_aug": "raw xyz + SO(3) augmentation", "tinvnn": "TinvNN coordinates"}
 
 
 def accuracy_vs_angle(rows: pd.DataFrame):

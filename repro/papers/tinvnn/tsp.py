@@ -166,11 +166,14 @@ def pairwise(points: np.ndarray) -> np.ndarray:
 def train_scorer(cfg: DictConfig, ctx: RunContext, method: str, x: torch.Tensor, edges: torch.Tensor,
                  val: tuple[torch.Tensor, torch.Tensor]) -> EdgeScorer:
     """BCE on the tour edges (off-diagonal entries; positives weighted (n - 3) / 2, the negatives-to-positives
-    ratio: each city has 2 tour edges among its n - 1); the model kept is the one of lowest validation BCE."""
+    ratio: each city has 2 tour edges among its n - 1); Adam with cosine decay to lr/100; the model kept is the one
+    of lowest validation BCE."""
     c = cfg.tsp
     torch.manual_seed(ctx.child_seed("init", method))
     model = EdgeScorer(c.width, c.layers).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, c.epochs * -(-len(x) // c.batch_size),
+                                                          eta_min=c.lr / 100)
     off_diagonal = ~torch.eye(c.cities, dtype=torch.bool, device=ctx.device)
     pos_weight = torch.tensor((c.cities - 3) / 2, device=ctx.device)
 
@@ -188,5 +191,5 @@ def train_scorer(cfg: DictConfig, ctx: RunContext, method: str, x: torch.Tensor,
     def evaluate(model: nn.Module) -> dict[str, float]:
         return {"val/loss": float(loss_fn(model, val))}
 
-    fit(ctx, method, model, optimizer, batches, loss_fn, c.epochs, evaluate, select="val/loss")
+    fit(ctx, method, model, optimizer, batches, loss_fn, c.epochs, evaluate, select="val/loss", scheduler=schedule)
     return model.eval()
