@@ -2,6 +2,8 @@
 SO(3) elements and translations (scipy oracles), permutation frames (networkx WL hashes, triangle counts), the
 simulator's energy conservation without clipping."""
 
+import itertools
+import subprocess
 from pathlib import Path
 
 import networkx as nx
@@ -11,9 +13,10 @@ import torch
 from scipy.spatial.transform import Rotation
 from scipy.stats import ortho_group
 
+from repro.core.errors import ReproError
 from repro.papers.fa.frames import frame_permutations, frame_size, invariant_node_columns, pca_frames
 from repro.papers.fa.graphs import GraphSet, graph_model, id_features, node_ranks, triangle_graphs
-from repro.papers.fa.nbody import GNN, FrameAveraged, simulate_charged
+from repro.papers.fa.nbody import GNN, FrameAveraged, LatentFrameAveraged, load_release, simulate_charged
 
 
 def cloud(seed: int, n: int = 5) -> torch.Tensor:
@@ -66,6 +69,103 @@ def test_frame_averaged_gnn_equivariant(group: str, sampler) -> None:
         out = net(x @ rot.T + t, v @ rot.T, q)
         torch.testing.assert_close(out, net(x, v, q) @ rot.T + t, atol=1e-10, rtol=0)
         assert (plain(x @ rot.T + t, v @ rot.T, q) - (plain(x, v, q) @ rot.T + t)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("group, sampler", [("o3", lambda s: ortho_group.rvs(3, random_state=s)),
+                                            ("so3", lambda s: Rotation.random(random_state=s).as_matrix())])
+def test_latent_frame_gnn_equivariant(group: str, sampler) -> None:
+    """Per-layer frames keep exact E(3) equivariance: every latent cloud is lifted to the world by a frame
+    average (equivariant), and its new frame is equivariant in turn."""
+    torch.manual_seed(0)
+    net = LatentFrameAveraged(GNN(12, 3), group).double()
+    x, v = cloud(1), cloud(2)
+    q = torch.tensor([[1.0, -1, 1, -1, 1]], dtype=torch.float64)
+    for seed in range(3):
+        rot = torch.as_tensor(sampler(seed))
+        t = torch.randn(3, dtype=torch.float64)
+        torch.testing.assert_close(net(x @ rot.T + t, v @ rot.T, q), net(x, v, q) @ rot.T + t, atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        LatentFrameAveraged(GNN(16, 2))
+
+
+SIGN_OPS = torch.tensor(list(itertools.product([1.0, -1.0], repeat=3)), dtype=torch.float64).unsqueeze(1)
+
+
+def _official_frame(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """create_frame / create_latent_frame of the official model_FA.py: (B, P, 3) -> F_ops (B, 8, 3, 3), centre."""
+    centre = points.mean(1, keepdim=True)
+    c = (points - centre).transpose(1, 2)
+    _, vectors = torch.linalg.eigh((c @ c.transpose(1, 2)).detach())  # torch.symeig(R, True) in the original
+    return SIGN_OPS.unsqueeze(0) * vectors.unsqueeze(1), centre
+
+
+def _official_fa_gnn(net: GNN, x: torch.Tensor, v: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The official FA_GNN.forward, written with its own einsums and its frame-major (8, B, n) layout."""
+    batch, n, w = x.shape[0], x.shape[1], net.width
+    ops, centre = _official_frame(x)
+    framed = [torch.einsum("boij,bpj->bopi", ops.transpose(2, 3), p).transpose(0, 1).reshape(8 * batch, n, 3)
+              for p in (x - centre, v)]
+    edge_attr = net.edge_features(framed[0], q.repeat(8, 1))
+    h = net.embed(torch.cat(framed, -1))
+    for i in range(len(net.edge)):
+        h = net.layer(i, h, edge_attr)
+        if i < len(net.edge) - 1:  # invert_latent_frame, then create_latent_frame
+            latent = h.view(8, batch, n, w // 3, 3).transpose(0, 1)
+            lifted = torch.einsum("boij,bopfj->bopfi", ops, latent).mean(1).reshape(batch, -1, 3)
+            ops, latent_centre = _official_frame(lifted)
+            h = torch.einsum("boij,bpj->bopi", ops.transpose(2, 3), lifted - latent_centre).transpose(0, 1)
+            h = h.reshape(8 * batch, n, w)
+    out = net.out(h).view(8, batch, n, 3).transpose(0, 1)
+    return torch.einsum("boij,bopj->bopi", ops, out).mean(1) + centre  # invert_frame
+
+
+def test_latent_frame_gnn_matches_the_official_forward() -> None:
+    """Same weights, same inputs: our per-layer frames give the official model's output (keeping the input
+    frame through the layers, or skipping the frame average of the latents, gives other numbers)."""
+    torch.manual_seed(1)
+    backbone = GNN(12, 3).double()
+    x = torch.as_tensor(np.random.default_rng(3).standard_normal((4, 5, 3)))
+    v = torch.as_tensor(np.random.default_rng(4).standard_normal((4, 5, 3)))
+    q = torch.as_tensor(np.random.default_rng(5).choice([-1.0, 1.0], (4, 5)))
+    with torch.no_grad():
+        ours = LatentFrameAveraged(backbone)(x, v, q)
+        torch.testing.assert_close(ours, _official_fa_gnn(backbone, x, v, q), atol=1e-10, rtol=1e-10)
+        assert (ours - FrameAveraged(backbone)(x, v, q)).abs().max() > 1e-3
+
+
+def write_release(directory: Path, sizes: dict[str, int], frames: int = 45) -> dict[str, np.ndarray]:
+    """Small files in the layout of the official release (EGNN's generate_dataset.py): loc and vel
+    (systems, frames, 3, 5), charges (systems, 5, 1), float64 .npy; values encode (system, frame, axis, ball)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    s, t, k, i = np.meshgrid(*(np.arange(m) for m in (max(sizes.values()), frames, 3, 5)), indexing="ij")
+    code = s * 1000.0 + t * 10.0 + k + i * 0.1
+    arrays = {}
+    for split, name in (("train", "train"), ("val", "valid"), ("test", "test")):
+        size = sizes[split]
+        arrays[split] = code[:size]
+        np.save(directory / f"loc_{name}_charged5_initvel1small.npy", code[:size])
+        np.save(directory / f"vel_{name}_charged5_initvel1small.npy", -code[:size])
+        charges = np.where(np.arange(size * 5).reshape(size, 5, 1) % 3 == 0, 1.0, -1.0)
+        np.save(directory / f"charges_{name}_charged5_initvel1small.npy", charges)
+    return arrays
+
+
+def test_release_files_are_read_at_the_papers_frames_and_checked_by_git_blob_id(tmp_path) -> None:
+    directory = tmp_path / "fa" / "nbody"
+    code = write_release(directory, {"train": 7, "val": 4, "test": 3})
+    blobs = {f.name: subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True,
+                                    check=True).stdout.strip() for f in directory.iterdir()}  # git as the oracle
+    data = load_release(directory, {"train": 5, "val": 4, "test": 3}, (30, 40), blobs)
+    assert data["train"]["x_in"].shape == (5, 5, 3)  # the first 5 of 7 systems, as the official max_samples
+    np.testing.assert_array_equal(data["train"]["x_in"], code["train"][:5, 30].transpose(0, 2, 1))
+    np.testing.assert_array_equal(data["test"]["x_out"], code["test"][:, 40].transpose(0, 2, 1))
+    np.testing.assert_array_equal(data["val"]["v_in"], -code["val"][:, 30].transpose(0, 2, 1))
+    assert data["val"]["charges"].shape == (4, 5) and data["val"]["charges"][0, 0] == 1.0
+    blobs["vel_test_charged5_initvel1small.npy"] = "0" * 40
+    with pytest.raises(ReproError, match="vel_test_charged5_initvel1small.npy has git blob id"):
+        load_release(directory, {"test": 3}, (30, 40), blobs)
+    with pytest.raises(ReproError, match="systems >= 9"):
+        load_release(directory, {"train": 9}, (30, 40), None)
 
 
 def test_simulator_conserves_energy_without_clipping() -> None:
@@ -177,7 +277,7 @@ def test_gnn_equals_the_concatenated_edge_mlp() -> None:
                     attr = torch.stack([q[:, i] * q[:, j], ((x[:, i] - x[:, j]) ** 2).sum(-1)], -1)
                     messages[:, i] += edge(torch.cat([h[:, i], h[:, j], attr], -1))
         h = h + node(torch.cat([h, messages], -1))
-    torch.testing.assert_close(net(x, v, q), x + net.out(h))
+    torch.testing.assert_close(net(x, v, q), net.out(h))  # positions decoded directly, as EGNN's GNN
 
 
 def test_sampled_sorts_cover_the_frame_uniformly() -> None:
@@ -335,9 +435,17 @@ def _exp_pairs(copies: int) -> list[dict]:
 
 def write_dry_data(data_dir: Path) -> None:
     """GRAPHSAT.pkl (PyG 1.x Data pickles, 420 graphs: the fixed 200/200 validation/test splits + 20 training)
-    where the EXP loader looks; the n-body systems and the triangle graphs are generated."""
+    where the EXP loader looks, and charged 5-body files in the release's layout (60 / 20 / 20 systems, noisy
+    trajectories) where the n-body loader looks; the triangle graphs are generated."""
     (data_dir / "fa" / "EXP").mkdir(parents=True)
     write_pyg1_pickle(data_dir / "fa" / "EXP" / "GRAPHSAT.pkl", _exp_pairs(210))
+    directory = data_dir / "fa" / "nbody"
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, size in (("train", 60), ("valid", 20), ("test", 20)):
+        for kind in ("loc", "vel"):
+            np.save(directory / f"{kind}_{name}_charged5_initvel1small.npy", rng.standard_normal((size, 49, 3, 5)))
+        np.save(directory / f"charges_{name}_charged5_initvel1small.npy", rng.choice([-1.0, 1.0], (size, 5, 1)))
 
 
 def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:

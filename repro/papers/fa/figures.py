@@ -5,7 +5,8 @@ import pandas as pd
 
 from repro.core.figures import new_figure, select_rows
 
-NBODY_LABELS = {"fa_gnn": "FA-GNN", "gnn": "GNN", "gnn_aug": "GNN + O(3) aug.", "const_vel": "const. velocity"}
+NBODY_LABELS = {"fa_gnn": "FA-GNN (per-layer frames)", "fa_gnn_input": "FA-GNN (input frame)", "gnn": "GNN",
+                "gnn_aug": "GNN + O(3) aug.", "const_vel": "const. velocity"}
 GRAPH_LABELS = {"gin": "GIN", "ga_gin_id": "GA-GIN+ID", "fa_gin_id": "FA-GIN+ID"}
 
 

@@ -1,5 +1,6 @@
-"""FA experiments: (A) charged 5-body prediction with FA-GNN vs GNN, GNN + rotation augmentation and constant
-velocity; (B) triangle detection on 1-WL-equivalent 3-regular graphs with GIN, GA-GIN+ID and FA-GIN+ID;
+"""FA experiments: (A) charged 5-body prediction with FA-GNN (per-layer latent frames, the official model; and the
+input frame only) vs GNN, GNN + rotation augmentation and constant velocity; (B) triangle detection on
+1-WL-equivalent 3-regular graphs with GIN, GA-GIN+ID and FA-GIN+ID;
 (C, scale=paper) EXP-classify on the published EXP file.
 
 Grid: ``nbody/<method>``, ``graphs/<method>`` and (when enabled) ``exp_classify/<method>``, one training per
@@ -20,9 +21,16 @@ from repro.core.units import Unit, grid
 from repro.papers.fa.exp import load_exp
 from repro.papers.fa.frames import frame_size
 from repro.papers.fa.graphs import GRAPH_METHODS, GraphSet, graph_model, triangle_graphs
-from repro.papers.fa.nbody import GNN, FrameAveraged, constant_velocity, simulate_charged
+from repro.papers.fa.nbody import (
+    GNN,
+    FrameAveraged,
+    LatentFrameAveraged,
+    constant_velocity,
+    load_release,
+    simulate_charged,
+)
 
-NBODY_METHODS = ("fa_gnn", "gnn", "gnn_aug", "const_vel")
+NBODY_METHODS = ("fa_gnn", "fa_gnn_input", "gnn", "gnn_aug", "const_vel")
 METHODS = NBODY_METHODS + GRAPH_METHODS
 
 
@@ -33,6 +41,8 @@ def units(cfg: DictConfig) -> list[Unit]:
         unknown = sorted(set(chosen) - set(known))
         if unknown:
             raise ConfigError(f"paper.{name} has unknown {unknown}; choose from {list(known)}")
+    if cfg.nbody.source not in ("simulate", "release"):
+        raise ConfigError(f"paper.nbody.source={cfg.nbody.source!r}; choose simulate or release")
     grid_units = grid("nbody", cfg.nbody.methods) + grid("graphs", cfg.graphs.methods)
     if cfg.exp_classify.enabled:  # the published EXP file: scale=paper (downloads)
         grid_units += grid("exp_classify", cfg.exp_classify.methods)
@@ -40,9 +50,17 @@ def units(cfg: DictConfig) -> list[Unit]:
 
 
 def prepare_data(cfg: DictConfig, data_dir: Path, chosen: list[Unit]) -> None:
-    """Fetch and verify the EXP file before the n-body and graph units spend their time (scale=paper)."""
+    """Fetch and verify the EXP file and the n-body release before any unit spends its time (scale=paper)."""
     if any(u.experiment == "exp_classify" for u in chosen):
         load_exp(data_dir, cfg.exp_classify.sha256)
+    if cfg.nbody.source == "release" and any(u.experiment == "nbody" for u in chosen):
+        release_systems(cfg.nbody, data_dir)
+
+
+def release_systems(cfg: DictConfig, data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    sizes = {"train": cfg.train_systems, "val": cfg.val_systems, "test": cfg.test_systems}
+    blobs = dict(cfg.release_git_blobs) if cfg.release_git_blobs is not None else None
+    return load_release(Path(data_dir) / "fa" / "nbody", sizes, tuple(cfg.frames), blobs)
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
@@ -57,11 +75,18 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
 
 
 def nbody_splits(cfg: DictConfig, ctx: RunContext) -> dict[str, tuple[torch.Tensor, ...]]:
-    """The replicate's simulated systems (the same for every method), on the CPU (moved per batch)."""
+    """The replicate's systems (the same for every method), on the CPU (moved per batch): simulated with EGNN's
+    generator, or (source=release) the official files, the same for every replicate."""
+    keys = ("x_in", "v_in", "charges", "x_out")
+    if cfg.source == "release":
+        release = release_systems(cfg, ctx.data_dir)
+        ctx.log.info("charged 5-body release: %s systems", {k: len(v["x_in"]) for k, v in release.items()})
+        return {name: tuple(torch.as_tensor(arrays[k], dtype=torch.float) for k in keys)
+                for name, arrays in release.items()}
     sizes = {"train": cfg.train_systems, "val": cfg.val_systems, "test": cfg.test_systems}
     sim = simulate_charged(sum(sizes.values()), ctx.data_seed("nbody"), frames=tuple(cfg.frames))
     ctx.log.info("simulated %d charged 5-body systems", sum(sizes.values()))
-    tensors = [torch.as_tensor(sim[k], dtype=torch.float) for k in ("x_in", "v_in", "charges", "x_out")]
+    tensors = [torch.as_tensor(sim[k], dtype=torch.float) for k in keys]
     splits, offset = {}, 0
     for name, size in sizes.items():
         splits[name] = tuple(t[offset:offset + size] for t in tensors)
@@ -103,7 +128,8 @@ def train_nbody(cfg: DictConfig, ctx: RunContext, cpu_splits: dict, method: str)
         return [row]
     torch.manual_seed(ctx.child_seed("init"))
     backbone = GNN(cfg.width, cfg.layers)
-    net = (FrameAveraged(backbone, cfg.frame_group) if method == "fa_gnn" else backbone).to(ctx.device)
+    wrappers = {"fa_gnn": LatentFrameAveraged, "fa_gnn_input": FrameAveraged}
+    net = (wrappers[method](backbone, cfg.frame_group) if method in wrappers else backbone).to(ctx.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x, v, q, y = splits["train"]
 
