@@ -1,18 +1,57 @@
-"""lie_decomp (partial): the polar-decomposition chart of GL+(2) and SL(2) against scipy's polar, expm and
-logm, and the elements of SL(2) that the chart reaches but the exponential does not."""
+"""lie_decomp: the polar-decomposition chart of GL+(2) and SL(2) against scipy's polar, expm and logm; the
+elements of SL(2) that the chart reaches but the exponential does not; the Haar density in the chart; the
+sampler's law; exact rotation equivariance of the group layers; the image warps against scipy.ndimage."""
 
+import io
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import io as scipy_io
+from scipy import ndimage
 from scipy.linalg import expm, logm, polar
 
-from repro.papers.lie_decomp.groups import compose, decompose, sample_sl2, traceless
+from repro.papers.lie_decomp.data import random_warps, read_affnist, warp
+from repro.papers.lie_decomp.groups import (
+    chart_coordinates,
+    compose,
+    decompose,
+    sample_pair,
+    symmetric_from_coordinates,
+    traceless,
+)
 from repro.papers.lie_decomp.groups import polar as our_polar
+from repro.papers.lie_decomp.models import build_model
+
+SMALL_MODEL = {"width": 3, "samples": 4, "kernel_size": 5, "siren_hidden": 8, "siren_layers": 2, "siren_w0": 10.0,
+               "siren_first_w0": 10.0, "spd_variance": 0.1, "rotation_bound": 1.0, "head_hidden": 8,
+               "dropout": 0.3, "cnn_width": 3}
 
 
 def write_dry_data(data_dir: Path) -> None:
-    """Nothing yet: the paper's data loaders are not written."""
+    """affNIST's three .mat archives (affNISTdata: image 1600 x n uint8, label_int) and homNIST_test.mat
+    (img_data n x 40 x 40, labels, hom_matrices 9 x n), with random digit-like blobs, where the loaders look."""
+    rng = np.random.default_rng(0)
+
+    def images(n: int) -> np.ndarray:
+        canvas = np.zeros((n, 40, 40), dtype=np.uint8)
+        canvas[:, 12:28, 14:26] = rng.integers(0, 256, (n, 16, 12))
+        return canvas
+
+    for folder, name, n in (("just_centered", "training.mat", 120), ("just_centered", "test.mat", 40),
+                            ("transformed", "test.mat", 80)):
+        buffer = io.BytesIO()
+        pixels = images(n).reshape(n, 1600).T  # the loader reads the transpose back row-major
+        scipy_io.savemat(buffer, {"affNISTdata": {"image": pixels, "label_int": np.arange(n) % 10}})
+        (data_dir / "affnist" / folder).mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(data_dir / "affnist" / folder / f"{name}.zip", "w") as archive:
+            archive.writestr(name, buffer.getvalue())
+    (data_dir / "homNIST").mkdir(parents=True, exist_ok=True)
+    scipy_io.savemat(data_dir / "homNIST" / "homNIST_test.mat",
+                     {"img_data": images(40).astype(np.float64) / 255, "labels": np.arange(40) % 10,
+                      "hom_matrices": np.tile(np.eye(3).reshape(9, 1), (1, 40))})
 
 
 def random_gl2_plus(count: int, seed: int) -> np.ndarray:
@@ -23,7 +62,7 @@ def random_gl2_plus(count: int, seed: int) -> np.ndarray:
 
 def test_polar_factors_match_scipy() -> None:
     for a in random_gl2_plus(20, 0):
-        rotation_ref, spd_ref = polar(a, side="left")[0], polar(a, side="left")[1]
+        rotation_ref, spd_ref = polar(a, side="left")
         p, r = our_polar(torch.tensor(a, dtype=torch.float64))
         assert np.allclose(p.numpy(), spd_ref, atol=1e-10) and np.allclose(r.numpy(), rotation_ref, atol=1e-10)
         assert np.allclose((p @ r).numpy(), a, atol=1e-10)
@@ -44,8 +83,6 @@ def test_sl2_chart_keeps_determinant_one() -> None:
     x = 0.5 * (x + x.transpose(-1, -2))
     g = compose(x, torch.linspace(-3, 3, 30, dtype=torch.float64))
     assert torch.allclose(torch.linalg.det(g), torch.ones(30, dtype=torch.float64))
-    samples = sample_sl2(50, 0.1, 1.0, torch.Generator().manual_seed(3), torch.float64)
-    assert torch.allclose(torch.linalg.det(samples), torch.ones(50, dtype=torch.float64))
 
 
 def test_the_chart_reaches_an_element_outside_the_image_of_exp() -> None:
@@ -57,7 +94,130 @@ def test_the_chart_reaches_an_element_outside_the_image_of_exp() -> None:
     assert np.allclose(x.numpy(), np.diag([np.log(2.0), -np.log(2.0)]), atol=1e-12)
     assert np.isclose(abs(float(theta)), np.pi)
     assert np.allclose(compose(x, theta).numpy(), g, atol=1e-12)
-    # the traces of exp(X) over a dense set of X in sl(2) never go below -2
-    grid = np.linspace(-3, 3, 13)
+    # the traces of exp(X) over a grid of X in sl(2) never go below -2
+    grid = np.linspace(-3, 3, 7)
     traces = [np.trace(expm(np.array([[a, b + c], [b - c, -a]]))) for a in grid for b in grid for c in grid]
     assert min(traces) >= -2 - 1e-9
+
+
+def haar_density_in_chart(coords: torch.Tensor, group: str) -> float:
+    """|det| of u -> g^-1 dg/du (the Maurer-Cartan form, i.e. Haar |det g|^-2 dg on GL+(2)) at chart point u."""
+    def chart(u: torch.Tensor) -> torch.Tensor:
+        return compose(symmetric_from_coordinates(u[:-1], group), u[-1])
+
+    jacobian = torch.autograd.functional.jacobian(chart, coords)  # (2, 2, d)
+    forms = torch.linalg.inv(chart(coords)) @ jacobian.permute(2, 0, 1)  # g^-1 dg/du_k, (d, 2, 2)
+    entries = forms.reshape(len(coords), 4)
+    if group == "sl2":  # traceless: the (0,0), (0,1), (1,0) entries are coordinates of sl(2)
+        entries = entries[:, :3]
+    return float(torch.linalg.det(entries).abs())
+
+
+def test_haar_measure_is_the_product_of_the_factor_measures() -> None:
+    # In the chart (X, theta) the Haar measure is dmu(X) dtheta with dmu the GL-invariant measure of SPD(2) in
+    # log coordinates, density sinh(d)/d in the eigenvalue gap d of X: independent of theta.
+    rng = np.random.default_rng(4)
+    for group, dim in (("gl2", 3), ("sl2", 2)):
+        ratios = []
+        for _ in range(12):
+            coords = torch.tensor(np.append(rng.normal(0, 0.8, dim), rng.uniform(-np.pi, np.pi)))
+            gap = np.ptp(np.linalg.eigvalsh(symmetric_from_coordinates(coords[:-1], group).numpy()))
+            ratios.append(haar_density_in_chart(coords, group) / (np.sinh(gap) / gap))
+        assert np.std(ratios) < 1e-8 * np.mean(ratios), (group, ratios)
+
+
+def test_sampler_pairs_are_inverse_and_follow_the_reference_law() -> None:
+    torch.manual_seed(5)
+    for group in ("so2", "sl2", "gl2"):
+        g, g_inverse = sample_pair(group, 8, 0.1, 1.0)
+        assert torch.allclose(g @ g_inverse, torch.eye(2).expand(8, 2, 2), atol=1e-5)
+    g, _ = sample_pair("sl2", 4, 0.1, 1.0)
+    assert torch.allclose(torch.linalg.det(g), torch.ones(4), atol=1e-5)
+    # the rotation factors sit on linspace(-pi, pi, n) (both ends the same rotation, as in the reference)
+    assert torch.allclose(decompose(g.double())[1].abs(), torch.tensor([np.pi, np.pi / 3, np.pi / 3, np.pi],
+                          dtype=torch.float64), atol=1e-5)
+    # the SPD factor is S^{1/2} with log S ~ N(0, 0.1) per coordinate: log of the factor has variance 0.1 / 4
+    g, _ = sample_pair("gl2", 20000, 0.1, 1.0)
+    x = decompose(g.double())[0]
+    assert abs(float(x[:, 0, 0].var()) - 0.025) < 0.002
+    assert abs(float((math.sqrt(2) * x[:, 0, 1]).var()) - 0.025) < 0.002
+
+
+def test_chart_coordinates_read_the_factors() -> None:
+    x = symmetric_from_coordinates(torch.tensor([0.3, -0.2], dtype=torch.float64), "sl2")
+    coords = chart_coordinates(compose(x, torch.tensor(-1.0, dtype=torch.float64)), "sl2")
+    assert torch.allclose(coords, torch.tensor([math.sqrt(2) * x[0, 1], 2 * math.pi - 1.0, math.sqrt(2) * x[0, 0]],
+                                               dtype=torch.float64))
+    assert torch.equal(chart_coordinates(torch.eye(2), "gl2"), torch.zeros(4))  # identity: angle 0, not 2 pi
+
+
+def test_so2_network_is_invariant_to_quarter_turns() -> None:
+    # C4 samples: rotating the input by 90 degrees permutes the sample axis cyclically, and the global max
+    # over samples and space makes the logits invariant (exact up to float rounding in the SIREN kernels)
+    torch.manual_seed(6)
+    model = build_model("so2", SMALL_MODEL).eval()
+    image = torch.randn(2, 1, 24, 24)
+    _, g_inverse = sample_pair("so2", 4, 0.1, 1.0)  # rotations by 0, 90, 180, 270 degrees
+    with torch.no_grad():
+        lifted = model.stem(image, g_inverse)
+        lifted_turned = model.stem(torch.rot90(image, 1, (2, 3)), g_inverse)
+        logits, logits_turned = model(image), model(torch.rot90(image, 1, (2, 3)))
+    shifted = torch.rot90(torch.roll(lifted, -1, dims=2), 1, (3, 4))
+    assert torch.allclose(lifted_turned, shifted, atol=1e-4) or torch.allclose(
+        lifted_turned, torch.rot90(torch.roll(lifted, 1, dims=2), 1, (3, 4)), atol=1e-4)
+    assert torch.allclose(logits, logits_turned, atol=1e-3)
+    cnn_logits = build_model("cnn", SMALL_MODEL).eval()
+    with torch.no_grad():  # the plain CNN is not: the test can tell the two apart
+        assert not torch.allclose(cnn_logits(image), cnn_logits(torch.rot90(image, 1, (2, 3))), atol=1e-3)
+
+
+def test_warp_matches_scipy_ndimage_and_moves_ink_where_h_sends_it() -> None:
+    rng = np.random.default_rng(7)
+    image = np.zeros((24, 24), dtype=np.float32)
+    image[6:18, 8:16] = rng.random((12, 8))
+    theta, shear, sx, sy = 0.3, 0.15, 1.1, 0.9
+    linear = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.array(
+        [[1, shear], [0, 1]]) @ np.diag([sx, sy])
+    h = np.eye(3)
+    h[:2, :2], h[:2, 2] = linear, [1.5, -2.0]
+    ours = warp(torch.tensor(image)[None, None], torch.tensor(h, dtype=torch.float32)[None])[0, 0].numpy()
+    # scipy reads the input at matrix @ (row, col) + offset; in centred (x, y) = (col, row) - 11.5 that is H^-1
+    inverse = np.linalg.inv(h)
+    swap = np.array([[0, 1], [1, 0]])
+    matrix = swap @ inverse[:2, :2] @ swap
+    centre = np.array([11.5, 11.5])
+    offset = centre + swap @ inverse[:2, 2] - matrix @ centre
+    reference = ndimage.affine_transform(image, matrix, offset=offset, order=1, mode="grid-constant", cval=0.0)
+    assert np.abs(ours - reference).max() < 1e-4
+    shift = np.eye(3)
+    shift[0, 2] = 3.0  # +3 pixels in x: ink moves 3 columns right
+    moved = warp(torch.tensor(image)[None, None], torch.tensor(shift, dtype=torch.float32)[None])[0, 0].numpy()
+    assert np.allclose(moved[:, 3:], image[:, :-3], atol=1e-5)
+
+
+def test_random_warps_keep_the_ink_on_the_canvas() -> None:
+    images = torch.zeros(200, 1, 24, 24)
+    images[:, :, 4:20, 4:20] = 1.0
+    ranges = {"rotation_deg": 20.0, "shear": 0.2, "scale": [0.8, 1.2], "translation": 4.0}
+    matrices = random_warps(images, ranges, 0.0, torch.Generator().manual_seed(8))
+    warped = warp(images, matrices)
+    kept = warped.sum((1, 2, 3)) / (256 * torch.linalg.det(matrices[:, :2, :2]))
+    assert kept.min() > 0.97  # the whole ink square (mass 256 |det|) is still on the canvas
+    assert matrices[:, :2, 2].abs().max() <= 4.0 and matrices[:, :2, 2].std() > 0.5
+
+
+def test_affnist_reader_reads_the_dry_files_and_rejects_bad_labels(tmp_path) -> None:
+    write_dry_data(tmp_path)
+    with zipfile.ZipFile(tmp_path / "affnist" / "transformed" / "test.mat.zip") as archive:
+        (tmp_path / "test.mat").write_bytes(archive.read("test.mat"))
+    images, labels = read_affnist(tmp_path / "test.mat")
+    assert images.shape == (80, 1, 40, 40) and images.dtype == torch.uint8 and labels.max() == 9
+    assert images[:, 0, :12].sum() == 0 and images[:, 0, 12:28, 14:26].sum() > 0  # the blob where it was drawn
+    scipy_io.savemat(tmp_path / "bad.mat", {"affNISTdata": {"image": np.zeros((1600, 3), np.uint8),
+                                                            "label_int": np.array([0, 1, 12])}})
+    try:
+        read_affnist(tmp_path / "bad.mat")
+    except Exception as error:
+        assert "0..9" in str(error)
+    else:
+        raise AssertionError("a label of 12 was accepted")

@@ -5,11 +5,18 @@ rotation (left polar decomposition). P = exp(X) for exactly one symmetric X, so 
 is a global chart of GL+(2) (X traceless <=> det g = 1: SL(2)). The group exponential is not surjective on
 SL(2): diag(-2, -1/2) has no real logarithm in sl(2), yet the chart reaches it as exp(diag(log 2, -log 2))
 R(pi). Matrices are torch tensors (..., 2, 2).
+
+The network needs three things from a group: pairs (g, g^-1) drawn from its sampler, the chart coordinates
+xi^-1(h) of a group element (the input of the kernel network), and whether it preserves volume.
 """
 
 import math
 
 import torch
+
+GROUPS = ("so2", "sl2", "gl2")
+# Coordinates of xi^-1(h) fed to the kernel network: the rotation angle, plus the free entries of X.
+COORDINATE_COUNT = {"so2": 1, "sl2": 3, "gl2": 4}
 
 
 def rotation(theta: torch.Tensor) -> torch.Tensor:
@@ -53,14 +60,59 @@ def polar(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return symmetric_function(x, torch.exp), rotation(theta)
 
 
-def sample_sl2(count: int, spd_bound: float, rotation_bound: float, generator: torch.Generator,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """SL(2) elements as the reference samples them: a traceless symmetric X with Gaussian coordinates of
-    variance ``spd_bound`` (log-normal SPD factor) and an angle uniform in [-pi b, pi b]."""
-    coords = torch.randn(count, 2, generator=generator, dtype=dtype) * math.sqrt(spd_bound)
-    scale = 1 / math.sqrt(2.0)  # the reference's orthonormal basis of traceless symmetric 2x2 matrices
-    x = torch.zeros(count, 2, 2, dtype=dtype)
-    x[:, 0, 0], x[:, 1, 1] = coords[:, 0] * scale, -coords[:, 0] * scale
-    x[:, 0, 1] = x[:, 1, 0] = coords[:, 1] * scale
-    theta = (2 * torch.rand(count, generator=generator, dtype=dtype) - 1) * math.pi * rotation_bound
-    return compose(x, theta)
+def symmetric_from_coordinates(coords: torch.Tensor, group: str) -> torch.Tensor:
+    """The symmetric matrix with the given coordinates in the orthonormal basis of the trace metric
+    <X, Y> = tr(X^T Y): sl2 (2 coordinates) uses {diag(1, -1), offdiag(1, 1)} / sqrt 2; gl2 (3 coordinates)
+    uses {diag(1, 0), offdiag(1, 1) / sqrt 2, diag(0, 1)}."""
+    x = torch.zeros(*coords.shape[:-1], 2, 2, dtype=coords.dtype, device=coords.device)
+    s = 1 / math.sqrt(2.0)
+    if group == "sl2":
+        x[..., 0, 0], x[..., 1, 1] = coords[..., 0] * s, -coords[..., 0] * s
+        x[..., 0, 1] = x[..., 1, 0] = coords[..., 1] * s
+    else:
+        x[..., 0, 0], x[..., 1, 1] = coords[..., 0], coords[..., 2]
+        x[..., 0, 1] = x[..., 1, 0] = coords[..., 1] * s
+    return x
+
+
+def sample_pair(group: str, count: int, spd_variance: float, rotation_bound: float,
+                device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` group elements g and their inverses, as the reference code samples them.
+
+    so2: the cyclic rotations 2 pi k / count. sl2 and gl2: g = S^{1/2} R(theta) with S log-normal
+    (S = exp(X), X's coordinates i.i.d. N(0, spd_variance), traceless for sl2) and theta on the equidistant grid
+    linspace(-pi b, pi b, count) (b = rotation_bound; with b = 1 its two ends are the same rotation, as in the
+    reference). Randomness comes from torch's global generator, which the framework seeds per unit.
+    """
+    if group == "so2":
+        theta = torch.arange(count, device=device, dtype=torch.float32) * (2 * math.pi / count)
+        return rotation(theta), rotation(-theta)
+    bound = math.pi * rotation_bound
+    theta = torch.linspace(-bound, bound, count, device=device)
+    dim = 2 if group == "sl2" else 3
+    coords = torch.randn(count, dim, device=device) * math.sqrt(spd_variance)
+    half_log = 0.5 * symmetric_from_coordinates(coords, group)  # log S^{1/2}
+    g = symmetric_function(half_log, torch.exp) @ rotation(theta)
+    g_inverse = rotation(-theta) @ symmetric_function(-half_log, torch.exp)
+    return g, g_inverse
+
+
+def chart_coordinates(h: torch.Tensor, group: str) -> torch.Tensor:
+    """xi^-1(h): the coordinates of h = exp(X) R(theta) that the kernel network reads, (..., 2, 2) -> (..., d).
+
+    theta is taken in [0, 2 pi) as in the reference (a sine below 1e-6 is read as 0, so that h = I gives 0, not
+    2 pi). sl2: (sqrt 2 X01, theta, sqrt 2 X00); gl2: (X00, sqrt 2 X01, X11, theta); so2: theta.
+    """
+    if group == "so2":
+        x, r = None, h
+    else:
+        x, _ = decompose(h)
+        r = symmetric_function(x, lambda e: torch.exp(-e)) @ h
+    sin = torch.where(r[..., 1, 0].abs() < 1e-6, torch.zeros_like(r[..., 1, 0]), r[..., 1, 0])
+    theta = torch.remainder(torch.atan2(sin, r[..., 0, 0]), 2 * math.pi)
+    if group == "so2":
+        return theta[..., None]
+    s = math.sqrt(2.0)
+    if group == "sl2":
+        return torch.stack([s * x[..., 0, 1], theta, s * x[..., 0, 0]], -1)
+    return torch.stack([x[..., 0, 0], s * x[..., 0, 1], x[..., 1, 1], theta], -1)
