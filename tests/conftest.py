@@ -7,6 +7,15 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread per test process: the xdist workers already share the machine's cores, and torch's
+    default of one thread per core each oversubscribes them, which slows small ops by up to a hundred times.
+    (`repro` subprocesses set their own threads from the config.)"""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that reaches for the network fails loudly (loopback stays allowed for local launchers)."""
