@@ -1,0 +1,248 @@
+"""enf2enf: the potential-flow generator against independent oracles (Kutta-Joukowski lift from the integrated
+surface pressure, zero pressure drag, the stagnation point, the Kutta condition, the complex potential, the far
+field), the signed distance against a k-d tree, the ENF's exact translation equivariance, the Meta-SGD inner loop,
+and the AirfRANS loader on files written in PyTorch Geometric's raw format."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.path import Path as PolygonPath
+from omegaconf import OmegaConf
+from scipy.spatial import cKDTree
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.enf2enf import data as data_module
+from repro.papers.enf2enf.data import airfrans_splits, joukowski_splits
+from repro.papers.enf2enf.joukowski import (
+    CUSP_EXCLUSION,
+    Airfoil,
+    drag_from_pressure,
+    lift_from_pressure,
+    signed_distance,
+)
+from repro.papers.enf2enf.models import EquivariantNeuralField, ModulatedFourierField, fit_latents
+
+FOILS = [Airfoil(0.05, 0.0, np.deg2rad(-4.0)), Airfoil(0.1, 0.05, np.deg2rad(6.0)),
+         Airfoil(0.15, 0.1, np.deg2rad(10.0))]
+COUNT = 256
+
+
+def surface_zeta(foil: Airfoil, count: int = COUNT) -> np.ndarray:
+    return foil.mu + foil.radius * np.exp(1j * foil.surface_angles(count))
+
+
+@pytest.mark.parametrize("foil", FOILS)
+def test_lift_from_integrated_pressure_matches_kutta_joukowski(foil: Airfoil) -> None:
+    """-closed-integral Cp n ds, projected normal to the free stream, equals 2 Gamma / c; its drag part is zero."""
+    cp = foil.pressure(surface_zeta(foil))
+    exact = 8 * np.pi * foil.radius * np.sin(foil.alpha + foil.beta) / foil.chord(COUNT)
+    assert lift_from_pressure(cp, foil, COUNT) == pytest.approx(exact, rel=1e-9)
+    assert abs(drag_from_pressure(cp, foil, COUNT)) < 1e-9 * abs(exact) + 1e-12
+
+
+@pytest.mark.parametrize("foil", FOILS)
+def test_kutta_condition_and_stagnation_point(foil: Airfoil) -> None:
+    # Kutta: the circle-plane velocity vanishes at zeta = 1, the image of the cusped trailing edge ...
+    assert abs(foil.circle_velocity(np.array([1.0 + 0j]))[0]) < 1e-12
+    # ... so the airfoil-plane velocity stays finite there: upper and lower surfaces leave the cusp with the same
+    # velocity, w'(1) / 2 by l'Hopital (w'(zeta) = 2 R^2 e^{i alpha} / r^3 - i Gamma / (2 pi r^2), r = zeta - mu)
+    r = 1 - foil.mu
+    limit = (2 * foil.radius**2 * np.exp(1j * foil.alpha) / r**3 - 1j * foil.circulation / (2 * np.pi * r**2)) / 2
+    for side in (+1, -1):
+        zeta = foil.mu + foil.radius * np.exp(1j * (-foil.beta + side * 1e-5))
+        assert foil.velocity(np.array([zeta]))[0] == pytest.approx(limit, abs=1e-4)
+    # leading stagnation point: Cp = 1 exactly
+    zeta_s = foil.mu + foil.radius * np.exp(1j * foil.stagnation_angle())
+    assert foil.pressure(np.array([zeta_s]))[0] == pytest.approx(1.0, abs=1e-12)
+    # far field: |u - iv| -> U = 1
+    far = foil.velocity(np.array([1e5 * np.exp(0.3j)]))[0]
+    assert abs(far) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_velocity_is_the_derivative_of_the_complex_potential_and_tangent_to_the_wall() -> None:
+    foil = FOILS[1]
+    potential = lambda z: (np.exp(-1j * foil.alpha) * (z - foil.mu) + foil.radius**2 * np.exp(1j * foil.alpha)  # noqa: E731
+                           / (z - foil.mu) + 1j * foil.circulation / (2 * np.pi) * np.log(z - foil.mu))
+    zeta = np.array([2.5 + 0.7j, -1.8 - 1.1j, 0.3 + 2.0j])
+    h = 1e-6
+    numeric = (potential(zeta + h) - potential(zeta - h)) / (2 * h)
+    np.testing.assert_allclose(foil.circle_velocity(zeta), numeric, rtol=1e-7)
+    # the wall is a streamline: (u - iv) dz/dtheta is real on the surface
+    angles = foil.surface_angles(COUNT)
+    on_wall = surface_zeta(foil)
+    tangent = (1 - 1 / on_wall**2) * 1j * foil.radius * np.exp(1j * angles)
+    flux = foil.velocity(on_wall) * tangent
+    assert np.abs(flux.imag).max() < 1e-10 * np.abs(flux).max()
+
+
+def test_signed_distance_against_kdtree_and_point_in_polygon() -> None:
+    foil = FOILS[2]
+    polyline = foil.surface(COUNT)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-3, 3, 400) + 1j * rng.uniform(-1.5, 1.5, 400)
+    # oracle: nearest of a 200-times refined polyline (cKDTree), sign from matplotlib's point-in-polygon
+    t = np.linspace(0, 1, 200, endpoint=False)
+    dense = (polyline[:, None] + t * (np.roll(polyline, -1) - polyline)[:, None]).ravel()
+    distance, _ = cKDTree(np.stack([dense.real, dense.imag], 1)).query(np.stack([points.real, points.imag], 1))
+    inside = PolygonPath(np.stack([polyline.real, polyline.imag], 1)).contains_points(
+        np.stack([points.real, points.imag], 1))
+    expected = np.where(inside, -distance, distance)
+    sdf = signed_distance(points, polyline)
+    np.testing.assert_allclose(sdf, expected, atol=5e-4)
+    assert (sdf < 0).any() and (sdf > 0).any()
+
+
+def small_config(**overrides: object) -> OmegaConf:
+    base = dict(train=3, val=1, test=2, ood=1, points=200, resolutions=[64], resolution_shapes=1, surface_points=64,
+                a_range=[0.05, 0.15], ood_a_range=[0.15, 0.2], b_range=[0.0, 0.1], alpha_deg=[-4.0, 10.0],
+                s_range=[0.005, 3.0], cp_clip=[-6.0, 1.0], coordinate_scale=0.25)
+    return OmegaConf.create({**base, **overrides})
+
+
+def test_generated_samples_are_outside_the_body_off_the_cusp_and_exact() -> None:
+    cfg = small_config()
+    splits = joukowski_splits(cfg, seed=3)
+    assert {len(v) for v in splits.values()} >= {1, 2, 3}
+    for sample in splits["train"] + splits["ood"]:
+        foil = sample["foil"]
+        z = (sample["coords"][:, 0] + 1j * sample["coords"][:, 1]) / cfg.coordinate_scale
+        # invert z = zeta + 1/zeta on the root outside the circle, then check the stored fields are the exact ones
+        roots = np.stack([(z + np.sqrt(z - 2) * np.sqrt(z + 2)) / 2, (z - np.sqrt(z - 2) * np.sqrt(z + 2)) / 2])
+        zeta = np.where(np.abs(roots[0] - foil.mu) > np.abs(roots[1] - foil.mu), roots[0], roots[1])
+        assert (np.abs(zeta - foil.mu) >= foil.radius * (1 + 0.004)).all()
+        assert (np.abs(zeta - 1) >= CUSP_EXCLUSION * 0.999).all()
+        velocity = foil.velocity(zeta)
+        np.testing.assert_allclose(sample["target"][:, 1], velocity.real, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(sample["target"][:, 0], np.clip(1 - np.abs(velocity) ** 2, -6, 1), atol=1e-3)
+        assert (sample["sdf"] > -0.01).all()
+    ood_a = [s["foil"].a for s in splits["ood"]]
+    assert min(ood_a) >= 0.15
+
+
+def enf(self_layers: int = 1) -> EquivariantNeuralField:
+    torch.manual_seed(0)
+    return EquivariantNeuralField(4, 16, 2, self_layers, 3, (1.0, 0.5), 3, [[-0.6, 0.6], [-0.3, 0.3]], True).double()
+
+
+def test_enf_is_exactly_translation_equivariant() -> None:
+    """Shifting the queries and the whole latent point cloud together leaves the field unchanged (it sees only
+    x - p_i); shifting the queries alone does not."""
+    field = enf()
+    x, a = torch.rand(2, 50, 2, dtype=torch.float64), torch.randn(2, 9, 4, dtype=torch.float64)
+    shift = torch.tensor([0.37, -1.2], dtype=torch.float64)
+    reference = field(x, a)
+    moved = field(x + shift, a, positions=field.positions + shift)
+    torch.testing.assert_close(moved, reference, rtol=1e-10, atol=1e-12)
+    assert (field(x + shift, a) - reference).abs().max() > 1e-3
+    # the global-latent field reads absolute coordinates: no such symmetry
+    torch.manual_seed(0)
+    baseline = ModulatedFourierField(8, 16, 2, 3, 8, 0.5).double()
+    code = torch.randn(2, 8, dtype=torch.float64)
+    assert (baseline(x + shift, code) - baseline(x, code)).abs().max() > 1e-3
+
+
+def test_enf_locality_a_far_latent_barely_matters() -> None:
+    """The Gaussian window makes a latent's influence decay with distance: changing the context of the latent
+    farthest from a query moves that query's output much less than changing the nearest one."""
+    field = enf(self_layers=0)
+    x = torch.tensor([[[-0.6, -0.3]]], dtype=torch.float64)  # on the first grid latent
+    a = torch.randn(1, 9, 4, dtype=torch.float64)
+    nearest, farthest = a.clone(), a.clone()
+    nearest[0, 0] += 1.0
+    farthest[0, 8] += 1.0
+    base = field(x, a)
+    assert (field(x, farthest) - base).abs().max() < 0.2 * (field(x, nearest) - base).abs().max()
+
+
+def test_meta_sgd_inner_loop_fits_and_differentiates_through_its_steps() -> None:
+    torch.manual_seed(0)
+    field = EquivariantNeuralField(4, 16, 1, 0, 1, (1.0, 1.0), 3, [[-0.6, 0.6], [-0.3, 0.3]], False)
+    coords = torch.rand(2, 64, 2) - 0.5
+    target = coords.norm(dim=-1, keepdim=True) - 0.2  # a circle's SDF
+    init = torch.ones(9, 4)
+    step_sizes = torch.full((4,), 0.5, requires_grad=True)
+    inner = [(coords, target)] * 3
+    before = (field(coords, init.expand(2, 9, 4)) - target).pow(2).mean()
+    latents = fit_latents(field, init, step_sizes, inner, second_order=True)
+    after = (field(coords, latents) - target).pow(2).mean()
+    assert after < before
+    (gradient,) = torch.autograd.grad(after, step_sizes)
+    assert gradient.abs().sum() > 0  # the outer loss reaches the Meta-SGD step sizes through the inner steps
+    first_order = fit_latents(field, init, step_sizes.detach(), inner, second_order=False)
+    torch.testing.assert_close(first_order, latents.detach())
+
+
+# ---- AirfRANS in PyTorch Geometric's raw format ----------------------------------------------------------------
+
+def naca0012(count: int) -> np.ndarray:
+    x = (1 - np.cos(np.linspace(0, np.pi, count // 2))) / 2
+    thickness = 0.6 * (0.2969 * np.sqrt(x) - 0.126 * x - 0.3516 * x**2 + 0.2843 * x**3 - 0.1036 * x**4)
+    upper, lower = x[::-1] + 1j * thickness[::-1], x[1:-1] - 1j * thickness[1:-1]
+    return np.concatenate([upper, lower])
+
+
+def airfrans_simulation(rng: np.random.Generator, nodes: int = 400) -> dict:
+    """One simulation: mesh nodes outside a NACA 0012 plus its surface nodes, inlet velocity, SDF, normals,
+    smooth fields (u, v, p, nu_t)."""
+    polyline = naca0012(80)
+    volume = rng.uniform(-2, 4, 4 * nodes) + 1j * rng.uniform(-1.5, 1.5, 4 * nodes)
+    volume = volume[signed_distance(volume, polyline) > 1e-3][: nodes - polyline.size]
+    points = np.concatenate([polyline, volume])
+    surf = np.arange(points.size) < polyline.size
+    speed, angle = rng.uniform(30, 90), np.deg2rad(rng.uniform(-5, 15))
+    sdf = np.where(surf, 0.0, signed_distance(points, polyline))
+    tangent = np.roll(polyline, -1) - np.roll(polyline, 1)
+    normal = np.where(surf, np.concatenate([-1j * tangent / np.abs(tangent), np.zeros(volume.size)]), 0)
+    u = speed * np.cos(angle) * (1 - np.exp(-20 * sdf))
+    v = speed * np.sin(angle) * (1 - np.exp(-20 * sdf))
+    p = 0.5 * speed**2 * (1 - (u**2 + v**2) / speed**2)
+    x = np.stack([np.full(points.size, speed * np.cos(angle)), np.full(points.size, speed * np.sin(angle)), sdf,
+                  normal.real, normal.imag], 1)
+    y = np.stack([u, v, p, 1e-4 * np.exp(-sdf)], 1)
+    return {"pos": torch.tensor(np.stack([points.real, points.imag], 1), dtype=torch.float32),
+            "x": torch.tensor(x, dtype=torch.float32), "y": torch.tensor(y, dtype=torch.float32),
+            "surf": torch.tensor(surf)}
+
+
+def write_dry_data(data_dir: Path, train: int = 10, test: int = 4) -> None:
+    """data/airfrans/AirfRANS.pt (a list of per-simulation dicts of tensors) and manifest.json, as in the archive."""
+    root = Path(data_dir) / "airfrans"
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    train_names = [f"airFoil2D_SST_{50 + i}.0_{i}.0_0.0_0.0_12.0" for i in range(train)]
+    test_names = [f"airFoil2D_SST_{70 + i}.0_{i}.5_0.0_0.0_12.0" for i in range(test)]
+    torch.save([airfrans_simulation(rng) for _ in train_names + test_names], root / "AirfRANS.pt")
+    manifest = {"full_train": train_names, "full_test": test_names, "scarce_train": train_names[:2],
+                "reynolds_train": train_names, "reynolds_test": test_names, "aoa_train": train_names,
+                "aoa_test": test_names}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_airfrans_loader_reads_the_raw_format(tmp_path: Path) -> None:
+    write_dry_data(tmp_path)
+    splits = airfrans_splits(tmp_path / "airfrans", "full", 0.1, None)
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [9, 1, 4]
+    sample = splits["test"][0]
+    assert sample["coords"].shape[1] == 2 and sample["target"].shape[1] == 4 and sample["cond"].shape == (2,)
+    assert sample["on_surface"].sum() == naca0012(80).size and np.all(sample["sdf"][sample["on_surface"]] == 0)
+    assert len(airfrans_splits(tmp_path / "airfrans", "scarce", 0.5, None)["test"]) == 4
+
+
+def test_airfrans_loader_rejects_bad_files_and_fails_offline(tmp_path: Path, monkeypatch) -> None:
+    write_dry_data(tmp_path, train=3, test=1)
+    root = tmp_path / "airfrans"
+    simulations = torch.load(root / "AirfRANS.pt", weights_only=True)
+    simulations[1]["y"][0, 2] = float("nan")
+    torch.save(simulations, root / "AirfRANS.pt")
+    with pytest.raises(DataUnavailableError, match="NaN"):
+        airfrans_splits(root, "full", 0.1, None)
+    simulations[1]["y"] = simulations[1]["y"][:, :3]
+    torch.save(simulations, root / "AirfRANS.pt")
+    with pytest.raises(DataUnavailableError, match="shape"):
+        airfrans_splits(root, "full", 0.1, None)
+    monkeypatch.setattr(data_module, "AIRFRANS_URL", "file:///nonexistent/AirfRANS.zip")
+    with pytest.raises(DataUnavailableError, match="cannot download"):
+        airfrans_splits(tmp_path / "empty", "full", 0.1, None)
