@@ -1,7 +1,10 @@
 """Predictors y ~ w^T x and their invariance residual, all on exact population covariances.
 
-Invariance residual in environment e (IRM-style, the suite's convention; zero iff w is the best predictor
-along its own direction in e):  g_e(w) = w^T Sigma_XX,e w - w^T Sigma_XY,e.
+Invariance residual in environment e. A representation is invariant when the best model on top of it is the same in
+every environment; for phi_w(x) = w^T x the best model in e is c_e phi_w, c_e = w^T Sigma_XY,e / w^T Sigma_XX,e w, and
+    g_e(w) = w^T Sigma_XX,e w - w^T Sigma_XY,e = w^T Sigma_XX,e w (1 - c_e) = (1/2) d/dt R_e(t w) at t = 1
+vanishes in every e exactly when that model is the identity everywhere (the IRMv1 form). eps-approximate invariance
+is |g_e(w)| <= eps.
 Risk in e:  R_e(w) = Sigma_YY,e - 2 w^T Sigma_XY,e + w^T Sigma_XX,e w.
 """
 
