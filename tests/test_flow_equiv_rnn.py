@@ -1,0 +1,166 @@
+"""Flow-equivariant RNNs: the exact flow-equivariance identity of the FERNN recurrence (and its failure for the
+G-RNN), the sequence generator against numpy.roll / scipy.ndimage.shift, the closed-form reference predictor,
+and the MNIST IDX loader on files written in the real format."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import shift as ndimage_shift
+
+from repro.core.errors import DataUnavailableError
+from repro.papers.flow_equiv_rnn.data import load_mnist_sprites, pad_to_frame, render, translating_sequences
+from repro.papers.flow_equiv_rnn.models import Seq2SeqFERNN, shift_index, velocity_set
+
+
+def hidden_states(model: Seq2SeqFERNN, frames: np.ndarray) -> np.ndarray:
+    """(T, |V|, C, H, W) hidden states of one sequence (T, H, W), in float64."""
+    with torch.no_grad():
+        states = model.encode(torch.tensor(frames, dtype=torch.float64)[None, :, None])
+    return torch.stack(states).squeeze(1).numpy()
+
+
+def moved_input(frames: np.ndarray, nu: tuple[int, int]) -> np.ndarray:
+    """u'_t = roll(u_t, nu * t) with numpy's own roll, t = 0 at the first frame."""
+    return np.stack([np.roll(f, (nu[0] * t, nu[1] * t), axis=(0, 1)) for t, f in enumerate(frames)])
+
+
+def test_shift_index_is_roll_then_circular_padding() -> None:
+    """The one-gather shift of every velocity copy equals numpy's roll by v followed by wrap-around padding."""
+    velocities = velocity_set(2)
+    h = np.random.default_rng(0).random((len(velocities), 7, 9))
+    index = shift_index(velocities, 7, 9, torch.device("cpu"))[:, 0]
+    moved = torch.tensor(h).reshape(len(velocities), -1).gather(1, index).reshape(len(velocities), 9, 11).numpy()
+    for k, v in enumerate(velocities):
+        np.testing.assert_array_equal(moved[k], np.pad(np.roll(h[k], v, axis=(0, 1)), 1, mode="wrap"))
+
+
+@pytest.mark.parametrize("nu", [(1, -1), (2, 1), (0, -2)])
+def test_fernn_hidden_state_is_flow_equivariant(nu: tuple[int, int]) -> None:
+    """h'_t[v] = roll(h_t[v - nu], nu t) for every v with v - nu in V, to float precision (h_0 = 0)."""
+    torch.manual_seed(0)
+    model = Seq2SeqFERNN(v_range=2, hidden=4, decoder_blocks=1).double()
+    frames = np.random.default_rng(1).random((6, 10, 10))
+    states, moved_states = hidden_states(model, frames), hidden_states(model, moved_input(frames, nu))
+    index = {v: i for i, v in enumerate(velocity_set(2))}
+    checked = 0
+    for v, i in index.items():
+        source = (v[0] - nu[0], v[1] - nu[1])
+        if source not in index:
+            continue
+        for t in range(len(frames)):
+            expected = np.roll(states[t, index[source]], (nu[0] * t, nu[1] * t), axis=(1, 2))
+            np.testing.assert_allclose(moved_states[t, i], expected, rtol=0, atol=1e-12)
+            checked += 1
+    assert checked >= 6 * 9   # at least a 3x3 block of velocities overlaps for |nu| <= 2
+    assert np.abs(states).max() > 0.1   # the states are not trivially zero
+
+
+def test_grnn_hidden_state_is_not_flow_equivariant() -> None:
+    """With V = {0} the moving input's state is not the moved state: the identity fails after one step."""
+    torch.manual_seed(0)
+    model = Seq2SeqFERNN(v_range=0, hidden=4, decoder_blocks=1).double()
+    frames = np.random.default_rng(1).random((6, 10, 10))
+    nu = (1, -1)
+    states, moved_states = hidden_states(model, frames), hidden_states(model, moved_input(frames, nu))
+    # t = 0: both start from the same frame and h_0 = 0, so they agree; later they must not.
+    np.testing.assert_allclose(moved_states[0, 0], states[0, 0], atol=1e-12)
+    for t in range(2, len(frames)):
+        expected = np.roll(states[t, 0], (nu[0] * t, nu[1] * t), axis=(1, 2))
+        gap = np.abs(moved_states[t, 0] - expected).max() / np.abs(expected).max()
+        assert gap > 1e-2, f"G-RNN state at t={t} is flow equivariant (relative gap {gap:.2e})"
+
+
+def test_every_layer_is_translation_equivariant_with_circular_padding() -> None:
+    """A static shift (nu = 0 flow, shifted start) commutes with the whole model, outputs included."""
+    torch.manual_seed(0)
+    model = Seq2SeqFERNN(v_range=1, hidden=4, decoder_blocks=2).double()
+    frames = torch.rand(1, 4, 1, 12, 12, dtype=torch.float64)
+    with torch.no_grad():
+        out = model(frames, 3)
+        out_shifted = model(torch.roll(frames, (3, -5), dims=(3, 4)), 3)
+    torch.testing.assert_close(out_shifted, torch.roll(out, (3, -5), dims=(3, 4)), rtol=0, atol=1e-12)
+
+
+def test_render_matches_scipy_grid_wrap_shift() -> None:
+    """Each frame is clamp(sum_d shift(sprite_d, start_d + v_d t)) with scipy's wrap-around integer shift."""
+    rng = np.random.default_rng(3)
+    sprites = pad_to_frame(rng.random((4, 8, 8)), 16)
+    index = np.array([[0, 3], [2, 2]])
+    start = rng.integers(0, 16, (2, 2, 2))
+    velocity = rng.integers(-2, 3, (2, 2, 2))
+    frames = render(torch.tensor(sprites), index, start, velocity, 7).numpy()
+    for n in range(2):
+        for t in range(7):
+            total = sum(ndimage_shift(sprites[index[n, d]], start[n, d] + velocity[n, d] * t, order=0,
+                                      mode="grid-wrap") for d in range(2))
+            np.testing.assert_allclose(frames[n, t, 0], np.clip(total, 0, 1), atol=1e-12)
+
+
+def test_pad_to_frame_centres_the_sprite() -> None:
+    padded = pad_to_frame(np.ones((1, 8, 8)), 16)
+    assert padded.shape == (1, 16, 16) and padded.sum() == 64
+    assert padded[0, 4:12, 4:12].all()
+
+
+def test_velocities_cover_the_range_and_fixed_velocity_is_exact() -> None:
+    """Random velocities hit every value of {-r..r}; with one fixed velocity for every sprite, the closed-form
+    reference predictor (roll the last input frame by the velocity) is exact, clamping included."""
+    bank = torch.tensor(pad_to_frame(np.random.default_rng(0).random((20, 8, 8)), 16), dtype=torch.float32)
+    seqs = translating_sequences(bank, 400, 2, np.random.default_rng(1), v_range=2)
+    steps = (seqs[:, 1] - seqs[:, 0]).abs().sum(dim=(1, 2, 3))
+    assert (steps > 0).float().mean() > 0.9   # almost every sequence moves
+    fixed = translating_sequences(bank, 16, 12, np.random.default_rng(2), velocity=(2, -1))
+    inputs, targets = fixed[:, :5], fixed[:, 5:]
+    reference = torch.stack([torch.roll(inputs[:, -1], (2 * k, -1 * k), dims=(2, 3)) for k in range(1, 8)], 1)
+    assert torch.equal(reference, targets)
+    assert fixed.min() >= 0 and fixed.max() <= 1
+
+
+def test_reference_predictor_is_the_floor_on_random_velocities() -> None:
+    """With per-sprite velocities, rolling each sprite by its true velocity reproduces the target except where
+    clamping merged overlapping sprites; the data's MSE floor is therefore small but not always zero."""
+    rng = np.random.default_rng(4)
+    bank = torch.tensor(pad_to_frame(rng.random((10, 8, 8)), 16), dtype=torch.float32)
+    index, start = rng.integers(0, 10, (32, 2)), rng.integers(0, 16, (32, 2, 2))
+    velocity = rng.integers(-1, 2, (32, 2, 2))
+    frames = render(bank, index, start, velocity, 10)
+    per_sprite = [render(bank, index[:, d:d + 1], start[:, d:d + 1], velocity[:, d:d + 1], 10) for d in range(2)]
+    reference = (per_sprite[0] + per_sprite[1]).clamp(0, 1)
+    assert torch.equal(reference, frames)
+    copy_last = frames[:, 4:5].expand(-1, 5, -1, -1, -1)
+    assert ((copy_last - frames[:, 5:]) ** 2).mean() > 1e-3   # the task is not solved by copying the last frame
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    magic = (0x08 << 8) | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_dry_data(data_dir: Path, train: int = 60, test: int = 20) -> None:
+    """Small MNIST image files in the canonical gzip IDX format, where the paper-scale loader reads them."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        write_idx(data_dir / "mnist" / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+
+
+def test_mnist_loader_reads_and_validates(tmp_path: Path) -> None:
+    write_dry_data(tmp_path, train=50, test=20)
+    sprites = load_mnist_sprites(tmp_path / "mnist", 0.1, seed=0)
+    assert {k: v.shape for k, v in sprites.items()} == {"train": (45, 28, 28), "val": (5, 28, 28),
+                                                        "test": (20, 28, 28)}
+    assert 0 <= sprites["test"].min() and sprites["test"].max() <= 1
+    write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz", np.zeros((20, 28, 28)))
+    with pytest.raises(DataUnavailableError, match="every pixel is 0"):
+        load_mnist_sprites(tmp_path / "mnist", 0.1, seed=0)
+    write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz", np.ones((20, 14, 14)))
+    with pytest.raises(DataUnavailableError, match="expected \\(28, 28\\)"):
+        load_mnist_sprites(tmp_path / "mnist", 0.1, seed=0)
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataUnavailableError, match="not a readable gzip"):
+        load_mnist_sprites(tmp_path / "mnist", 0.1, seed=0)
