@@ -1,7 +1,10 @@
 """DPP-based WLS against exact facts: the DPP sampler's marginals equal the kernel's diagonal and its subsets have
 probability det(Q_S)^2, projection-DPP interpolation has E error ratio = m + 1 (by exact enumeration on a small
 pool), volume-rescaled WLS is unbiased (exact expectation by enumeration), E[G] = I for i.i.d. rho_m, the basis is
-orthonormal on the pool, and a threshold the grid never reaches is censored (NaN), not the grid's end."""
+orthonormal on the pool, a threshold the grid never reaches is censored (NaN), not the grid's end, and the paper's
+two bounds: the quasi-optimality bound in expectation conditioned on stability (exact enumeration, with its lemma
+E|b|^2 <= m ||g||^2 / n, equality for i.i.d. rho_m) and the almost-sure bound on stable draws with the weighted
+sup-norm best approximation (a linear program; its m = 1 case is half the range of f)."""
 
 import itertools
 import math
@@ -17,7 +20,15 @@ from repro.papers.dpp_wls.sampling import (
     sample_projection_dpp,
     weighted_least_squares,
 )
-from repro.papers.dpp_wls.task import abs_first_coordinate, growth_rows, runge, threshold_rows
+from repro.papers.dpp_wls.task import (
+    abs_first_coordinate,
+    best_weighted_sup_error,
+    chernoff_repeats,
+    growth_rows,
+    quasi_optimality_bound,
+    runge,
+    threshold_rows,
+)
 
 
 def small_problem(size: int = 9, m: int = 3):
@@ -177,3 +188,97 @@ def test_several_targets_fit_as_separate_fits() -> None:
         np.testing.assert_allclose(coefficients[:, t], alone, atol=1e-12)
         assert deviation == deviation_alone
     np.testing.assert_allclose(abs_first_coordinate(np.array([[-0.5, 0.2], [0.3, -1.0]])), [0.5, 0.3])
+
+
+def enumerate_samples(q: np.ndarray, strategy: str, n: int):
+    """Every sample (pool indices) with its probability: n i.i.d. rho_m points, n / m repetitions of the projection
+    DPP, or one DPP united with n - m i.i.d. rho_m points."""
+    size, m = q.shape
+    rho = np.sum(q**2, axis=1) / m
+    dpp = list(subsets_with_dpp_probabilities(q))
+    if strategy == "iid":
+        for sample in itertools.product(range(size), repeat=n):
+            yield np.array(sample), float(np.prod(rho[list(sample)]))
+    elif strategy == "dpp_rep":
+        for parts in itertools.product(dpp, repeat=n // m):
+            yield np.concatenate([s for s, _ in parts]), float(np.prod([p for _, p in parts]))
+    else:
+        for (subset, probability), extra in itertools.product(dpp, itertools.product(range(size), repeat=n - m)):
+            yield np.append(subset, extra), probability * float(np.prod(rho[list(extra)]))
+
+
+@pytest.mark.parametrize("strategy", ["iid", "dpp_rep", "volume"])
+def test_quasi_optimality_bound_in_expectation_exactly(strategy: str) -> None:
+    """E|b|^2 <= m ||g||^2 / n (equality for i.i.d.), b = (1/n) sum w phi g(x_i), g = f - P_m f, and
+    E[ratio | ||G - I|| <= delta] <= 1 + m / ((1 - delta)^2 n P(stable)), by exact enumeration on a 6-point pool."""
+    pool, q, f = small_problem(6, 2)
+    size, m = q.shape
+    n = 4
+    phi = math.sqrt(size) * q
+    weights = m / np.sum(phi**2, axis=1)
+    residual = f - q @ (q.T @ f)
+    best = np.mean(residual**2)
+    c_star = q.T @ f / math.sqrt(size)
+    second_moment, total = 0.0, 0.0
+    stable = {0.5: [0.0, 0.0], 0.9: [0.0, 0.0]}          # delta: [P(stable), E[ratio; stable]]
+    for sample, probability in enumerate_samples(q, strategy, n):
+        total += probability
+        b = (weights[sample, None] * phi[sample] * residual[sample, None]).sum(axis=0) / n
+        second_moment += probability * b @ b
+        if np.linalg.matrix_rank(q[sample]) < m:
+            continue
+        coefficients, deviation = weighted_least_squares(q, f, sample)
+        for delta, sums in stable.items():
+            if deviation <= delta:
+                sums[0] += probability
+                sums[1] += probability * (best + np.sum((coefficients - c_star) ** 2)) / best
+    assert total == pytest.approx(1.0, rel=1e-10)
+    if strategy == "iid":
+        assert second_moment == pytest.approx(m * best / n, rel=1e-10)
+    else:
+        assert second_moment <= m * best / n * (1 + 1e-10)
+    assert stable[0.9][0] > 0.05
+    for delta, (probability, moment) in stable.items():
+        if probability > 0:
+            assert moment / probability <= quasi_optimality_bound(m, n, delta, probability)
+
+
+def test_weighted_sup_best_approximation() -> None:
+    """m = 1 (constants, w = 1): the best sup-norm constant is the mid-range, error (max f - min f) / 2; m = 5: the
+    optimum lies between ||f - P_m f||_L2 and the weighted sup norm of f - P_m f."""
+    pool = np.random.default_rng(6).uniform(-1, 1, 300)
+    f = abs_first_coordinate(pool) + runge(pool)
+    assert best_weighted_sup_error(orthonormal_basis(pool, 0), f) == pytest.approx((f.max() - f.min()) / 2, rel=1e-6)
+    q = orthonormal_basis(pool, 4)
+    residual = f - q @ (q.T @ f)
+    weights = q.shape[1] / (len(pool) * np.sum(q**2, axis=1))
+    optimum = best_weighted_sup_error(q, f)
+    assert math.sqrt(np.mean(residual**2)) <= optimum < np.max(np.sqrt(weights) * np.abs(residual))
+
+
+def test_almost_sure_bound_on_every_stable_draw() -> None:
+    """On ||G - I|| <= delta: ||f - f_hat||_L2 <= (1 + (1 - delta)^(-1/2)) min_v ||f - v||_H for every draw, with
+    delta the draw's own deviation, for i.i.d., DPP-repetition and volume-rescaled samples."""
+    pool = np.random.default_rng(8).uniform(-1, 1, 400)
+    q = orthonormal_basis(pool, 4)
+    m = q.shape[1]
+    f = abs_first_coordinate(pool)
+    optimum = best_weighted_sup_error(q, f)
+    rng = np.random.default_rng(9)
+    bank = sample_projection_dpp(q, rng, 600)
+    samples = ([sample_iid(q, 6 * m, rng) for _ in range(100)] + [bank[6 * i:6 * i + 6].reshape(-1) for i in range(100)]
+               + [np.concatenate([bank[i], sample_iid(q, 5 * m, rng)]) for i in range(100)])
+    checked = 0
+    for sample in samples:
+        coefficients, deviation = weighted_least_squares(q, f, sample)
+        if deviation < 1:
+            error = math.sqrt(np.mean((f - math.sqrt(len(pool)) * q @ coefficients) ** 2))
+            assert error <= (1 + (1 - deviation) ** -0.5) * optimum * (1 + 1e-9)
+            checked += 1
+    assert checked >= 200
+
+
+def test_chernoff_sample_size() -> None:
+    """ceil(ln(2m / eta) / c_delta) with c_delta = (1 + ln(1/2)) / 2 at delta = 1/2: 35, 40, 44 at m = 10, 20, 40."""
+    assert [chernoff_repeats(m, 0.5, 0.1) for m in (10, 20, 40)] == [35, 40, 44]
+    assert chernoff_repeats(10, 0.5, 0.1, 0.25) == math.ceil(math.log(200) / (0.5 - 0.5 * math.log(2)) / 4)
