@@ -1,5 +1,5 @@
 """P(||G - I|| <= 1/2) and the mean error ratio vs n/m, one colour per strategy (error: solid = first target,
-dashed = second), one column per space (d, m)."""
+dashed = second, dotted = first target conditioned on stability), one column per space (d, m)."""
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,10 @@ def stability_and_error(rows: pd.DataFrame):
                 error = own.groupby("n_over_m")["ratio_mean"].mean()
                 axes[1, column].loglog(error.index, error, style, color=f"C{colour}", ms=3,
                                        label=f"{strategy}, {target}" if target else strategy)
+            own = select_rows(curve, target=targets[0]) if targets[0] else curve
+            conditioned = own.groupby("n_over_m")["ratio_mean_stable"].mean().dropna()
+            axes[1, column].loglog(conditioned.index, conditioned, ":", color=f"C{colour}", lw=1.5,
+                                   label=f"{strategy} | stable")
         axes[0, column].axhline(0.9, ls=":", color="gray", lw=0.8)
         axes[1, column].axhline(m + 1, ls="--", color="gray", lw=0.8)
         axes[0, column].set(title=f"d = {d}, m = {m}", xlabel="n / m", ylabel="P(||G - I|| <= 1/2)")
