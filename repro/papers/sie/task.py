@@ -69,7 +69,7 @@ def pretrain(cfg: DictConfig, ctx: RunContext, bench: Benchmark, method: str) ->
         # The pretraining loss on pairs of held-out objects, in eval mode (BatchNorm running statistics).
         return {"val/loss": float(model(*pair_batch(val_pairs)))}
 
-    fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/loss")
+    fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/loss", patience=t.patience)
     return model.eval()
 
 
