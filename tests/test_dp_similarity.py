@@ -18,65 +18,169 @@ from repro.papers.dp_similarity.dpsgd import (
     sampled_gaussian_rdp,
     train_dpsgd_logreg,
 )
-from repro.papers.dp_similarity.kde import PrivateRFFKDE
-from repro.papers.dp_similarity.l1 import STRUCTURES, DyadicTree
+from repro.papers.dp_similarity.kde import PrivateRFFKDE, median_distance
+from repro.papers.dp_similarity.l1 import (
+    BINNED,
+    STRUCTURES,
+    BucketedCountTree,
+    HuangRothGrid,
+    PrefixSumTree,
+    bucket_offsets,
+    huang_roth_grid_points,
+    make_structure,
+)
 from repro.papers.dp_similarity.task import private_average_classifier, unit_rows
 
 
-def flat_arrays(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """All released counts and all released sums, each as one vector."""
-    return (np.concatenate([a[0].ravel() for a in arrays]), np.concatenate([a[1].ravel() for a in arrays]))
+def group_vectors(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Each released group (counts, sums, values) over all levels, as one vector."""
+    return [np.concatenate([a[g].ravel() for a in arrays]) for g in range(arrays[0].shape[0])]
 
 
-@pytest.mark.parametrize("name", sorted(STRUCTURES))
+@pytest.mark.parametrize("name", STRUCTURES)
 def test_sensitivity_over_neighbouring_sets(name: str) -> None:
+    """Removing any one point changes each released group by at most its stated l1 sensitivity; the bound is
+    attained (by every point for the counts, by a point at the corner R for sums and grid values)."""
     rng = np.random.default_rng(0)
     radius, dim = 3.0, 5
-    structure = STRUCTURES[name](radius, 6)
+    structure = make_structure(name, radius, 6, 0.1, 40, dim, 1.0)
     points = rng.uniform(0, radius, size=(40, dim))
-    count_bound, sum_bound = structure.sensitivity(dim)
-    full_counts, full_sums = flat_arrays(structure.exact_arrays(points))
+    bounds = structure.sensitivity(dim)
+    full = group_vectors(structure.exact_arrays(points))
     for removed in range(len(points)):
-        counts, sums = flat_arrays(structure.exact_arrays(np.delete(points, removed, axis=0)))
-        assert np.abs(full_counts - counts).sum() == pytest.approx(count_bound)   # every node a point touches
-        assert np.abs(full_sums - sums).sum() <= sum_bound + 1e-9
-    corner = np.vstack([points, np.full((1, dim), radius)])      # the worst case attains the sum bound
-    counts, sums = flat_arrays(structure.exact_arrays(corner))
-    assert np.abs(full_sums - sums).sum() == pytest.approx(sum_bound)
+        smaller = group_vectors(structure.exact_arrays(np.delete(points, removed, axis=0)))
+        for bound, a, b in zip(bounds, full, smaller):
+            assert np.abs(a - b).sum() <= bound + 1e-9
+        if name in BINNED:
+            assert np.abs(full[0] - smaller[0]).sum() == pytest.approx(bounds[0])   # every node a point touches
+    corner = group_vectors(structure.exact_arrays(np.vstack([points, np.full((1, dim), radius)])))
+    assert np.abs(corner[-1] - full[-1]).sum() == pytest.approx(bounds[-1])
 
 
-def test_laplace_noise_matches_the_calibrated_scale() -> None:
+@pytest.mark.parametrize("structure", [BucketedCountTree(2.0, 8, 0.1), PrefixSumTree(2.0, 8)])
+def test_laplace_noise_matches_the_calibrated_scale(structure: BucketedCountTree | PrefixSumTree) -> None:
     rng = np.random.default_rng(1)
     points = rng.uniform(0, 2.0, size=(100, 4))
-    tree, eps = DyadicTree(2.0, 8), 0.7
-    exact = tree.exact_arrays(points)
-    tree.build(points, eps, rng)
-    noise_counts, noise_sums = flat_arrays([n - e for n, e in zip(tree.levels, exact)])
-    count_bound, sum_bound = tree.sensitivity(4)
-    # E|Laplace(b)| = b, with eps / 2 for each array
-    assert np.mean(np.abs(noise_counts)) == pytest.approx(2 * count_bound / eps, rel=0.05)
-    assert np.mean(np.abs(noise_sums)) == pytest.approx(2 * sum_bound / eps, rel=0.05)
+    eps = 0.7
+    exact = structure.exact_arrays(points)
+    structure.build(points, eps, rng)
+    noise = group_vectors([n - e for n, e in zip(structure.levels, exact)])
+    bounds = structure.sensitivity(4)
+    for group, bound in zip(noise, bounds):       # E|Laplace(b)| = b, eps split equally over the groups
+        assert np.mean(np.abs(group)) == pytest.approx(len(bounds) * bound / eps, rel=0.05)
 
 
-@pytest.mark.parametrize("name", sorted(STRUCTURES))
-def test_answers_become_exact_as_eps_grows(name: str) -> None:
+@pytest.mark.parametrize("name", ["prefix_sums", "flat"])
+def test_prefix_structures_become_exact_as_eps_grows(name: str) -> None:
     split = digits_split(300, 100, seed=0)                # integer pixels: no discretisation error
     private, queries = split.private, split.queries
     exact = cdist(private, queries, "cityblock").sum(0)
-    structure = STRUCTURES[name](16.0, 12).build(private, 1e12, np.random.default_rng(2))
+    structure = BINNED[name](16.0, 12).build(private, 1e12, np.random.default_rng(2))
     assert np.allclose(structure.query(queries), exact, rtol=1e-6)
-    noisy = STRUCTURES[name](16.0, 12).build(private, 1.0, np.random.default_rng(2)).query(queries)
+    noisy = BINNED[name](16.0, 12).build(private, 1.0, np.random.default_rng(2)).query(queries)
     assert np.median(np.abs(noisy - exact) / exact) > 1e-3        # the noise is really there at eps = 1
 
 
-def test_queries_read_only_released_arrays() -> None:
+def snapped(points: np.ndarray, radius: float, bins: int) -> np.ndarray:
+    """Points moved to the centre of their bin (what the tree stores)."""
+    return (np.clip((points / radius * bins).astype(int), 0, bins - 1) + 0.5) * radius / bins
+
+
+def test_tree_range_counts_are_canonical_node_sums() -> None:
+    """Noise-free, the count of bins [low, high) from the tree's canonical nodes equals a direct count. With noise,
+    a dyadic interval is read from its one node (the root for [0, B), a leaf for one bin), not summed from leaves."""
+    rng = np.random.default_rng(8)
+    points = rng.uniform(0, 1.0, size=(500, 3))
+    tree = BucketedCountTree(1.0, 7, 0.1).build(points, 1e15, rng)
+    low = rng.integers(0, 129, size=(50, 3, 4))
+    high = np.maximum(low, rng.integers(0, 129, size=(50, 3, 4)))
+    index = np.clip((points * 128).astype(int), 0, 127)
+    direct = np.array([[[((index[:, i] >= lo) & (index[:, i] < hi)).sum() for lo, hi in zip(low[q, i], high[q, i])]
+                        for i in range(3)] for q in range(50)])
+    coordinate = np.arange(3)[None, :, None]
+    assert np.allclose(tree.range_count(coordinate, low, high), direct, atol=1e-6)
+    noisy = BucketedCountTree(1.0, 7, 0.1).build(points, 1.0, rng)
+    axes = np.arange(3)
+    assert np.array_equal(noisy.range_count(axes, 0, 128), noisy.levels[0][0][:, 0])
+    assert np.array_equal(noisy.range_count(axes, 64, 128), noisy.levels[1][0][:, 1])
+    assert np.array_equal(noisy.range_count(axes, 5, 6), noisy.levels[7][0][:, 5])
+
+
+def test_bucket_offsets_grow_by_at_most_one_plus_alpha() -> None:
+    offsets = bucket_offsets(2**16, 0.1)
+    assert offsets[0] == 1 and offsets[-1] >= 2**16 and offsets[-2] < 2**16
+    gaps = offsets[1:] - offsets[:-1]
+    assert np.all((gaps == 1) | (offsets[1:] <= 1.1 * offsets[:-1]))
+    assert len(offsets) < 2 * np.log(2**16) / np.log(1.1)               # about alpha^-1 log B intervals
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+def test_tree_error_is_one_plus_alpha_multiplicative(alpha: float) -> None:
+    """Noise-free, the paper's tree charges each point the nearest distance of its interval: it never overestimates
+    the l1 sum of the snapped points, underestimates it by at most a factor (1 + alpha), and with alpha -> 0 (one
+    bin per interval) is exact."""
+    rng = np.random.default_rng(9)
+    private, queries = rng.uniform(0, 16.0, size=(300, 8)), rng.uniform(0, 16.0, size=(40, 8))
+    bins = 2**9
+    exact = cdist(snapped(private, 16.0, bins), queries, "cityblock").sum(0)
+    estimate = BucketedCountTree(16.0, 9, alpha).build(private, 1e15, rng).query(queries)
+    assert np.all(estimate <= exact + 1e-6)
+    assert np.all(estimate >= exact / (1 + alpha) - 1e-6)
+    assert np.median(1 - estimate / exact) > alpha / 20                  # the multiplicative error is really used
+    exact_tree = BucketedCountTree(16.0, 9, 1e-9).build(private, 1e15, rng)
+    assert np.allclose(exact_tree.query(queries), exact, rtol=1e-9)
+
+
+def test_huang_roth_grid_interpolates_the_distance_functions() -> None:
+    """With a grid point at every integer, interpolation of the piecewise-linear F_i (kinks at the integer pixels)
+    is exact; with 3 points it is not; the grid size balances n h / 2 against d k R / (2 eps)."""
     split = digits_split(300, 100, seed=0)
     private, queries = split.private, split.queries
-    tree = DyadicTree(16.0, 8).build(private.copy(), 1.0, np.random.default_rng(3))
-    before = tree.query(queries)
+    exact = cdist(private, queries, "cityblock").sum(0)
+    fine = HuangRothGrid(16.0, 17).build(private, 1e15, np.random.default_rng(10))
+    assert np.allclose(fine.query(queries), exact, rtol=1e-9)
+    coarse = HuangRothGrid(16.0, 3).build(private, 1e15, np.random.default_rng(10))
+    assert np.all(coarse.query(queries) >= exact - 1e-6)                # chords of a convex function lie above it
+    assert np.median(coarse.query(queries) / exact - 1) > 1e-3
+    k = huang_roth_grid_points(1200, 64, 1.0)
+    assert k * (k - 1) == pytest.approx(1200 / 64, rel=0.5) and huang_roth_grid_points(10, 64, 0.1) == 2
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_queries_read_only_released_arrays(name: str) -> None:
+    split = digits_split(300, 100, seed=0)
+    private, queries = split.private, split.queries[:50]
+    structure = make_structure(name, 16.0, 8, 0.1, 300, 64, 1.0).build(private.copy(), 1.0, np.random.default_rng(3))
+    before = structure.query(queries)
     private[:] = 0.0                                                # destroying the data changes nothing
-    assert np.array_equal(tree.query(queries), before)
-    assert set(vars(tree)) == {"radius", "log_bins", "bins", "levels"}
+    assert np.array_equal(structure.query(queries), before)
+    released = {"levels", "cumulative", "values"} & set(vars(structure))
+    assert len(released) == 1
+
+
+def test_bandwidths_come_from_the_public_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The KDE and classifier bandwidths are median distances of the public split only, never of the queries."""
+    import logging
+
+    from repro.core.context import RunContext
+    from repro.core.units import expand
+    from repro.papers.dp_similarity import task
+    from tests.helpers import compose_config
+
+    cfg = compose_config(["paper=dp_similarity", "scale=smoke", "paper.classify.dpsgd.epochs=1",
+                          "paper.classify.timing_repeats=1", "paper.classify.eps=[2.0]", "paper.kde.features=64",
+                          "paper.classify.features=64", "paper.kde.timing_repeats=1"])
+    seen = []
+    monkeypatch.setattr(task, "median_distance", lambda points: seen.append(points) or median_distance(points))
+    for unit in expand(task.units(cfg.paper), 1):
+        if unit.experiment == "kde" or (unit.experiment == "classify" and unit.method != "centroid_nonprivate"):
+            ctx = RunContext(cfg, tmp_path, "cpu", unit, logging.getLogger("test"))
+            rows = task.run_unit(cfg.paper, ctx, unit)
+            split = task.digits(cfg.paper, ctx)
+            if unit.experiment == "kde":
+                assert {row["bandwidth"] for row in rows} == {median_distance(split.public)}
+    assert len(seen) == 2                                           # one KDE unit, one classification unit
+    assert np.array_equal(seen[0], split.public) and np.array_equal(seen[1], unit_rows(split.public))
 
 
 def test_random_fourier_features_estimate_the_gaussian_kernel() -> None:

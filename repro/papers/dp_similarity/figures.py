@@ -8,10 +8,15 @@ from repro.core.figures import new_figure, select_rows
 
 def l1_error_vs_eps(rows: pd.DataFrame):
     fig, ax = new_figure()
-    digits = select_rows(rows, "l1_digits")
-    for (method, bits), part in digits.groupby(["method", "log2_bins"]):
+    binned = select_rows(rows, "l1_digits", method=["tree", "prefix_sums", "flat"])
+    styles = {"tree": "o-", "prefix_sums": "^:", "flat": "s--"}
+    for (method, bits), part in binned.groupby(["method", "log2_bins"]):
         curve = part.groupby("eps")["rel_err"].mean()
-        ax.loglog(curve.index, curve.values, "o-" if method == "tree" else "s--", label=f"{method}, B = 2^{bits}")
+        ax.loglog(curve.index, curve.values, styles[method], label=f"{method}, B = 2^{bits:g}")
+    grid = select_rows(rows, "l1_digits", method="huang_roth")
+    if len(grid):
+        curve = grid.groupby("eps")["rel_err"].mean()
+        ax.loglog(curve.index, curve.values, "kd-", label="huang_roth (grid)")
     ax.set(title="l1 queries on digits", xlabel="eps", ylabel="median relative error")
     ax.legend(fontsize=7)
     return fig

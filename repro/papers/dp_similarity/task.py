@@ -2,9 +2,10 @@
 and query time vs projected dimension), and private classification by average similarity vs DP-SGD.
 
 Grid (each unit once per replicate; the data of a replicate are shared by all its units via ``ctx.data_seed``):
-  l1_digits/<tree|flat>/log2_bins=<L>,eps=<e>   digits, R = 16
-  l1_dim/<tree|flat>/d=<d>                      Gaussian mixture in [0, 1]^d at one eps and bin count
-  l1_1d/<tree|flat>/log2_bins=<L>               1-D mixture at one eps
+  l1_digits/<binned>/log2_bins=<L>,eps=<e>      digits, R = 16; <binned> = tree (the paper's), prefix_sums, flat
+  l1_digits/huang_roth/eps=<e>                  the Huang-Roth grid (no bins)
+  l1_dim/<structure>/d=<d>                      Gaussian mixture in [0, 1]^d at one eps and bin count
+  l1_1d/<binned>/log2_bins=<L>, l1_1d/huang_roth/-   1-D mixture at one eps
   kde/-/eps=<e>                                 full-dimensional RFF and every projected d' (rows' method
                                                 rff / rff_proj): the speed and error ratios are measured
                                                 in the same unit, on the same queries
@@ -26,7 +27,7 @@ from repro.core.units import Unit, grid, unit
 from repro.papers.dp_similarity.data import DigitsSplit, digits_split, gaussian_mixture, load_embeddings
 from repro.papers.dp_similarity.dpsgd import noise_for_epsilon, predict_logreg, train_dpsgd_logreg
 from repro.papers.dp_similarity.kde import PrivateRFFKDE, median_distance
-from repro.papers.dp_similarity.l1 import STRUCTURES
+from repro.papers.dp_similarity.l1 import BINNED, STRUCTURES, make_structure
 
 DIGIT_RADIUS = 16.0   # digits pixels lie in [0, 16]
 CLASSES = 10
@@ -35,9 +36,13 @@ METHODS = (*STRUCTURES, "centroid_nonprivate")
 
 def units(cfg: DictConfig) -> list[Unit]:
     structures = list(cfg.l1.structures)
-    return [*grid("l1_digits", structures, log2_bins=list(cfg.l1.log_bins), eps=list(cfg.l1.eps)),
+    binned = [name for name in structures if name in BINNED]
+    unbinned = [name for name in structures if name not in BINNED]
+    return [*grid("l1_digits", binned, log2_bins=list(cfg.l1.log_bins), eps=list(cfg.l1.eps)),
+            *grid("l1_digits", unbinned, eps=list(cfg.l1.eps)),
             *grid("l1_dim", structures, d=list(cfg.l1_dim.dims)),
-            *grid("l1_1d", structures, log2_bins=list(cfg.l1_1d.log_bins)),
+            *grid("l1_1d", binned, log2_bins=list(cfg.l1_1d.log_bins)),
+            *[unit("l1_1d", name) for name in unbinned],
             *grid("kde", eps=list(cfg.kde.eps)),
             unit("classify", "centroid_nonprivate"),
             *grid("classify", eps=list(cfg.classify.eps))]
@@ -45,11 +50,11 @@ def units(cfg: DictConfig) -> list[Unit]:
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     if u.experiment == "l1_digits":
-        return l1_digits_rows(cfg, ctx, u.method, u.settings["log2_bins"], u.settings["eps"])
+        return l1_digits_rows(cfg, ctx, u.method, u.settings.get("log2_bins"), u.settings["eps"])
     if u.experiment == "l1_dim":
         return l1_dim_rows(cfg, ctx, u.method, u.settings["d"])
     if u.experiment == "l1_1d":
-        return l1_one_dim_rows(cfg, ctx, u.method, u.settings["log2_bins"])
+        return l1_one_dim_rows(cfg, ctx, u.method, u.settings.get("log2_bins"))
     if u.experiment == "kde":
         return kde_rows(cfg, ctx, u.settings["eps"])
     if u.method == "centroid_nonprivate":
@@ -79,24 +84,30 @@ def timed(ctx: RunContext, function: Callable[[], np.ndarray], repeats: int = 1)
     return result, best
 
 
-def l1_row(ctx: RunContext, name: str, points: np.ndarray, queries: np.ndarray, exact: np.ndarray, radius: float,
-           bits: int, eps: float) -> dict:
+def l1_row(cfg: DictConfig, ctx: RunContext, name: str, points: np.ndarray, queries: np.ndarray, exact: np.ndarray,
+           radius: float, bits: int | None, eps: float) -> dict:
     """Build one structure on the points (pure eps-DP), answer every query, and compare with the exact sums."""
     rng = np.random.default_rng(ctx.child_seed("noise"))
-    structure, build_s = timed(ctx, lambda: STRUCTURES[name](radius, bits).build(points, eps, rng))
+    structure = make_structure(name, radius, bits, cfg.l1.alpha, len(points), points.shape[1], eps)
+    structure, build_s = timed(ctx, lambda: structure.build(points, eps, rng))
     estimate, query_s = timed(ctx, lambda: structure.query(queries))
-    return {"eps": eps, "log2_bins": bits, "d": points.shape[1], "n": len(points), "build_time_s": build_s,
-            "query_time_s": query_s / len(queries), **errors(estimate, exact, len(points))}
+    row = {"eps": eps, "d": points.shape[1], "n": len(points), "build_time_s": build_s,
+           "query_time_s": query_s / len(queries), **errors(estimate, exact, len(points))}
+    if name in BINNED:
+        row["log2_bins"] = bits
+    else:
+        row["grid_points"] = structure.grid_points
+    return row
 
 
 def exact_l1(points: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return cdist(points, queries, "cityblock").sum(0)
 
 
-def l1_digits_rows(cfg: DictConfig, ctx: RunContext, name: str, bits: int, eps: float) -> list[dict]:
+def l1_digits_rows(cfg: DictConfig, ctx: RunContext, name: str, bits: int | None, eps: float) -> list[dict]:
     split = digits(cfg, ctx)
     exact = ctx.shared("l1_digits_exact", lambda: exact_l1(split.private, split.queries))
-    return [l1_row(ctx, name, split.private, split.queries, exact, DIGIT_RADIUS, bits, eps)]
+    return [l1_row(cfg, ctx, name, split.private, split.queries, exact, DIGIT_RADIUS, bits, eps)]
 
 
 def mixture(cfg: DictConfig, ctx: RunContext, dim: int, count: int, queries: int) -> tuple:
@@ -111,14 +122,14 @@ def l1_dim_rows(cfg: DictConfig, ctx: RunContext, name: str, dim: int) -> list[d
     """How the error grows with d at fixed eps and bins."""
     c = cfg.l1_dim
     points, queries, exact = ctx.shared(f"mixture-d{dim}", lambda: mixture(cfg, ctx, dim, c.n, c.queries))
-    return [l1_row(ctx, name, points, queries, exact, 1.0, c.log_bins, c.eps)]
+    return [l1_row(cfg, ctx, name, points, queries, exact, 1.0, c.log_bins, c.eps)]
 
 
-def l1_one_dim_rows(cfg: DictConfig, ctx: RunContext, name: str, bits: int) -> list[dict]:
-    """1-D mixture: tree vs flat over the bin count at one eps."""
+def l1_one_dim_rows(cfg: DictConfig, ctx: RunContext, name: str, bits: int | None) -> list[dict]:
+    """1-D mixture: the structures over the bin count at one eps."""
     c = cfg.l1_1d
     points, queries, exact = ctx.shared("mixture-1d", lambda: mixture(cfg, ctx, 1, c.n, c.queries))
-    return [l1_row(ctx, name, points, queries, exact, 1.0, bits, c.eps)]
+    return [l1_row(cfg, ctx, name, points, queries, exact, 1.0, bits, c.eps)]
 
 
 def kde_rows(cfg: DictConfig, ctx: RunContext, eps: float) -> list[dict]:
