@@ -15,15 +15,15 @@ from repro.papers.degeneracy_interp.degeneracy import (
     tangent_residual,
     tangent_vectors,
 )
-from repro.papers.degeneracy_interp.interaction import gini, interaction_bases, layer_features
-from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc
+from repro.papers.degeneracy_interp.interaction import edges, gini, interaction_bases, layer_features
+from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc, sgld_quadratic_expectation
 from repro.papers.degeneracy_interp.mlp import FlatMLP, train
-from repro.papers.degeneracy_interp.modularity import block_mask, feature_modules
+from repro.papers.degeneracy_interp.modularity import block_mask, coordinate_modules, interaction_graph
 from repro.papers.degeneracy_interp.task import check_digits, plant, reparameterise
 
 
-def card_network(seed: int = 0) -> tuple[FlatMLP, torch.Tensor, torch.Tensor]:
-    """The card's worked check: 6 inputs spanning 3 dims, 8 ReLUs, 2 outputs (74 parameters), random weights."""
+def worked_network(seed: int = 0) -> tuple[FlatMLP, torch.Tensor, torch.Tensor]:
+    """A worked check: 6 inputs spanning 3 dims, 8 ReLUs, 2 outputs (74 parameters), random weights."""
     gen = torch.Generator().manual_seed(seed)
     model = FlatMLP([6, 8, 2])
     basis = torch.linalg.qr(torch.randn(6, 3, generator=gen, dtype=torch.float64))[0]
@@ -31,7 +31,7 @@ def card_network(seed: int = 0) -> tuple[FlatMLP, torch.Tensor, torch.Tensor]:
 
 
 def test_jacobians_match_autograd() -> None:
-    model, theta, x = card_network()
+    model, theta, x = worked_network()
     jac = per_sample_jacobians(model, theta, x[:5])
     for i in range(5):
         reference = torch.autograd.functional.jacobian(lambda t, i=i: model.forward(t, x[i]), theta)
@@ -39,8 +39,8 @@ def test_jacobians_match_autograd() -> None:
 
 
 @pytest.mark.parametrize(("dead", "synchronised", "expected"), [(0, 0, 32), (1, 0, 37), (0, 3, 41)])
-def test_card_worked_counts(dead: int, synchronised: int, expected: int) -> None:
-    model, theta, x = card_network()
+def test_worked_counts(dead: int, synchronised: int, expected: int) -> None:
+    model, theta, x = worked_network()
     star = plant(model, theta, dead, synchronised, 50.0)
     jac = per_sample_jacobians(model, star, x)
     measured = null_dimension(gauss_newton(jac), 1e-10)
@@ -124,14 +124,60 @@ def test_gini_extremes() -> None:
     assert gini(np.eye(1, 10)) == pytest.approx(0.9)
 
 
-def test_block_mask_and_modules() -> None:
+def test_block_mask() -> None:
     model = FlatMLP([8, 16, 16, 2])
     mask = block_mask(model, 2)
     w, _ = model.unpack(mask, 1)
     assert w[:8, :8].all() and not w[:8, 8:].any() and not w[8:, :8].any()
-    c = np.zeros((17, 2))
-    c[3, 0], c[12, 1], c[16] = 1.0, 1.0, 5.0                                   # the constant row is ignored
-    np.testing.assert_array_equal(feature_modules(c, 2, constant=True), [0, 1])
+    np.testing.assert_array_equal(coordinate_modules(6, 2), [0, 0, 0, 1, 1, 1])
+
+
+def block_network(seed: int = 4) -> tuple[list, np.ndarray]:
+    """Two towers 4 -> 8 -> 8 -> 1 side by side (block-diagonal weights) on two independent input blocks."""
+    gen = torch.Generator().manual_seed(seed)
+    model = FlatMLP([8, 16, 16, 2])
+    theta = model.init(gen) * block_mask(model, 2)
+    weights = [tuple(t.numpy() for t in model.unpack(theta, layer)) for layer in range(len(model.slices))]
+    return weights, torch.randn(500, 8, generator=gen, dtype=torch.float64).numpy()
+
+
+def test_module_wise_basis_keeps_a_block_network_block_diagonal() -> None:
+    """Decomposed module by module, every basis vector lives on one tower and no edge joins the towers; decomposed
+    globally, the sample covariance between the independent towers rotates features across them."""
+    weights, x = block_network()
+    graph, modules = interaction_graph(weights, x, 1e-12, blocks=2)
+    across = sum(d["weight"] for a, b, d in graph.edges(data=True) if modules[a] != modules[b])
+    assert across == 0.0 and set(modules) == {0, 1} and graph.number_of_edges() > 0
+    feats, maps = layer_features(weights, x, centre=True, constant=False)
+    labels = [coordinate_modules(f.shape[1], 2) for f in feats]
+    for basis, label in zip(interaction_bases(feats, maps, 1e-12, labels), labels):
+        assert np.all((basis.c != 0) <= (label[:, None] == basis.modules[None, :]))
+    mixed = interaction_bases(feats, maps, 1e-12)
+    off_tower = [np.abs(b.c[label == 0][:, np.abs(b.c[label == 0]).sum(0) > 1e-9]).min() for b, label in
+                 zip(mixed[:-1], labels)]
+    edge_mass = edges(feats, maps, mixed)
+    assert min(off_tower) > 0 and all(e.sum() > 0 for e in edge_mass)
+
+
+def test_sgld_chain_matches_its_closed_form_on_a_quadratic() -> None:
+    """On L(theta) = delta^T H delta the chain is Gaussian AR(1) per eigen-direction: the Monte Carlo estimate of a
+    short, unequilibrated chain must match sgld_quadratic_expectation, which is well below the stationary value."""
+    gen = torch.Generator().manual_seed(5)
+    d, n, gamma = 12, 1000, 1.0
+    eigenvalues = np.logspace(-4, 0, d)
+    rotation = np.linalg.qr(np.random.default_rng(5).standard_normal((d, d)))[0]
+    hessian = torch.tensor(rotation * eigenvalues @ rotation.T)
+
+    def loss(t: torch.Tensor) -> torch.Tensor:
+        return t @ hessian @ t
+
+    eps, steps, burn_in = 0.5 / (n / np.log(n) * eigenvalues[-1]), 60, 20
+    expected = sgld_quadratic_expectation(eigenvalues, n, eps, gamma, steps, burn_in)
+    stationary = sgld_quadratic_expectation(eigenvalues, n, eps, gamma)
+    assert expected < 0.8 * stationary
+    assert stationary == pytest.approx(localized_quadratic_llc(eigenvalues, n, gamma), rel=0.3)
+    estimate = estimate_llc(loss, torch.zeros(d, dtype=torch.float64), n, eps, gamma, steps, burn_in, 200, gen)
+    assert estimate == pytest.approx(expected, rel=0.08)
 
 
 def test_digits_are_validated() -> None:

@@ -8,13 +8,17 @@ from repro.core.figures import new_figure, select_rows
 
 def degeneracy(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.6)
-    free = select_rows(rows, "free")
+    free, llc = select_rows(rows, "free"), select_rows(rows, "llc")
     for variant, group in free.groupby("variant"):
         axes[0].plot(group["free_predicted"], group["free_measured"], "o", label=variant)
+    for variant, group in llc.groupby("variant"):
         axes[1].plot(group["llc_predicted"], group["llc_sgld"], "o", label=variant)
-    for ax, column in ((axes[0], "free_predicted"), (axes[1], "llc_predicted")):
-        if len(free):
-            line = np.array([free[column].min(), free[column].max()])
+    if len(llc):
+        axes[1].plot(llc["llc_predicted"], llc["llc_localized_quadratic"], "x", color="grey",
+                     label="localised quadratic")
+    for ax, table, column in ((axes[0], free, "free_predicted"), (axes[1], llc, "llc_predicted")):
+        if len(table):
+            line = np.array([table[column].min(), table[column].max()])
             ax.plot(line, line, "k--", lw=1, label="prediction (y = x)")
         ax.legend(fontsize=7)
     axes[0].set(title="free directions", xlabel="predicted (Sec. 3 types a-c)", ylabel="null(H_B) measured")

@@ -37,3 +37,23 @@ def localized_quadratic_llc(hessian_eigenvalues: np.ndarray, n: int, gamma: floa
     n_beta = n / np.log(n)
     h = np.clip(hessian_eigenvalues, 0, None)
     return float(np.sum(n_beta * h / (2 * (n_beta * h + gamma / 2))))
+
+
+def sgld_quadratic_expectation(hessian_eigenvalues: np.ndarray, n: int, eps: float, gamma: float,
+                               steps: int | None = None, burn_in: int = 0) -> float:
+    """E[lambda_hat] of `estimate_llc`'s chain when L_B(theta* + delta) = delta^T H delta exactly (the localised
+    quadratic). Along an eigen-direction h the chain is AR(1) started at delta_0 = 0:
+        delta_{t+1} = a delta_t + sqrt(eps) xi,  a = 1 - eps (n beta h + gamma / 2),
+        Var delta_t = eps (1 - a^{2t}) / (1 - a^2),
+    and lambda_hat averages n beta sum_h h Var delta_t over the draws t = burn_in .. steps - 1. With steps=None it is
+    the chain's stationary value n beta sum_h h eps / (1 - a^2), which a finite chain is calibrated against."""
+    n_beta = n / np.log(n)
+    h = np.clip(hessian_eigenvalues, 0, None)
+    a = 1 - eps * (n_beta * h + gamma / 2)
+    stationary = eps / (1 - a**2)
+    if steps is None:
+        return float(n_beta * h @ stationary)
+    draws = steps - burn_in
+    # mean over t in [burn_in, steps) of a^{2t} = a^{2 burn_in} (1 - a^{2 draws}) / ((1 - a^2) draws)
+    mean_decay = a ** (2 * burn_in) * (1 - a ** (2 * draws)) / ((1 - a**2) * draws)
+    return float(n_beta * h @ (stationary * (1 - mean_decay)))

@@ -1,9 +1,10 @@
-"""Degeneracy experiments (card: shared/papers/degeneracy_interp.md). Grid, each unit per replicate:
+"""Degeneracy experiments. Grid, each unit per replicate:
 
 - ``free/variant=<v>``: a student MLP trained on inputs confined to a subspace (shared by the variants of a
   replicate), with planted dead / synchronised neurons; predicted free directions (Sec. 3) vs the measured null space
-  of the behavioural Gauss-Newton matrix, and the local learning coefficient of the behavioural loss by SGLD vs
-  (N - K) / 2;
+  of the behavioural Gauss-Newton matrix;
+- ``llc/variant=<v>``: the local learning coefficient of the same planted student's behavioural loss by SGLD,
+  calibrated first on the localised quadratic, vs (N - K) / 2;
 - ``sparsity``, ``invariance``: the interaction basis (Sec. 6) of a digits MLP (shared by both units of a
   replicate): sparsity (Gini) of edges in the neuron, PCA and interaction bases, and invariance under
   function-preserving reparameterisations;
@@ -39,7 +40,7 @@ from repro.papers.degeneracy_interp.interaction import (
     neuron_bases,
     pca_bases,
 )
-from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc
+from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc, sgld_quadratic_expectation
 from repro.papers.degeneracy_interp.mlp import FlatMLP, train
 from repro.papers.degeneracy_interp.modularity import block_mask, interaction_graph, module_recovery
 
@@ -51,13 +52,16 @@ def units(cfg: DictConfig) -> list[Unit]:
     unknown = sorted(set(cfg.free.variants) - set(VARIANTS))
     if unknown:
         raise ConfigError(f"paper.free.variants has unknown {unknown}; choose from {list(VARIANTS)}")
-    return [*grid("free", variant=list(cfg.free.variants)), unit("sparsity"), unit("invariance"),
+    return [*grid("free", variant=list(cfg.free.variants)),
+            *grid("llc", variant=list(cfg.free.variants)), unit("sparsity"), unit("invariance"),
             *grid("modularity", network=list(NETWORKS))]
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     if u.experiment == "free":
         return free_direction_rows(cfg.free, ctx, u.settings["variant"])
+    if u.experiment == "llc":
+        return llc_rows(cfg.free, ctx, u.settings["variant"])
     if u.experiment == "sparsity":
         return sparsity_rows(cfg.basis, ctx)
     if u.experiment == "invariance":
@@ -101,37 +105,63 @@ def trained_student(cfg: DictConfig, ctx: RunContext) -> dict:
     return ctx.shared("free-student", build)
 
 
+def planted_student(cfg: DictConfig, ctx: RunContext, variant: str) -> dict:
+    """The replicate's student with the variant's units planted: theta*, its per-sample Jacobians and the
+    eigendecomposition of the behavioural Gauss-Newton matrix H_B (shared by the variant's free and llc units)."""
+    def build() -> dict:
+        student = trained_student(cfg, ctx)
+        dead, synchronised = VARIANTS[variant]
+        star = plant(student["model"], student["theta"], dead, synchronised, cfg.plant_bias)
+        jac = per_sample_jacobians(student["model"], star, student["x"])
+        hessian = gauss_newton(jac)
+        return {**student, "star": star, "jac": jac, "measured": null_dimension(hessian, cfg.rel_tol),
+                "eigh": np.linalg.eigh(hessian)}
+
+    return ctx.shared(f"planted-{variant}", build)
+
+
 def free_direction_rows(cfg: DictConfig, ctx: RunContext, variant: str) -> list[dict]:
-    student = trained_student(cfg, ctx)
-    x, y, model, theta = student["x"], student["y"], student["model"], student["theta"]
-    # No convergence flag on this unit: the free directions and the LLC are those of the behavioural loss, which is
-    # minimised (= 0) at the planted theta* by construction, trained to a plateau or not. Whether the student's
-    # training loss plateaued is reported in the column train_plateaued.
-    dead, synchronised = VARIANTS[variant]
-    star = plant(model, theta, dead, synchronised, cfg.plant_bias)
-    jac = per_sample_jacobians(model, star, x)
+    # No convergence flag on this unit: the free directions are those of the behavioural loss, which is minimised
+    # (= 0) at the planted theta* by construction, trained to a plateau or not. Whether the student's training loss
+    # plateaued is reported in the column train_plateaued.
+    student = planted_student(cfg, ctx, variant)
+    model, theta, star, x, y = student["model"], student["theta"], student["star"], student["x"], student["y"]
     tangents = tangent_vectors(model, star, x, cfg.rel_tol)
-    hessian = gauss_newton(jac)
-    measured = null_dimension(hessian, cfg.rel_tol)
     predicted = predicted_free_directions(tangents, cfg.rank_tol)
+    measured = student["measured"]
+    ctx.log.info("free directions %s: predicted %d, measured %d", variant, predicted, measured)
+    return [{"n_params": model.size, "train_mse": float(((model.forward(theta, x) - y) ** 2).mean()),
+             "train_plateaued": int(student["converged"]),
+             "free_predicted": predicted, "free_measured": measured, "free_gap": abs(measured - predicted),
+             "tangent_residual": tangent_residual(student["jac"], tangents)}]
+
+
+def llc_rows(cfg: DictConfig, ctx: RunContext, variant: str) -> list[dict]:
+    """The LLC of the behavioural loss at theta* by SGLD, calibrated first on the localised quadratic
+    delta^T H_B delta: the chain's expected estimate there (closed form) must reach `calibration` of its stationary
+    value, else the unit counts as unconverged and the claims resting on it read inconclusive."""
+    student = planted_student(cfg, ctx, variant)
+    model, star, x = student["model"], student["star"], student["x"]
+    curvature = student["eigh"][0]
+    settings = cfg.llc
+    # Step from the stability limit of the stiffest direction: eps n beta max eig(H_B) = step_fraction.
+    eps = settings.step_fraction / (cfg.n / np.log(cfg.n) * curvature[-1])
+    expected = sgld_quadratic_expectation(curvature, cfg.n, eps, settings.gamma, settings.steps, settings.burn_in)
+    stationary = sgld_quadratic_expectation(curvature, cfg.n, eps, settings.gamma)
+    ctx.record_convergence(expected >= settings.calibration * stationary)
     target = model.forward(star, x).detach()
 
     def behavioural_loss(t: torch.Tensor) -> torch.Tensor:
         return ((model.forward(t, x) - target) ** 2).sum(-1).mean()
 
-    # Step size from the stability limit of the stiffest direction: eps * n beta * max eig(H_B) = fraction.
-    curvature = np.linalg.eigvalsh(hessian)
-    eps = cfg.sgld.step_fraction / (cfg.n / np.log(cfg.n) * curvature[-1])
-    llc = estimate_llc(behavioural_loss, star, cfg.n, eps, cfg.sgld.gamma, cfg.sgld.steps, cfg.sgld.burn_in,
-                       cfg.sgld.chains, _generator(ctx.child_seed("sgld")))
-    ctx.log.info("free directions %s: predicted %d, measured %d, llc %.1f vs %.1f", variant, predicted, measured,
-                 llc, (model.size - measured) / 2)
-    return [{"n_params": model.size, "train_mse": float(((model.forward(theta, x) - y) ** 2).mean()),
-             "train_plateaued": int(student["converged"]),
-             "free_predicted": predicted, "free_measured": measured, "free_gap": abs(measured - predicted),
-             "tangent_residual": tangent_residual(jac, tangents), "llc_predicted": (model.size - measured) / 2,
-             "llc_sgld": llc, "llc_localized_quadratic": localized_quadratic_llc(curvature, cfg.n, cfg.sgld.gamma),
-             "sgld_eps": eps}]
+    llc = estimate_llc(behavioural_loss, star, cfg.n, eps, settings.gamma, settings.steps, settings.burn_in,
+                       settings.chains, _generator(ctx.child_seed("sgld")))
+    ctx.log.info("llc %s: %.1f (localised quadratic: chain's expectation %.1f, stationary %.1f) vs (N - K) / 2 = %.1f",
+                 variant, llc, expected, stationary, (model.size - student["measured"]) / 2)
+    return [{"llc_predicted": (model.size - student["measured"]) / 2,
+             "llc_localized_quadratic": localized_quadratic_llc(curvature, cfg.n, settings.gamma),
+             "llc_quadratic_expected": expected, "llc_quadratic_stationary": stationary,
+             "calibrated_fraction": expected / stationary, "llc_sgld": llc, "sgld_eps": eps}]
 
 
 def reparameterise(weights: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
