@@ -22,8 +22,8 @@ def accuracy(rows: pd.DataFrame):
         spreads = [chosen[column].std(ddof=1) if len(chosen) > 1 else 0.0 for column in TEST_SETS]
         ax.bar(np.arange(len(TEST_SETS)) + i * width, means, width, yerr=spreads, capsize=2, label=LABELS[method])
     ax.set_xticks(np.arange(len(TEST_SETS)) + 0.4 - width / 2, list(TEST_SETS.values()))
-    ax.set(ylabel="test accuracy (mean +- std over replicates)", ylim=(0, 1))
-    ax.legend(fontsize=7, ncols=2)
+    ax.set(ylabel="test accuracy (mean +- std)", ylim=(0, 1))
+    ax.legend(fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     return fig
 
 
@@ -32,8 +32,10 @@ def group_samples(rows: pd.DataFrame):
     sweep = select_rows(rows, eval="samples", method="sl2").groupby("test_samples")["affine_subset/acc"]
     means, spreads = sweep.mean(), sweep.std(ddof=1).fillna(0.0)
     ax.errorbar(means.index, means.values, yerr=spreads.values, fmt="o-", capsize=3, label="R2 x| SL(2)")
-    ax.set(xscale="log", xlabel="group samples per layer at inference", ylabel="affine-test accuracy",
-           title="trained with the configured samples")
+    trained = select_rows(rows, eval="main", method="sl2")["group_samples"]
+    ax.set(xscale="log", xlabel="group samples per layer at inference", ylabel="affine-test accuracy (mean +- std)",
+           title=f"trained with {int(trained.iloc[0])} samples per layer" if len(trained) else "")
     ax.set_xticks(list(means.index), [str(int(v)) for v in means.index])
+    ax.minorticks_off()
     ax.legend()
     return fig
