@@ -6,17 +6,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.polynomial import chebyshev
+from scipy.interpolate import make_interp_spline
+from scipy.io import savemat
 
+from repro.core.errors import DataUnavailableError
 from repro.papers.cheb_tucker.chebtuck import (
     ChebTucker,
-    chebtuck_from_cp,
     chebtuck_full,
     chebyshev_points,
     coefficient_tensor,
+    cp_at_chebyshev,
     interpolation_error,
-    reduce_cp,
+    rhosvd,
+    spline_to_chebyshev,
     values_to_coefficients,
 )
+from repro.papers.cheb_tucker.data import biomol_name, load_biomol, load_newton, newton_name, obtain
 from repro.papers.cheb_tucker.kernel import (
     CPTensor,
     ball_particles,
@@ -85,7 +90,7 @@ def test_exact_ranks_of_separable_functions() -> None:
     assert chebtuck_full(values, 1e-12).ranks == (2, 2, 2)
     cp = separable_cp(points)
     assert np.allclose(cp_to_full(cp), values)
-    assert chebtuck_from_cp(reduce_cp(cp, 1e-13), 1e-12).ranks == (2, 2, 2)
+    assert rhosvd(cp, 1e-12).ranks == (2, 2, 2)
     # two genuinely different functions of x in a product with y: rank 2 in modes x, y; 1 in z
     assert chebtuck_full(np.sin(x) * np.cos(y) + np.exp(x) * y**2, 1e-12).ranks == (2, 2, 1)
 
@@ -110,21 +115,120 @@ def test_cp_to_full_matches_einsum() -> None:
     assert np.allclose(cp_to_full(cp, chunk=8), np.einsum("r,ir,jr,kr->ijk", cp.lam, *cp.factors))
 
 
-@pytest.mark.parametrize("tol", [1e-5, 1e-7])
-def test_alg4_agrees_with_alg3_and_grid(tol: float) -> None:
+def test_splines_from_the_grid_to_chebyshev_points() -> None:
+    """Not-a-knot cubic splines (scipy's make_interp_spline as the oracle), extrapolated past the outer cell
+    centres; a cubic is reproduced exactly everywhere, a Gaussian to the spline's O(h^4)."""
+    grid = cell_centred_grid(64)
+    cubic = np.stack([grid**3 - 2 * grid, np.exp(-4 * grid**2)], 1)
+    ours = spline_to_chebyshev(grid, cubic, 33)
+    points = chebyshev_points(33)
+    assert np.allclose(ours, make_interp_spline(grid, cubic, k=3)(points), atol=1e-12)
+    assert np.allclose(ours[:, 0], points**3 - 2 * points, atol=1e-12)             # includes x = +-1
+    assert 1e-9 < np.abs(ours[:, 1] - np.exp(-4 * points**2)).max() < 1e-5
+
+
+def test_rhosvd_truncates_unscaled_side_matrices_at_absolute_tol() -> None:
+    """Alg. 4 (rhosvd.m): mode ranks are the number of singular values of D V_a (not scaled by lam) whose tail
+    exceeds tol / 3; scaling lam leaves them unchanged, scaling V_a changes them (absolute threshold), whereas
+    Alg. 3's relative tolerance is blind to both. Untruncated, Alg. 4 is the full Chebyshev interpolant."""
     kernel = newton_gaussian_sum(0.2, -110, 45)
     long_range = kernel.subset(long_range_mask(kernel, 0.25))
-    positions, charges = ball_particles(15, 0.6, 0.03, np.random.default_rng(3))
-    points = chebyshev_points(33)
-    cp = potential_cp(points, positions, charges, long_range)
-    alg3 = chebtuck_full(cp_to_full(cp), tol)
-    alg4 = chebtuck_from_cp(reduce_cp(cp, 1e-13), tol)
-    assert abs(max(alg3.ranks) - max(alg4.ranks)) <= 1
-    grid = cell_centred_grid(16)
-    exact = cp_to_full(potential_cp(grid, positions, charges, long_range))
+    positions, charges = ball_particles(6, 0.6, 0.03, np.random.default_rng(4))
+    cp = potential_cp(chebyshev_points(17), positions, charges, long_range)
+    tol = 1e-5
+    expected = []
+    for factor in cp.factors:
+        values = np.linalg.svd(values_to_coefficients(factor), compute_uv=False)
+        tails = np.sqrt(np.cumsum(values[::-1] ** 2))[::-1]
+        expected.append(int(np.sum(tails > tol / 3)))
+    alg4 = rhosvd(cp, tol)
+    assert alg4.ranks == tuple(expected)
+    assert rhosvd(CPTensor(cp.factors, 1e6 * cp.lam), tol).ranks == alg4.ranks
+    shrunk = rhosvd(CPTensor([f * 1e-3 for f in cp.factors], cp.lam * 1e9), tol)
+    assert sum(shrunk.ranks) < sum(alg4.ranks)
+    values = cp_to_full(cp)
+    assert chebtuck_full(values * 1e-6, tol).ranks == chebtuck_full(values, tol).ranks
+    grid = np.linspace(-1, 1, 9)
+    x, y, z = np.meshgrid(grid, grid, grid, indexing="ij")
+    oracle = chebyshev.chebval3d(x, y, z, coefficient_tensor(values))
+    assert np.allclose(rhosvd(cp, 0.0).on_grid(grid), oracle, atol=1e-9 * np.abs(oracle).max())
+
+
+@pytest.mark.parametrize("tol", [1e-5, 1e-7])
+def test_alg3_and_alg4_reach_tol_on_the_grid(tol: float) -> None:
+    """From the CP tensor on a 256-point grid, both algorithms at m = 33 reproduce the grid potential's middle
+    slice to within 10 tol (relative max error), with ranks below m."""
+    kernel = newton_gaussian_sum(0.2, -110, 45)
+    long_range = kernel.subset(long_range_mask(kernel, 0.25))
+    positions, charges = ball_particles(8, 0.6, 0.03, np.random.default_rng(3))
+    grid = cell_centred_grid(256)
+    cp = potential_cp(grid, positions, charges, long_range)
+    at_points = cp_at_chebyshev(cp, grid, 33)
+    z = grid[127:128]
+    exact = cp_to_full(CPTensor([*cp.factors[:2], cp.factors[2][127:128]], cp.lam))
     scale = np.abs(exact).max()
-    assert np.abs(alg3.on_grid(grid) - exact).max() / scale < 10 * tol
-    assert np.abs(alg4.on_grid(grid) - exact).max() / scale < 10 * tol
+    for approx in (chebtuck_full(cp_to_full(at_points), tol), rhosvd(at_points, tol)):
+        assert np.abs(approx.on_grid(grid, z) - exact).max() / scale < 10 * tol
+        assert max(approx.ranks) < 33
+
+
+def write_biomol(path: Path, n: int, rng: np.random.Generator, **change: object) -> CPTensor:
+    """A CP tensor in the format of the authors' n<n>_Pn<N>.mat: LRed.{LAM1C, CU1, CU2, CU3} and Hunif."""
+    kernel = newton_gaussian_sum(0.2, -110, 45)
+    positions, charges = ball_particles(5, 0.6, 0.03, rng)
+    cp = potential_cp(cell_centred_grid(n), positions, charges, kernel.subset(long_range_mask(kernel, 0.25)))
+    step = 0.1953125
+    structure = {"LAM1C": cp.lam * step**3, "CU1": cp.factors[0], "CU2": cp.factors[1], "CU3": cp.factors[2]}
+    structure = {k: v for k, v in {**structure, **change.pop("LRed", {})}.items() if v is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"LRed": structure, "Hunif": step, **change})
+    return cp
+
+
+def write_newton(path: Path, n: int) -> np.ndarray:
+    """A Newt_canon_<n>.mat: U1r (n, 26), broad terms first, scaled by h as in the authors' files."""
+    kernel = newton_gaussian_sum(0.2, -110, 45)
+    exponents = kernel.exponents[::6][:26]
+    grid = cell_centred_grid(n)
+    columns = np.exp(-exponents[None, :] * grid[:, None] ** 2) * (2 / n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"U1r": columns, "n1": float(n), "rCAN": 26.0})
+    return columns
+
+
+def test_shipped_file_loaders(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    cp = write_biomol(tmp_path / "b.mat", 32, rng)
+    loaded = load_biomol(tmp_path / "b.mat", 32)
+    assert np.allclose(loaded.lam, cp.lam) and all(np.array_equal(a, b) for a, b in zip(loaded.factors, cp.factors))
+    columns = write_newton(tmp_path / "n.mat", 32)
+    full, long = load_newton(tmp_path / "n.mat", 32, False), load_newton(tmp_path / "n.mat", 32, True)
+    assert np.allclose(full.factors[2], columns * 16) and np.array_equal(full.lam, np.ones(26))
+    assert long.rank == 10 and np.array_equal(long.factors[0], full.factors[0][:, :10])   # ceil(26 / 2) - 3
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"LRed": {"CU2": None}}, "fields LAM1C, CU1, CU2, CU3"),
+    ({"Hunif": -1.0}, "positive scalar Hunif"),
+    ({"LRed": {"CU3": np.zeros((31, 585))}}, r"LRed.CU3 should be an \(32, 585\)"),
+    ({"LRed": {"CU1": np.full((32, 585), np.nan)}}, "18720 non-finite"),
+])
+def test_shipped_files_are_validated(tmp_path: Path, change: dict, message: str) -> None:
+    write_biomol(tmp_path / "b.mat", 32, np.random.default_rng(6), **change)
+    with pytest.raises(DataUnavailableError, match=message) as error:
+        load_biomol(tmp_path / "b.mat", 32)
+    assert str(tmp_path / "b.mat") in str(error.value)
+
+
+def test_shipped_files_checked_against_the_pinned_blob_ids(tmp_path: Path) -> None:
+    name = biomol_name(256, 500)
+    (tmp_path / "cheb_tucker" / name).parent.mkdir(parents=True)
+    (tmp_path / "cheb_tucker" / name).write_bytes(b"MATLAB 5.0 but not the authors' file")
+    with pytest.raises(DataUnavailableError, match="git blob id"):
+        obtain(tmp_path, name)
+    (tmp_path / "x.mat").write_text("not a mat file")
+    with pytest.raises(DataUnavailableError, match="not a readable MATLAB"):
+        load_biomol(tmp_path / "x.mat", 32)
 
 
 def test_grid_runs_the_degree_study_once_and_every_cloud_per_replicate() -> None:
@@ -133,16 +237,19 @@ def test_grid_runs_the_degree_study_once_and_every_cloud_per_replicate() -> None
     from repro.papers.cheb_tucker.task import units
 
     cfg = OmegaConf.create({"geometries": ["ball", "lattice"], "ball": {"counts": [10, 20]}, "lattice": {"side": 3},
-                            "full_kernel": {"count": 10}})
+                            "full_kernel": {"count": 10}, "biomol": {"grids": [256], "count": 500},
+                            "newton": {"grids": [512]}})
     grid = [(u.experiment, u.settings.get("geometry"), u.settings.get("N"), u.settings.get("kernel"), u.stochastic)
             for u in units(cfg)]
     assert grid == [("degree", None, None, None, False), ("cloud", "ball", 10, "long", True),
                     ("cloud", "ball", 20, "long", True), ("cloud", "lattice", 27, "long", True),
-                    ("cloud", "ball", 10, "full", True)]
+                    ("cloud", "ball", 10, "full", True), ("biomol", None, 500, None, False),
+                    ("newton", None, None, "long", False), ("newton", None, None, "full", False)]
 
 
 def write_dry_data(data_dir: Path) -> None:
-    """The paper scale reads no file: its particle clouds are drawn per replicate (ball) or built (lattice) and
-    the Newton kernel is a sinc-quadrature Gaussian sum computed in the run. Nothing to write; scale=dry runs the
-    paper scale's kernel, tolerances and algorithms on small clouds and grids."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The shipped-file path of scale=paper on small files in the authors' format: a 32-point biomolecule-style
+    CP tensor (5 particles) and a 32-point Newton CP tensor (26 terms), at the names the run reads (unpinned
+    names, so no blob id applies). The clouds and the lattice are generated in the run."""
+    write_biomol(data_dir / "cheb_tucker" / biomol_name(32, 5), 32, np.random.default_rng(7))
+    write_newton(data_dir / "cheb_tucker" / newton_name(32), 32)

@@ -1,14 +1,18 @@
-"""Chebyshev interpolation in 3-D and its Tucker compression (the ChebTuck format).
+"""Chebyshev interpolation in 3-D and its Tucker compression (the ChebTuck format), as the authors' ChebTuck.m.
 
 Interpolation at the m Chebyshev points of the second kind x_j = cos(pi j / (m - 1)), j = 0..m-1:
     f(x) ~= sum_{k < m} a_k T_k(x),   a = D f,   D = DCT-I / (m - 1) with a_0 and a_{m-1} halved.
-In 3-D the coefficient tensor C = f(x_i, x_j, x_l) x_1 D x_2 D x_3 D (m, m, m) is compressed by HOSVD:
-    C ~= core x_1 A_1 x_2 A_2 x_3 A_3,  A_a (m, r_a),
-and the result is a Tucker tensor on ANY grid: U_a = T(grid) A_a with T(grid) the Chebyshev-Vandermonde matrix.
+The input is a CP tensor sampled on a cell-centred grid (lam, U_a with U_a (n, R)); each factor column is carried
+to the Chebyshev points by a not-a-knot cubic spline (MATLAB's interp1 'spline', extrapolating beyond the outer
+cell centres), V_a = S(U_a) (m, R). The result is a Tucker tensor on ANY grid: core x_a (T(grid) A_a), with
+T(grid) the Chebyshev-Vandermonde matrix and A_a (m, r_a) coefficient factors.
 
-Alg. 3 forms C in full (m^3 values). Alg. 4 starts from a CP tensor (lam, V_a) at the Chebyshev points, takes
-the coefficient side matrices D V_a, truncates their SVDs (reduced HOSVD), projects the CP terms onto those bases
-to a small core, and truncates that core by HOSVD: it never touches m^3 entries.
+Alg. 3 ('F'): the m^3 values of the CP tensor at the Chebyshev points, their coefficient tensor C, and HOSVD(C)
+  with the relative Frobenius tolerance tol ||C||_F / sqrt(3) per mode (hosvd_s.m).
+Alg. 4 ('R', rhosvd.m): the coefficient side matrices C_a = D V_a (m, R), NOT scaled by lam; per mode the left
+  singular vectors of C_a whose discarded tail sqrt(sum_{i > r} s_i^2) exceeds the ABSOLUTE threshold tol / 3;
+  the core is the projected CP sum  sum_r lam_r (A_1^T c1_r) o (A_2^T c2_r) o (A_3^T c3_r), with no second HOSVD.
+  It never forms m^3 entries; its ranks and errors differ from Alg. 3's (different truncation).
 """
 
 from dataclasses import dataclass
@@ -16,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import chebyshev
 from scipy.fft import dct
+from scipy.interpolate import CubicSpline
 
 from repro.papers.cheb_tucker.kernel import CPTensor, cp_to_full
-from repro.papers.cheb_tucker.tucker import hosvd, tucker_to_full
+from repro.papers.cheb_tucker.tucker import hosvd, tolerance_rank, tucker_to_full
 
 
 def chebyshev_points(m: int) -> np.ndarray:
@@ -52,9 +57,10 @@ class ChebTucker:
         """r1 r2 r3 + m (r1 + r2 + r3) (the paper's storage count)."""
         return int(self.core.size + sum(a.size for a in self.coefficient_factors))
 
-    def on_grid(self, points: np.ndarray) -> np.ndarray:
-        """The full tensor f(points_i, points_j, points_l), points in [-1, 1]."""
-        factors = [chebyshev.chebvander(points, a.shape[0] - 1) @ a for a in self.coefficient_factors]
+    def on_grid(self, points: np.ndarray, z_points: np.ndarray | None = None) -> np.ndarray:
+        """The tensor f(points_i, points_j, z_l) (z = points unless z_points is given), points in [-1, 1]."""
+        modes = [points, points, points if z_points is None else z_points]
+        factors = [chebyshev.chebvander(x, a.shape[0] - 1) @ a for x, a in zip(modes, self.coefficient_factors)]
         return tucker_to_full(self.core, factors)
 
 
@@ -78,34 +84,28 @@ def left_singular(wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return left, values
 
 
-@dataclass
-class ReducedCP:
-    """Alg. 4's tolerance-free part: side bases Z_a (m, rho_a) and the projected core0 (rho_1, rho_2, rho_3)."""
-    bases: list[np.ndarray]
-    core0: np.ndarray
+def spline_to_chebyshev(grid: np.ndarray, factor: np.ndarray, m: int) -> np.ndarray:
+    """Columns of `factor` (len(grid), R) at the m Chebyshev points: not-a-knot cubic spline through the grid
+    values, extrapolated outside the outer cell centres (interp1(grid, U, chebpts(m), 'spline', 'extrap'))."""
+    return CubicSpline(grid, factor, axis=0, bc_type="not-a-knot", extrapolate=True)(chebyshev_points(m))
 
 
-def reduce_cp(cp: CPTensor, side_tol: float) -> ReducedCP:
-    """Reduced HOSVD of a CP tensor sampled at the m Chebyshev points (cp.factors[a] is (m, R)).
+def cp_at_chebyshev(cp: CPTensor, grid: np.ndarray, m: int) -> CPTensor:
+    """The grid CP tensor carried to the m^3 Chebyshev points, factor by factor."""
+    return CPTensor([spline_to_chebyshev(grid, factor, m) for factor in cp.factors], cp.lam)
 
-    Z_a: left singular vectors of D V_a diag(|lam|^{1/3}) with s_i > side_tol s_1;
-    core0 = sum_r lam_r (Z_1^T D v1_r) o (Z_2^T D v2_r) o (Z_3^T D v3_r).
-    """
-    scale = np.abs(cp.lam) ** (1 / 3)
+
+def rhosvd(cp: CPTensor, tol: float) -> ChebTucker:
+    """Alg. 4 (rhosvd.m) on a CP tensor at the Chebyshev points: side matrices C_a = D V_a, per mode the left
+    singular vectors whose discarded tail exceeds tol / d (absolute), core = the CP sum projected on them."""
     bases, projected = [], []
     for factor in cp.factors:
-        coefficients = values_to_coefficients(factor, axis=0)                     # (m, R)
-        left, values = left_singular(coefficients * scale)
-        basis = left[:, : max(1, int(np.sum(values > side_tol * values[0])))]
+        coefficients = values_to_coefficients(factor, axis=0)                     # (m, R), unscaled
+        left, values = left_singular(coefficients)
+        basis = left[:, :tolerance_rank(values, tol / len(cp.factors))]
         bases.append(basis)
         projected.append(basis.T @ coefficients)
-    return ReducedCP(bases, cp_to_full(CPTensor(projected, cp.lam)))
-
-
-def chebtuck_from_cp(reduced: ReducedCP, tol: float) -> ChebTucker:
-    """Alg. 4: HOSVD(core0, tol) = core, P_a; coefficient factors A_a = Z_a P_a."""
-    core, small = hosvd(reduced.core0, tol)
-    return ChebTucker(core, [z @ p for z, p in zip(reduced.bases, small)])
+    return ChebTucker(cp_to_full(CPTensor(projected, cp.lam)), bases)
 
 
 def interpolation_error(function, degree: int, x_fine: np.ndarray) -> float:
