@@ -1,5 +1,5 @@
 """Excess risk vs n (factor model: pretraining at each m, supervised baselines, oracle, OLS formula), vs m at
-fixed n, and the Gaussian mixture's excess error vs n."""
+fixed n, the Gaussian mixture's excess error vs n, and the contrastive instance's excess risk vs n."""
 
 import pandas as pd
 
@@ -10,7 +10,7 @@ LABELS = {"oracle": "oracle representation", "ridge_cv": "supervised ridge-CV", 
 
 
 def excess_risk(rows: pd.DataFrame):
-    fig, axes = new_figure(ncols=3, width=3.8)
+    fig, axes = new_figure(ncols=4, width=3.8)
     factor = select_rows(rows, "factor")
     for (method, m), group in factor.groupby(["method", "m_unlabeled"]):
         curve = group.groupby("n_labeled")["excess_risk"].mean()
@@ -42,4 +42,10 @@ def excess_risk(rows: pd.DataFrame):
     axes[2].axhline(0.02, ls=":", color="grey", label="Bayes + 2 %")
     axes[2].set(xscale="log", title="Gaussian mixture", xlabel="labeled n", ylabel="test error - Bayes error")
     axes[2].legend(fontsize=6)
+    for (method, m), group in select_rows(rows, "contrastive").groupby(["method", "m_unlabeled"]):
+        curve = group.groupby("n_labeled")["excess_risk"].mean()
+        label = f"pair-label MLE + OLS, m = {int(m)} pairs" if method == "pretrain" else LABELS[method]
+        axes[3].loglog(curve.index, curve.values, "o-", ms=3, label=label)
+    axes[3].set(title="contrastive instance", xlabel="labeled n", ylabel="excess risk")
+    axes[3].legend(fontsize=6)
     return fig

@@ -5,11 +5,13 @@ Units (experiment / method / setting):
   factor/oracle/m_unlabeled=0       OLS on the true E[z | x]
   factor/ridge_cv/m_unlabeled=0     ridge with leave-one-out CV on raw x (labels only)
   factor/ols/m_unlabeled=0          OLS on raw x (only where n > d + 1), with the closed-form OLS risk beside
+  contrastive/<method>/m_unlabeled  the same four methods on the contrastive instance: pretrain = MLE of the pair
+                                    label's conditional model on m unlabeled pairs (contrastive.py), then OLS on W x
   gmm/pretrain, gmm/oracle, gmm/raw_logistic
                                     logistic regression on EM responsibilities (m unlabeled x), on the true
                                     responsibilities, on raw x; excess test error over the Bayes error
-Each factor unit writes one row per labeled size n: the closed-form excess risk averaged over ``draws`` random
-factor models of its replicate. Every unit of a replicate sees the same models, unlabeled pool and labeled
+Each factor (and contrastive) unit writes one row per labeled size n: the closed-form excess risk averaged over
+``draws`` random models of its replicate. Every unit of a replicate sees the same models, unlabeled pool and labeled
 samples (``ctx.data_seed``), so methods and sizes are compared on the same data. The pretrain rows also carry
 ridge-CV's and OLS's risk on those same samples as ratios (the baselines are deterministic given the data).
 """
@@ -19,30 +21,34 @@ from omegaconf import DictConfig
 
 from repro.core.context import RunContext
 from repro.core.units import Unit, grid
-from repro.papers.unsup_pretrain import factor, mixture
+from repro.papers.unsup_pretrain import contrastive, factor, mixture
 
 FACTOR_METHODS = ("pretrain", "oracle", "ridge_cv", "ols")
 GMM_METHODS = ("pretrain", "oracle", "raw_logistic")
 METHODS = tuple(dict.fromkeys(FACTOR_METHODS + GMM_METHODS))
+INSTANCES = ("factor", "contrastive")   # linear-Gaussian instances: closed-form excess risk of a linear predictor
 
 
 def units(cfg: DictConfig) -> list[Unit]:
-    return [*grid("factor", ["pretrain"], m_unlabeled=list(cfg.factor.ms)),
-            *grid("factor", ["oracle", "ridge_cv", "ols"], m_unlabeled=[0]),
-            *grid("gmm", GMM_METHODS)]
+    linear = []
+    for instance in INSTANCES:
+        linear += grid(instance, ["pretrain"], m_unlabeled=list(cfg[instance].ms))
+        linear += grid(instance, ["oracle", "ridge_cv", "ols"], m_unlabeled=[0])
+    return [*linear, *grid("gmm", GMM_METHODS)]
 
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
-    if u.experiment == "factor":
-        return factor_rows(cfg.factor, ctx, u.method, int(u.settings["m_unlabeled"]))
+    if u.experiment in INSTANCES:
+        return factor_rows(cfg[u.experiment], ctx, u.method, int(u.settings["m_unlabeled"]), u.experiment)
     return gmm_rows(cfg.mixture, ctx, u.method)
 
 
-def factor_draw(c: DictConfig, ctx: RunContext, draw: int) -> tuple[factor.FactorModel, dict]:
-    """One random factor model of this replicate and its labeled sample per n (the same in every unit)."""
-    truth = factor.random_factor_model(c.d, c.r, c.noise_x, c.noise_y,
-                                       np.random.default_rng(ctx.data_seed("factor", draw, "model")))
-    labeled = {n: truth.sample(n, np.random.default_rng(ctx.data_seed("factor", draw, "labeled", n))) for n in c.ns}
+def factor_draw(c: DictConfig, ctx: RunContext, draw: int, instance: str = "factor") -> tuple[factor.FactorModel, dict]:
+    """One random model of this replicate and its labeled sample per n (the same in every unit of the instance):
+    the factor model (B_ij ~ N(0, 1/r)) or the contrastive instance's view model (B = sqrt(d/r) U)."""
+    build = factor.random_factor_model if instance == "factor" else contrastive.random_view_model
+    truth = build(c.d, c.r, c.noise_x, c.noise_y, np.random.default_rng(ctx.data_seed(instance, draw, "model")))
+    labeled = {n: truth.sample(n, np.random.default_rng(ctx.data_seed(instance, draw, "labeled", n))) for n in c.ns}
     return truth, labeled
 
 
@@ -53,17 +59,30 @@ def unlabeled_pool(c: DictConfig, ctx: RunContext, truth: factor.FactorModel, dr
     return pool
 
 
-def factor_rows(c: DictConfig, ctx: RunContext, method: str, m: int) -> list[dict]:
+def pretrained_representation(c: DictConfig, ctx: RunContext, instance: str, truth: factor.FactorModel, draw: int,
+                               m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, W (d, r)) of the learned representation (x - mean) @ W from the first m unlabeled points (factor: FA
+    MLE) or the first m unlabeled pairs (contrastive: MLE of the pair label's model; the views have mean zero)."""
+    if instance == "factor":
+        pool = unlabeled_pool(c, ctx, truth, draw)[:m]
+        return factor.linear_representation(pool, c.r, ctx.child_seed("fa", draw))
+    first, second, label = contrastive.sample_pairs(
+        truth, max(c.ms), np.random.default_rng(ctx.data_seed(instance, draw, "pairs")))
+    weights, _, _ = contrastive.contrastive_representation(first[:m], second[:m], label[:m], c.r,
+                                                           ctx.child_seed("contrastive", draw), c.max_iterations)
+    return np.zeros(c.d), weights.T
+
+
+def factor_rows(c: DictConfig, ctx: RunContext, method: str, m: int, instance: str = "factor") -> list[dict]:
     alphas = np.logspace(*c.ridge_log10_alphas)
     risks: dict[int, list[float]] = {}
     ridge: dict[int, list[float]] = {}
     ols: dict[int, list[float]] = {}
     formula: dict[int, list[float]] = {}
     for draw in range(c.draws):
-        truth, labeled = factor_draw(c, ctx, draw)
+        truth, labeled = factor_draw(c, ctx, draw, instance)
         if method == "pretrain":
-            pool = unlabeled_pool(c, ctx, truth, draw)[:m]
-            representation = factor.linear_representation(pool, c.r, ctx.child_seed("fa", draw))
+            representation = pretrained_representation(c, ctx, instance, truth, draw, m)
         for n, (x, y) in labeled.items():
             if method == "pretrain":
                 fit = factor.ols_on_features(x, y, *representation)
@@ -91,7 +110,7 @@ def factor_rows(c: DictConfig, ctx: RunContext, method: str, m: int) -> list[dic
         if method == "ols":
             row["ols_formula"] = float(np.mean(formula[n]))
         rows.append(row)
-    ctx.log.info("factor model, %s, m = %d: %d draws, %d labeled sizes", method, m, c.draws, len(rows))
+    ctx.log.info("%s, %s, m = %d: %d draws, %d labeled sizes", instance, method, m, c.draws, len(rows))
     return rows
 
 
