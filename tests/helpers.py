@@ -1,10 +1,12 @@
 """Helpers for tests that run `repro` as a user would: a real subprocess, results in a temp dir."""
 
+import gzip
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -48,3 +50,12 @@ class Payload:
 
     def __reduce__(self) -> tuple:
         return os.system, (f"touch {self.marker}",)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """A gzip-compressed IDX file of unsigned bytes (MNIST's format): magic 0x0000 08 <dims>, big-endian sizes, the
+    data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())

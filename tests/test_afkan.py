@@ -2,7 +2,6 @@
 FLOP counts against hand counts and torch's FlopCounterMode, L2MM and the attention, and the IDX loader on files
 written in the real format."""
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from repro.papers.afkan.models import (
     matmul_flops,
     used_parameters,
 )
+from tests.helpers import write_idx
 
 WIDTH = [64, 32, 10]
 
@@ -137,14 +137,6 @@ def test_attention_sums_to_one_over_inputs() -> None:
     assert weights.shape == (4, 7, 1)
     assert torch.allclose(weights.sum(1), torch.ones(4, 1))
     assert float(layer.temperature.detach()) == pytest.approx(7 ** 0.5)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    magic = (0x08 << 8) | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 def write_dry_data(data_dir: Path, train: int = 400, test: int = 100) -> None:

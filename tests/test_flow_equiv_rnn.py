@@ -2,7 +2,6 @@
 G-RNN), the sequence generator against numpy.roll / scipy.ndimage.shift, the closed-form reference predictor,
 and the MNIST IDX loader on files written in the real format."""
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from scipy.ndimage import shift as ndimage_shift
 from repro.core.errors import DataUnavailableError
 from repro.papers.flow_equiv_rnn.data import load_mnist_sprites, pad_to_frame, render, translating_sequences
 from repro.papers.flow_equiv_rnn.models import Seq2SeqFERNN, shift_index, velocity_set
+from tests.helpers import write_idx
 
 
 def hidden_states(model: Seq2SeqFERNN, frames: np.ndarray) -> np.ndarray:
@@ -132,14 +132,6 @@ def test_reference_predictor_is_the_floor_on_random_velocities() -> None:
     assert torch.equal(reference, frames)
     copy_last = frames[:, 4:5].expand(-1, 5, -1, -1, -1)
     assert ((copy_last - frames[:, 5:]) ** 2).mean() > 1e-3   # the task is not solved by copying the last frame
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    magic = (0x08 << 8) | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 def write_dry_data(data_dir: Path, train: int = 60, test: int = 20) -> None:

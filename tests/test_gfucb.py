@@ -21,6 +21,7 @@ from repro.papers.gfucb.bandit import (
     ucb_scores,
 )
 from repro.papers.gfucb.mnist import FILES, MIRROR, load_mnist
+from tests.helpers import write_idx
 
 
 def test_sherman_morrison_matches_inverse() -> None:
@@ -113,14 +114,6 @@ def test_oracle_regret_sublinear_and_below_random() -> None:
     assert all(v >= 0 for v in values) and values == sorted(values)
     assert oracle[200] < 0.5 * random[200]
     assert oracle[200] - oracle[100] < oracle[100] - oracle[0 + 50] + oracle[50]   # increments shrink
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """A gzip-compressed IDX file of unsigned bytes: magic 0x0000 08 <dims>, big-endian sizes, the data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 def write_mnist(root: Path, count: int = 200) -> tuple[np.ndarray, np.ndarray]:
