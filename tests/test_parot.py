@@ -1,6 +1,7 @@
 """PaRot: FPS and kNN against brute force, orientation matrices (O O^T = I, det +1), Haar rotations against scipy,
 rotation invariance of the patch sampling, PCA canonicalisation, permutation invariance of the networks."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ from sklearn.metrics import jaccard_score
 
 from repro.core.errors import DataUnavailableError
 from repro.core.geometry import pca_canonicalise, sample_shape
-from repro.papers.parot.data import PART_START, SHAPENET_PARTS, load_scanobjectnn, load_shapenetpart, part_miou
+from repro.papers.parot.data import (
+    PART_START,
+    SHAPENET_PARTS,
+    load_modelnet40_h5,
+    load_scanobjectnn,
+    load_shapenetpart,
+    part_miou,
+)
 from repro.papers.parot.models import (
     DGCNN,
     PaRotLite,
@@ -176,7 +184,7 @@ def test_parot_invariant_given_equivariant_disentanglement(pose_restoration: boo
     rotation invariant: with invariant f and equivariant directions the logits agree under a random rotation."""
     torch.manual_seed(0)
     net = PaRotLite(8, 8, 8, 4, 3, 16, 32, pose_restoration=pose_restoration).double()
-    net.local_net, net.global_net = EquivariantOracle(8, 16).double(), EquivariantOracle(4, 16).double()
+    net.local_net, net.global_net = EquivariantOracle(8, 32).double(), EquivariantOracle(4, 32).double()  # f: 2 width
     net.eval()
     x = generic_cloud(64, 3)
     for seed in range(3):
@@ -311,7 +319,7 @@ def test_part_miou_matches_sklearn_jaccard() -> None:
 def test_segmentation_head_shapes_and_invariance_given_equivariant_disentanglement() -> None:
     torch.manual_seed(0)
     net = PaRotSeg(16, 50, local_patches=8, local_k=8, global_points=4, neighbours=3, width=16, embedding=32).double()
-    net.local_net, net.global_net = EquivariantOracle(8, 16).double(), EquivariantOracle(4, 16).double()
+    net.local_net, net.global_net = EquivariantOracle(8, 32).double(), EquivariantOracle(4, 32).double()  # f: 2 width
     net.eval()
     x, categories = generic_cloud(64, 5), torch.tensor([3])
     r = torch.as_tensor(Rotation.random(random_state=5).as_matrix())
@@ -321,39 +329,71 @@ def test_segmentation_head_shapes_and_invariance_given_equivariant_disentangleme
         torch.testing.assert_close(net(x @ r.T, categories), logits, atol=1e-9, rtol=0)
 
 
-MODELNET_REQUIRED = ("bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa", "table", "toilet")
+def write_modelnet40_h5(data_dir: Path, clouds_per_file: dict[str, list[int]]) -> None:
+    """The HDF5 release's layout: data_dir/modelnet40_ply_hdf5_2048/ply_data_<split><i>.h5, ``data`` (M, 2048, 3)
+    float32 and ``label`` (M, 1) uint8; cloud c of a file is a stretched Gaussian blob of class c % 3 (elongated
+    along x, y or z), so that the classes differ."""
+    import h5py
 
-
-def _off(vertices: np.ndarray, faces: list[tuple[int, ...]]) -> str:
-    """A mesh in the Princeton OFF format (header, counts, vertices, faces as 'n i j k')."""
-    lines = ["OFF", f"{len(vertices)} {len(faces)} 0"] + [" ".join(f"{v:.6f}" for v in row) for row in vertices]
-    return "\n".join(lines + [f"{len(f)} " + " ".join(map(str, f)) for f in faces]) + "\n"
-
-
-def write_modelnet40_raw(root: Path, per_class: dict[str, int]) -> None:
-    """ModelNet40's raw layout (root/modelnet40/raw/<category>/<split>/<category>_NNNN.off; PyG checks for the
-    ModelNet10 folder names) with stretched tetrahedra (chair), cubes (table) and octahedra (sofa)."""
-    cube = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
-    cube_faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    octa = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
-    octa_faces = [(a, b, c) for a in (0, 1) for b in (2, 3) for c in (4, 5)]
-    tetra = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
-    meshes = {"chair": (tetra, [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)]), "table": (cube, cube_faces),
-              "sofa": (octa, octa_faces)}
+    folder = data_dir / "modelnet40_ply_hdf5_2048"
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    for category in MODELNET_REQUIRED:
-        for split in ("train", "test"):
-            folder = root / "modelnet40" / "raw" / category / split
-            folder.mkdir(parents=True, exist_ok=True)
-            if category not in meshes:
-                continue
-            vertices, faces = meshes[category]
-            for i in range(per_class[split]):
-                stretched = vertices * rng.uniform(0.5, 2.0, 3) + rng.normal(0, 0.05, vertices.shape)
-                (folder / f"{category}_{i + 1:04d}.off").write_text(_off(stretched, faces))
+    for split, counts in clouds_per_file.items():
+        for i, n in enumerate(counts):
+            labels = np.arange(n) % 3
+            axes = np.where(np.eye(3)[labels] == 1, 1.0, 0.3)[:, None, :]  # (n, 1, 3)
+            with h5py.File(folder / f"ply_data_{split}{i}.h5", "w") as f:
+                f["data"] = (rng.standard_normal((n, 2048, 3)) * axes).astype(np.float32)
+                f["label"] = labels[:, None].astype(np.uint8)
 
 
 def write_dry_data(data_dir: Path) -> None:
-    """ModelNet40 OFF meshes (3 classes, 3 train / 1 test mesh each) where scale=dry reads them."""
-    write_modelnet40_raw(data_dir, {"train": 3, "test": 1})
+    """ModelNet40 HDF5 files (train: two files of 6 and 3 clouds, test: one of 3; 3 classes) where scale=dry reads
+    them."""
+    write_modelnet40_h5(data_dir, {"train": [6, 3], "test": [3]})
 
+
+def test_modelnet40_h5_reader(tmp_path) -> None:
+    """Files of a split concatenated in name order, the first n points of each cloud, labels flattened."""
+    import h5py
+
+    write_modelnet40_h5(tmp_path, {"train": [4, 2], "test": [3]})
+    x, y = load_modelnet40_h5(tmp_path, 1024, True)
+    assert x.shape == (6, 1024, 3) and x.dtype == np.float32
+    assert y.tolist() == [0, 1, 2, 0, 0, 1]
+    with h5py.File(tmp_path / "modelnet40_ply_hdf5_2048" / "ply_data_train1.h5") as f:
+        np.testing.assert_array_equal(x[4:], f["data"][:, :1024])
+    assert load_modelnet40_h5(tmp_path, 512, False)[0].shape == (3, 512, 3)
+
+
+def test_modelnet40_h5_refuses_bad_files(tmp_path) -> None:
+    import h5py
+
+    with pytest.raises(DataUnavailableError, match="no ModelNet40 train files .*modelnet40_ply_hdf5_2048.zip"):
+        load_modelnet40_h5(tmp_path, 1024, True)
+    write_modelnet40_h5(tmp_path, {"train": [2]})
+    with pytest.raises(DataUnavailableError, match="expected \\(clouds, >= 4096 points, 3\\)"):
+        load_modelnet40_h5(tmp_path, 4096, True)
+    with h5py.File(tmp_path / "modelnet40_ply_hdf5_2048" / "ply_data_train0.h5", "r+") as f:
+        f["label"][0] = 40
+    with pytest.raises(DataUnavailableError, match="labels outside 0..39"):
+        load_modelnet40_h5(tmp_path, 1024, True)
+
+
+def test_modelnet40_h5_without_h5py_says_so_in_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
+    with pytest.raises(DataUnavailableError, match="^reading ModelNet40's HDF5 release needs h5py: pip install h5py$"):
+        load_modelnet40_h5(tmp_path, 1024, True)
+
+
+def test_paper_widths_match_the_official_model() -> None:
+    """At width 64 (scale=paper): invariant feature 128, EdgeConv input 288 -> 128, fusion 288 -> 256 -> 512 ->
+    1024, head 1024 -> 512 -> 256 -> 40."""
+    net = PaRotLite(40, width=64, embedding=1024, head=(512, 256))
+    linears = lambda module: [(m.in_features, m.out_features) for m in module.modules()  # noqa: E731
+                              if isinstance(m, torch.nn.Linear)]
+    assert linears(net.local_net.invariant) == [(128, 128), (128, 128)]
+    assert linears(net.edge) == [(288, 128), (128, 128), (128, 128)]
+    assert linears(net.fusion) == [(288, 256), (256, 512), (512, 1024)]
+    assert linears(net.head) == [(1024, 512), (512, 256), (256, 40)]
+    assert linears(net.relation_embed) == [(16, 32)]

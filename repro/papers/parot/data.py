@@ -1,7 +1,9 @@
-"""PaRot's real data sets (scale=paper): ScanObjectNN OBJ_BG (classification) and ShapeNetPart (segmentation).
+"""PaRot's real data sets (scale=paper): ModelNet40 as the HDF5 release the official code reads (classification),
+ScanObjectNN OBJ_BG (classification) and ShapeNetPart (segmentation).
 
-Both come as y-up clouds; ``to_z_up`` turns them z-up so that the z/SO3 protocol rotates about the gravity axis
-(ModelNet40's Princeton meshes are already z-up, see repro.core.geometry.load_modelnet40).
+ScanObjectNN and ShapeNetPart come as y-up clouds; ``to_z_up`` turns them z-up so that the z/SO3 protocol rotates
+about the gravity axis. The ModelNet40 HDF5 clouds are used as stored, rotated about their stored z axis, as the
+official code does (its z/SO3 training applies RotateAxisAngle(axis="Z") to the file's coordinates).
 """
 
 from pathlib import Path
@@ -18,6 +20,10 @@ SCANOBJECTNN_HOW = ("ScanObjectNN is distributed after a licence form (https://h
                     "download h5_files.zip and place main_split/training_objectdataset.h5 and "
                     "main_split/test_objectdataset.h5 (the OBJ_BG variant) in this folder")
 
+MODELNET40_H5_FOLDER = "modelnet40_ply_hdf5_2048"
+MODELNET40_H5_HOW = ("download https://shapenet.cs.stanford.edu/media/modelnet40_ply_hdf5_2048.zip (the release the "
+                     "official PaRot and DGCNN code read) and unzip it into this folder")
+
 # ShapeNetPart: 16 categories with 50 parts numbered consecutively (category c owns parts PART_START[c] ...).
 SHAPENET_PARTS = (4, 2, 2, 4, 4, 3, 3, 2, 4, 2, 6, 2, 3, 3, 3, 3)
 PART_START = tuple(int(s) for s in np.cumsum((0,) + SHAPENET_PARTS[:-1]))
@@ -32,6 +38,43 @@ def normalise(points: np.ndarray) -> np.ndarray:
     """Centre each cloud (..., N, 3) and scale it to unit RMS radius (as the synthetic shapes)."""
     points = points - points.mean(-2, keepdims=True)
     return (points / np.sqrt((points**2).sum(-1).mean(-1))[..., None, None]).astype(np.float32)
+
+
+def load_modelnet40_h5(data_dir: str | Path, n_points: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """ModelNet40 from data_dir/modelnet40_ply_hdf5_2048/ply_data_{train,test}<i>.h5 (datasets ``data`` (M, 2048, 3)
+    and ``label`` (M, 1); 9840 train / 2468 test clouds, 40 classes): the files of the split in name order,
+    concatenated, the first n_points points of each cloud (the official loader's ``data[item][:num_points]``),
+    float32 as stored (the release is already centred and scaled to the unit sphere)."""
+    try:
+        import h5py
+    except ImportError as error:
+        raise DataUnavailableError("reading ModelNet40's HDF5 release needs h5py: pip install h5py") from error
+
+    folder = Path(data_dir) / MODELNET40_H5_FOLDER
+    split = "train" if train else "test"
+    files = sorted(folder.glob(f"ply_data_{split}*.h5"))
+    if not files:
+        raise DataUnavailableError(f"no ModelNet40 {split} files ply_data_{split}*.h5 in {folder}; {MODELNET40_H5_HOW}")
+    points, labels = [], []
+    for path in files:
+        with h5py.File(path, "r") as f:
+            missing = {"data", "label"} - set(f.keys())
+            if missing:
+                raise DataUnavailableError(f"{path} lacks the datasets {sorted(missing)}; {MODELNET40_H5_HOW}")
+            shape = f["data"].shape
+            if len(shape) != 3 or shape[1] < n_points or shape[2] != 3:
+                raise DataUnavailableError(f"{path}: data has shape {shape}, expected (clouds, >= {n_points} points, 3)"
+                                           f"; {MODELNET40_H5_HOW}")
+            points.append(f["data"][:, :n_points].astype(np.float32))
+            labels.append(f["label"][:].astype(np.int64).ravel())
+        if len(labels[-1]) != len(points[-1]):
+            raise DataUnavailableError(f"{path}: {len(labels[-1])} labels for {len(points[-1])} clouds; "
+                                       f"{MODELNET40_H5_HOW}")
+    x, y = np.concatenate(points), np.concatenate(labels)
+    if len(y) == 0 or y.min() < 0 or y.max() >= 40 or not np.isfinite(x).all():
+        raise DataUnavailableError(f"{folder}: {len(y)} {split} clouds, labels outside 0..39 or non-finite "
+                                   f"coordinates; {MODELNET40_H5_HOW}")
+    return x, y
 
 
 def load_scanobjectnn(data_dir: str | Path, n_points: int, train: bool) -> tuple[np.ndarray, np.ndarray]:

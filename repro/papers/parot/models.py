@@ -104,12 +104,15 @@ def pose_relation(o_a: torch.Tensor, o_b: torch.Tensor, offset: torch.Tensor) ->
 
 
 class Disentangle(nn.Module):
-    """PointNet on a patch (..., k, 3) -> invariant feature (..., width) and directions d1, d2 (..., 3)."""
+    """PointNet on a patch (..., k, 3) -> invariant feature (..., 2 width) and directions d1, d2 (..., 3).
+
+    The official DisentangleNet at width 64: encoder 3-64-128-128, max-pool, invariant head 128-128-128 (two layers),
+    two direction heads 128-64-32-3."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.encoder = mlp(3, width, 2 * width, 2 * width)
-        self.invariant = mlp(2 * width, 2 * width, width)
+        self.invariant = mlp(2 * width, 2 * width, 2 * width)
         self.directions = nn.ModuleList(mlp(2 * width, width, width // 2, 3, last_act=False) for _ in range(2))
 
     def forward(self, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,23 +121,39 @@ class Disentangle(nn.Module):
         return self.invariant(g), F.normalize(self.directions[0](g), dim=-1), F.normalize(self.directions[1](g), dim=-1)
 
 
+def head_layers(widths: tuple[int, ...], dropout: float = 0.5) -> nn.Sequential:
+    """Linear -> BatchNorm -> LeakyReLU(0.2) -> Dropout per hidden layer (the official classifier's blocks)."""
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [mlp(a, b), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
 class PaRotLite(nn.Module):
     """Input clouds (B, N, 3) -> logits (B, classes); ``aux_losses`` holds the last training step's
-    direction-consistency and orthogonality losses (weighted as in the paper's defaults)."""
+    direction-consistency and orthogonality losses (weighted as in the paper's defaults).
+
+    Widths follow the official classification model when width = 64: invariant patch features F = 2 width = 128;
+    intra-scale EdgeConv on [f_i, f_j, emb(r_ij)] of 2F + 32 = 288 channels -> 128 -> 128 -> 128 (max over the
+    neighbouring patches); inter-scale fusion of [h_i (128), global feature (128), emb(local-to-global relation)
+    (32)] = 288 -> 256 -> 512 -> embedding, max-pool over patches; classifier head ``head`` (512-256) with dropout
+    0.5 after each hidden layer; each 16-number pose relation is embedded by one 16 -> 32 layer.
+    """
 
     def __init__(self, n_classes: int, local_patches: int = 32, local_k: int = 16, global_points: int = 16,
-                 neighbours: int = 8, width: int = 64, embedding: int = 256, siamese: bool = True,
-                 pose_restoration: bool = True) -> None:
+                 neighbours: int = 8, width: int = 64, embedding: int = 256, head: tuple[int, ...] = (128, 64),
+                 siamese: bool = True, pose_restoration: bool = True) -> None:
         super().__init__()
         self.m, self.k, self.g, self.n = local_patches, local_k, global_points, neighbours
         self.siamese, self.pose_restoration, self.embedding = siamese, pose_restoration, embedding
         self.local_net, self.global_net = Disentangle(width), Disentangle(width)
+        feature = 2 * width
         relation = 16 if pose_restoration else 1  # without pose restoration only the distance is kept
-        self.relation_embed = mlp(relation, 16, 32)
-        self.edge = mlp(2 * width + 32, 2 * width, 2 * width)
-        self.fusion_embed = mlp(relation, 16, 32)
-        self.fusion = mlp(2 * width + width + 32, 2 * width, embedding)
-        self.head = nn.Sequential(mlp(embedding, 128, 64), nn.Dropout(0.5), nn.Linear(64, n_classes))
+        self.relation_embed = mlp(relation, 32)
+        self.edge = mlp(2 * feature + 32, 2 * width, 2 * width, 2 * width)
+        self.fusion_embed = mlp(relation, 32)
+        self.fusion = mlp(2 * width + feature + 32, 4 * width, 8 * width, embedding)
+        self.head = nn.Sequential(head_layers((embedding, *head)), nn.Linear(head[-1], n_classes))
         self.aux_losses: dict[str, torch.Tensor] = {}
 
     def relation(self, o_a: torch.Tensor, o_b: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -178,7 +197,7 @@ class PaRotLite(nn.Module):
 
     def direction_equivariance(self, points: torch.Tensor, rotations: torch.Tensor) -> float:
         """Mean cosine between d(R P) and R d(P) over the local patches P of clouds (B, N, 3), one rotation (B, 3, 3)
-        per cloud, both directions: 1 for exactly equivariant directions (the card's oracle for the learned part)."""
+        per cloud, both directions: 1 for exactly equivariant directions (the oracle for the learned part)."""
         _, patches = self.local_patches(points)
         r = rotations.to(points.dtype).unsqueeze(1)  # (B, 1, 3, 3)
         _, *directions = self.local_net(patches)

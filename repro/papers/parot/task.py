@@ -15,10 +15,17 @@ from sklearn.metrics import balanced_accuracy_score
 
 from repro.core.context import RunContext
 from repro.core.errors import ConfigError
-from repro.core.geometry import PointNet, load_modelnet40, pca_canonicalise, random_rotations, rotate, shape_dataset
-from repro.core.train import fit
+from repro.core.geometry import PointNet, pca_canonicalise, random_rotations, rotate, shape_dataset
+from repro.core.train import fit, plateaued
 from repro.core.units import Unit, unit
-from repro.papers.parot.data import PART_START, SHAPENET_PARTS, load_scanobjectnn, load_shapenetpart, part_miou
+from repro.papers.parot.data import (
+    PART_START,
+    SHAPENET_PARTS,
+    load_modelnet40_h5,
+    load_scanobjectnn,
+    load_shapenetpart,
+    part_miou,
+)
 from repro.papers.parot.models import DGCNN, PaRotLite, PaRotSeg
 
 METHODS = ("parot", "parot_no_pose", "parot_no_siamese", "pointnet", "dgcnn", "pca_pointnet")
@@ -54,7 +61,8 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
 def build(method: str, n_classes: int, m: DictConfig) -> torch.nn.Module:
     if method.startswith("parot"):
         return PaRotLite(n_classes, m.local_patches, m.local_k, m.global_points, m.neighbours, m.width, m.embedding,
-                         siamese=method != "parot_no_siamese", pose_restoration=method != "parot_no_pose")
+                         tuple(m.head), siamese=method != "parot_no_siamese",
+                         pose_restoration=method != "parot_no_pose")
     if method == "dgcnn":
         return DGCNN(n_classes, m.dgcnn_k, m.width, m.embedding)
     return PointNet(n_classes, 3, tuple(m.pointnet_widths), (128,))
@@ -68,9 +76,9 @@ def load_data(cfg: DictConfig, ctx: RunContext) -> dict:
         val = shape_dataset(d.val_per_class, d.points, ctx.data_seed("shapes", "val"))
         test = shape_dataset(d.test_per_class, d.points, ctx.data_seed("shapes", "test"))
     else:
-        if d.dataset == "modelnet40":
-            train = load_modelnet40(ctx.data_dir, d.points, True, ctx.data_seed("modelnet40", "train"))
-            test = load_modelnet40(ctx.data_dir, d.points, False, ctx.data_seed("modelnet40", "test"))
+        if d.dataset == "modelnet40":  # the HDF5 release the official code reads (2048 points per cloud)
+            train = load_modelnet40_h5(ctx.data_dir, d.points, True)
+            test = load_modelnet40_h5(ctx.data_dir, d.points, False)
         else:
             train = load_scanobjectnn(ctx.data_dir, d.points, True)
             test = load_scanobjectnn(ctx.data_dir, d.points, False)
@@ -85,7 +93,8 @@ def load_data(cfg: DictConfig, ctx: RunContext) -> dict:
             "consistency": np.stack([rotate(test_x[sub], random_rotations(len(sub), rng, "so3"))
                                      for _ in range(d.consistency_rotations)]), "consistency_y": test_y[sub],
             "equivariance": (test_x[sub], random_rotations(len(sub), rng, "so3")),
-            "sweep": {a: rotate(test_x[sub], np.broadcast_to(_about_x(a), (len(sub), 3, 3))) for a in d.sweep_degrees}}
+            "sweep": {a: rotate(test_x[sub], np.broadcast_to(_about_x(a), (len(sub), 3, 3))) for a in d.sweep_degrees},
+            "val_rotations": random_rotations(len(val_x), rng, "so3")}
 
 
 def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[tuple, tuple]:
@@ -122,7 +131,10 @@ def train_one(cfg: DictConfig, ctx: RunContext, data: dict, protocol: str, metho
 
     def batches(epoch: int):
         rng = np.random.default_rng(ctx.child_seed("batches", tag, epoch))
-        x = rotate(train_x, random_rotations(len(train_x), rng, PROTOCOLS[protocol]))  # fresh rotations per epoch
+        x = train_x
+        if cfg.data.train_scale is not None:  # per-axis scale before the rotation, as the official loader
+            x = x * rng.uniform(*cfg.data.train_scale, size=(len(x), 1, 3)).astype(np.float32)
+        x = rotate(x, random_rotations(len(x), rng, PROTOCOLS[protocol]))  # fresh rotations per epoch
         if method == "pca_pointnet":
             x = pca_canonicalise(x)
         order = rng.permutation(len(x))
@@ -139,13 +151,21 @@ def train_one(cfg: DictConfig, ctx: RunContext, data: dict, protocol: str, metho
     val_x = torch.as_tensor(pca_canonicalise(val_x) if method == "pca_pointnet" else val_x, device=ctx.device)
     val_y = torch.as_tensor(data["val_y"], device=ctx.device)
 
+    val_rotations = torch.as_tensor(data["val_rotations"], device=ctx.device)
+    siamese = isinstance(model, PaRotLite) and model.siamese
+
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         logits = torch.cat([model(val_x[i:i + 64]) for i in range(0, len(val_x), 64)])
-        return {"val/loss": float(F.cross_entropy(logits, val_y)),
-                "val/acc": float((logits.argmax(1) == val_y).float().mean())}
+        metrics = {"val/loss": float(F.cross_entropy(logits, val_y)),
+                   "val/acc": float((logits.argmax(1) == val_y).float().mean())}
+        if siamese:  # how far the learned local directions are from equivariant: 1 - cos(d(R P), R d(P))
+            metrics["val/direction_err"] = 1.0 - model.direction_equivariance(val_x, val_rotations)
+        return metrics
 
     result = fit(ctx, tag, model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/loss",
                  scheduler=schedule)
+    if siamese:  # a PaRot training has finished only once its directions have stopped becoming more equivariant
+        ctx.record_convergence(plateaued([h["val/direction_err"] for h in result.history]))
     model.eval()
     pred = predict(model, data["test_so3"], method, ctx.device)
     runs = np.stack([predict(model, clouds, method, ctx.device) for clouds in data["consistency"]])
