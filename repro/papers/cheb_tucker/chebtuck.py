@@ -86,8 +86,11 @@ def left_singular(wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def spline_to_chebyshev(grid: np.ndarray, factor: np.ndarray, m: int) -> np.ndarray:
     """Columns of `factor` (len(grid), R) at the m Chebyshev points: not-a-knot cubic spline through the grid
-    values, extrapolated outside the outer cell centres (interp1(grid, U, chebpts(m), 'spline', 'extrap'))."""
-    return CubicSpline(grid, factor, axis=0, bc_type="not-a-knot", extrapolate=True)(chebyshev_points(m))
+    values, extrapolated outside the outer cell centres (interp1(grid, U, chebpts(m), 'spline', 'extrap')).
+    The spline is linear in the data, so it is applied as the (m, n) matrix W of the splines of the unit
+    vectors: W U costs m n R instead of building R piecewise polynomials."""
+    spline = CubicSpline(grid, np.eye(grid.size), axis=0, bc_type="not-a-knot", extrapolate=True)
+    return spline(chebyshev_points(m)) @ factor
 
 
 def cp_at_chebyshev(cp: CPTensor, grid: np.ndarray, m: int) -> CPTensor:
