@@ -17,11 +17,18 @@ from scipy.special import eval_legendre
 
 from repro.core.errors import ReproError
 from repro.papers.hippo import hippo, lra
-from repro.papers.hippo.s4 import S4Classifier, S4Kernel, bidirectional_convolution, causal_convolution, ssm_parameters
+from repro.papers.hippo.s4 import (
+    S4Classifier,
+    S4Kernel,
+    bidirectional_convolution,
+    causal_convolution,
+    initial_dplr,
+    ssm_parameters,
+)
 from repro.papers.hippo.task import delay_batch, kernel_convergence_rows, signal, signal_terms
 
 
-def test_legs_matches_the_cards_formula() -> None:
+def test_legs_matches_the_written_formula() -> None:
     a, b = hippo.transition("legs", 5)
     assert a[3, 1] == pytest.approx(-np.sqrt(7 * 3)) and a[2, 2] == -3 and a[1, 3] == 0
     assert np.allclose(b, np.sqrt(2 * np.arange(5) + 1))
@@ -71,7 +78,7 @@ def test_projection_of_a_basis_function_is_a_unit_vector(measure: str, degree: i
 @pytest.mark.parametrize("measure,n", [("legs", 32), ("legt", 64), ("fout", 64)])
 def test_online_state_is_the_exact_projection(measure: str, n: int) -> None:
     """The bilinear HiPPO recurrence's final state equals the exact projection coefficients of the
-    continuous history for the card's random test signal: up to the O(Delta) discretisation error for
+    continuous history for the random test signal: up to the O(Delta) discretisation error for
     LegS (exact kernels at every N), and up to the finite-N kernel error as well for LegT / FouT."""
     length, dt = 2000, 0.005
     terms = signal_terms(32, 20.0, np.random.default_rng(3))
@@ -103,7 +110,7 @@ def test_normal_plus_low_rank(measure: str, real_part: float) -> None:
     assert np.allclose(np.linalg.eigvals(s).real, real_part, atol=1e-9)
     if measure == "legs":
         assert np.allclose(p[0], np.sqrt(np.arange(n) + 0.5))
-    lam, pt, bt, v = hippo.nplr(measure, n)
+    lam, pt, bt, v = hippo.conjugate_pairs(*hippo.nplr(measure, n))
     assert np.allclose(v @ v.conj().T, np.eye(n), atol=1e-12)
     assert np.allclose(v @ (np.diag(lam) - pt.T @ pt.conj()) @ v.conj().T, a, atol=1e-9)
     assert np.allclose(v @ bt, hippo.transition(measure, n)[1], atol=1e-12)
@@ -118,9 +125,10 @@ def test_bilinear_matches_scipy() -> None:
 
 @pytest.mark.parametrize("init", ["legs", "legt", "fout", "random"])
 def test_convolution_mode_equals_recurrent_mode(init: str) -> None:
-    """Woodbury generating-function kernel + FFT convolution == step-by-step recurrence, float64."""
+    """Woodbury generating-function kernel (half the modes, irfft) + FFT convolution == the step-by-step
+    recurrence of the dense N x N system with both modes of every conjugate pair, float64; its output is real."""
     n, length = 16, 64
-    kernel = S4Kernel(2, n, init, (1e-2, 1e-1), np.random.default_rng(0))
+    kernel = S4Kernel(2, n, init, (1e-2, 1e-1), np.random.default_rng(0)).double()
     with torch.no_grad():
         torch.manual_seed(0)
         kernel.c.add_(torch.randn_like(kernel.c))
@@ -128,12 +136,15 @@ def test_convolution_mode_equals_recurrent_mode(init: str) -> None:
         lam = kernel.diagonal().numpy()
         p, b, c = (torch.view_as_complex(t).numpy() for t in (kernel.p, kernel.b, kernel.c))
         dts = kernel.log_dt.exp().numpy()
+    lam, p, b, _ = hippo.conjugate_pairs(lam, p, b, np.eye(n // 2))
+    c = np.concatenate([c, c.conj()], axis=-1)
     u = np.random.default_rng(1).standard_normal((3, length))
     y_conv = causal_convolution(torch.as_tensor(u[:, None, :]).expand(-1, 2, -1), k).numpy()
     a = np.diag(lam) - p.T @ p.conj()
     for h in range(2):
         abar, bbar = hippo.bilinear(a, b, dts[h])
         c_h = np.linalg.solve((np.eye(n) - np.linalg.matrix_power(abar, length)).T, c[h])   # C from C~
+        assert np.abs(hippo.recurrent_kernel(abar, bbar, c_h, length).imag).max() < 1e-10
         assert np.allclose(k[h].numpy(), hippo.recurrent_kernel(abar, bbar, c_h, length).real, atol=1e-10)
         for row in range(3):
             x, y = np.zeros(n, complex), np.empty(length)
@@ -141,6 +152,19 @@ def test_convolution_mode_equals_recurrent_mode(init: str) -> None:
                 x = abar @ x + bbar * u[row, step]
                 y[step] = (c_h @ x).real
             assert np.allclose(y_conv[row, h], y, atol=1e-10)
+
+
+def test_random_dplr_is_the_official_stable_initialisation() -> None:
+    """s4's dplr(init='rand'): Re Lambda = -1/2, Im Lambda = -exp(N(0, 1)) (log-normal), B = 1, P ~ CN(0, 1);
+    the dense A of both conjugate halves is stable (every eigenvalue in the open left half-plane)."""
+    lam, p, b = initial_dplr("random", 4000, np.random.default_rng(0))
+    assert np.allclose(lam.real, -0.5) and np.allclose(b, 1) and p.shape == (1, 2000)
+    g = np.log(-lam.imag)
+    assert abs(g.mean()) < 0.1 and abs(g.std() - 1) < 0.05
+    assert abs(np.mean(np.abs(p) ** 2) - 1) < 0.1
+    lam, p, b = initial_dplr("random", 64, np.random.default_rng(1))
+    lam, p, _, _ = hippo.conjugate_pairs(lam, p, b, np.eye(32))
+    assert np.linalg.eigvals(np.diag(lam) - p.T @ p.conj()).real.max() < 0
 
 
 def test_reconstruction_of_a_smooth_history() -> None:

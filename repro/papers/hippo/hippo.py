@@ -18,6 +18,7 @@ Each A equals S - P P^T with S normal (S = -I/2 + skew for LegS, skew for LegT a
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
 from scipy import special
 
 MEASURES = ("legs", "legt", "fout")
@@ -63,19 +64,39 @@ def rank_correction(measure: str, n: int) -> np.ndarray:
 
 
 def nplr(measure: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A = V (Lambda - P~ P~^*) V^* with V unitary: returns (Lambda (n,), P~ (rank, n), B~ (n,), V (n, n)).
+    """One mode of each conjugate pair of A = W (Lambda - P~^T conj(P~)) W^*, W = [V, conj V] unitary.
 
-    S = A + P^T P is normal with constant real diagonal part; diagonalising the Hermitian -i(S - re I)
-    with `eigh` gives a unitary V (diagonalising A itself is exponentially ill-conditioned). All n modes
-    are kept (no conjugate-pair halving), so a real kernel is the real part, not 2 Re of half.
+    Returns (Lambda (n/2,), P~ (rank, n/2), B~ (n/2,), V (n, n/2)); the other half of every quantity is its
+    complex conjugate (A, B, P are real), so a kernel over all n modes is 2 Re of the kernel over these.
+    S = A + P^T P is normal with constant real diagonal part re; diagonalising the Hermitian -i(S - re I)
+    with `eigh` gives a unitary basis (diagonalising A itself is exponentially ill-conditioned). As in the s4
+    repository's `nplr`, the modes with negative imaginary part are kept. A zero eigenvalue of the real
+    skew matrix S - re I (FouT's constant and dead sine state) has a real eigenspace of even dimension: its
+    real orthonormal basis z_1, z_2, ... is paired into the modes (z_1 + i z_2) / sqrt 2, ..., whose
+    conjugates complete the basis.
     """
+    if n % 2:
+        raise ValueError(f"the conjugate-pair form needs an even state size, got N = {n}")
     a, b = transition(measure, n)
     p = rank_correction(measure, n)
     s = a + p.T @ p
     re = np.mean(np.diag(s))
-    im, v = np.linalg.eigh(-1j * (s - re * np.eye(n)))
-    vh = v.conj().T
-    return re + 1j * im, p @ v.conj(), vh @ b, v
+    skew = s - re * np.eye(n)
+    im, v = np.linalg.eigh(-1j * skew)
+    tol = 1e-9 * max(1.0, np.abs(im).max())
+    zero = scipy.linalg.null_space(skew, rcond=tol / max(1.0, np.abs(im).max()))
+    if zero.shape[1] != n - 2 * np.sum(im < -tol):
+        raise ValueError(f"{measure}: the spectrum of S - re I is not symmetric about 0 within {tol:g}")
+    v = np.concatenate([v[:, im < -tol], (zero[:, 0::2] + 1j * zero[:, 1::2]) / np.sqrt(2)], axis=1)
+    lam = re + 1j * np.concatenate([im[im < -tol], np.zeros(zero.shape[1] // 2)])
+    return lam, p @ v.conj(), v.conj().T @ b, v
+
+
+def conjugate_pairs(lam: np.ndarray, p: np.ndarray, b: np.ndarray, v: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All n modes from one of each pair: (Lambda, conj Lambda), (P~, conj P~), (B~, conj B~), [V, conj V]."""
+    return (np.concatenate([lam, lam.conj()]), np.concatenate([p, p.conj()], axis=-1),
+            np.concatenate([b, b.conj()]), np.concatenate([v, v.conj()], axis=-1))
 
 
 def bilinear(a: np.ndarray, b: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:

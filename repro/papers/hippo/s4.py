@@ -1,22 +1,24 @@
-"""S4 layers with a HiPPO (or random) state matrix in NPLR form, kernels by the Woodbury generating function.
+"""S4 layers with a HiPPO (or random DPLR) state matrix, kernels by the Woodbury generating function.
 
 Per layer and channel h (H channels, state size N, sequence length L):
 
-    A = Lambda - P^* Q  (diagonal plus rank r, Q = P for HiPPO), x' = A x + B u, y = C x + D u,
+    A = Lambda - P^* P  (diagonal plus rank r), x' = A x + B u, y = C x + D u,
     bilinear step Delta_h = exp(log_dt_h).
 
-The length-L kernel K_l = C~ Abar^l Bbar (C~ = C (I - Abar^L), learned directly as in S4) is read off
-its generating function at the roots of unity z_k = exp(-2 pi i k / L):
+A, B, P are real, so their N modes come in conjugate pairs: as in the s4 repository, one mode of each pair
+is stored (N/2 of them) and every sum over modes is taken over both, sum_n [v_n / d(Lambda_n) +
+conj(v_n) / d(conj Lambda_n)], so that the kernel is real. The length-L kernel K_l = C~ Abar^l Bbar
+(C~ = C (I - Abar^L), learned directly as in S4) is read off its generating function at the roots of
+unity z_k = exp(-2 pi i k / L):
 
     Khat(z) = 2 [ r_CB - (1 + z) r_CP (I + (1 + z) r_QP)^-1 r_QB ],
-    r_ab(z) = sum_n a_n b_n / ((2 / Delta)(1 - z) - Lambda_n (1 + z))      (Cauchy sums),
+    r_ab(z) = sum_n a_n b_n / ((2 / Delta)(1 - z) - Lambda_n (1 + z))      (Cauchy sums, Q = P^*),
 
 which is S4's 2/(1+z) [k_00 - k_01 (1 + k_11)^-1 k_10] multiplied through by (1 + z) so that z = -1 is
-not singular. The kernel is Re ifft(Khat) over all L roots (C~ is complex, so Khat is not Hermitian), and
-the layer's output an FFT convolution (causal, zero-padded). All N modes are kept, so the kernel is the
-real part of a sum over them (no conjugate-pair halving, which is fragile at repeated eigenvalues).
-The kernel is linear in C~ (K = Re C~ phi); with A, B, Delta frozen (`train_ssm: false`, the cpu-scale
-budget) phi is computed once and only C~, D and the linear maps train.
+not singular. The kernel is real, so Khat(conj z) = conj Khat(z): it is evaluated at the L/2 + 1 roots
+k <= L/2 only and inverted with irfft. The layer's output is an FFT convolution (causal, zero-padded).
+The cost of one kernel is O(H L N) per step, in closed form, with no recurrence over time: A (Lambda, P),
+B and Delta are trained with the rest of the model, as in the paper.
 """
 
 import math
@@ -31,92 +33,83 @@ from repro.papers.hippo.hippo import MEASURES, nplr
 INITS = (*MEASURES, "random")
 
 
-def initial_nplr(init: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Lambda (N,), P (r, N), B (N,)) in the diagonal basis, complex.
+def initial_dplr(init: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Lambda (N/2,), P (r, N/2), B (N/2,)), complex, one mode of each conjugate pair.
 
-    `random`: A with i.i.d. N(0, 1) / N entries and B ~ N(0, 1), diagonalised directly (P = 0); a generic
-    A is well conditioned, unlike LegS.
+    `random`: the s4 repository's random DPLR initialisation (`dplr(init='rand')`, B_init 'constant'):
+    Re Lambda = -1/2, Im Lambda = -exp(g) with g ~ N(0, 1), B = 1, P ~ CN(0, 1) of rank 1. It is stable
+    by construction: A + A^* = 2 Re Lambda - 2 P^* P = -I - 2 P^* P is negative definite.
     """
     if init in MEASURES:
         lam, p, b, _ = nplr(init, n)
         return lam, p, b
     if init == "random":
-        a = rng.standard_normal((n, n)) / n
-        lam, v = np.linalg.eig(a)
-        return lam, np.zeros((1, n), complex), np.linalg.solve(v, rng.standard_normal(n))
+        half = n // 2
+        lam = -0.5 - 1j * np.exp(rng.standard_normal(half))
+        p = (rng.standard_normal((1, half)) + 1j * rng.standard_normal((1, half))) * math.sqrt(0.5)
+        return lam, p, np.ones(half, complex)
     raise ValueError(f"unknown init {init!r}; choose from {INITS}")
 
 
 def _complex_parameter(value: np.ndarray) -> nn.Parameter:
-    return nn.Parameter(torch.view_as_real(torch.as_tensor(value, dtype=torch.complex128)).clone())
+    return nn.Parameter(torch.view_as_real(torch.as_tensor(value, dtype=torch.complex64)).clone())
+
+
+def pair_sum(v: torch.Tensor, r: torch.Tensor, r_conj: torch.Tensor, spec: str) -> torch.Tensor:
+    """sum over both modes of each pair: einsum(spec) of v with 1/d(Lambda) plus conj(v) with 1/d(conj Lambda)."""
+    return torch.einsum(spec, v, r) + torch.einsum(spec, v.conj(), r_conj)
 
 
 class S4Kernel(nn.Module):
-    """Learnable NPLR SSM kernel for H channels: forward(L) -> K, shape (H, L), float64."""
+    """Learnable DPLR SSM kernel for H channels: forward(L) -> K, shape (H, L), in the parameters' dtype
+    (float32; `.double()` for float64)."""
 
     def __init__(self, channels: int, n: int, init: str, dt_range: tuple[float, float],
-                 rng: np.random.Generator, trainable: bool = True, chunk: int = 1024) -> None:
+                 rng: np.random.Generator, chunk: int = 1024) -> None:
         super().__init__()
-        self.trainable, self.frozen, self.chunk = trainable, None, chunk
-        lam, p, b = initial_nplr(init, n, rng)
+        self.chunk = chunk
+        lam, p, b = initial_dplr(init, n, rng)
         # Re Lambda = -exp(log_neg_re) < 0, started at -max(|Re Lambda|, 1e-4) as in S4: LegT and FouT have
-        # Re Lambda = 0 exactly, which makes the Cauchy sums singular at z = 1; random A's unstable
-        # eigenvalues are reflected into the left half-plane (the baseline is made stable, not weaker).
-        self.log_neg_re = nn.Parameter(torch.as_tensor(np.log(np.maximum(np.abs(lam.real), 1e-4))))
-        self.lam_im = nn.Parameter(torch.as_tensor(lam.imag, dtype=torch.float64))   # (N,): shared by channels
-        self.p = _complex_parameter(p)                           # (r, N, 2)
-        self.b = _complex_parameter(b)                           # (N, 2)
-        c = (rng.standard_normal((channels, n)) + 1j * rng.standard_normal((channels, n))) * math.sqrt(0.5)
-        self.c = _complex_parameter(c)                           # (H, N, 2): C~ directly
+        # Re Lambda = 0 exactly, which makes the Cauchy sums singular at z = 1.
+        self.log_neg_re = nn.Parameter(torch.as_tensor(np.log(np.maximum(np.abs(lam.real), 1e-4)),
+                                                       dtype=torch.float32))
+        self.lam_im = nn.Parameter(torch.as_tensor(lam.imag, dtype=torch.float32))   # (N/2,): shared by channels
+        self.p = _complex_parameter(p)                           # (r, N/2, 2)
+        self.b = _complex_parameter(b)                           # (N/2, 2)
+        c = (rng.standard_normal((channels, len(lam))) + 1j * rng.standard_normal((channels, len(lam))))
+        self.c = _complex_parameter(c * math.sqrt(0.5))          # (H, N/2, 2): C~ directly
         log_lo, log_hi = math.log(dt_range[0]), math.log(dt_range[1])
-        self.log_dt = nn.Parameter(torch.as_tensor(rng.uniform(log_lo, log_hi, channels), dtype=torch.float64))
-        for parameter in (self.log_neg_re, self.lam_im, self.p, self.b, self.log_dt):
-            parameter.requires_grad_(trainable)
+        self.log_dt = nn.Parameter(torch.as_tensor(rng.uniform(log_lo, log_hi, channels), dtype=torch.float32))
 
     def diagonal(self) -> torch.Tensor:
-        """Lambda, shape (N,), complex."""
+        """Lambda, shape (N/2,), complex."""
         return torch.complex(-self.log_neg_re.exp(), self.lam_im)
 
     def generating_function(self, z: torch.Tensor) -> torch.Tensor:
-        """w (H, K, N), complex: per-mode terms of Khat at the K points z, Khat(z) = sum_n C~_n w_n(z).
-
-        w_n(z) = 2 [R_n B_n - (1 + z) R_n sum_j P_jn s_j(z)], s = (I + (1 + z) r_QP)^-1 r_QB.
-        """
+        """Khat(z) at the K points z, shape (H, K), complex (the formula in the module docstring)."""
         lam = self.diagonal()
-        p, b = torch.view_as_complex(self.p), torch.view_as_complex(self.b)
+        p, b, c = (torch.view_as_complex(t) for t in (self.p, self.b, self.c))
         dt = self.log_dt.exp()[:, None, None]                                  # (H, 1, 1)
-        one_plus_z = (1 + z)[None, :, None]
-        r = 1 / ((2 / dt) * (1 - z)[None, :, None] - lam * one_plus_z)          # (H, K, N)
-        r_qp = torch.einsum("in,hkn,jn->hkij", p.conj(), r, p)                  # (H, K, r, r)
-        r_qb = torch.einsum("in,hkn,n->hki", p.conj(), r, b)                    # (H, K, r)
+        one_plus_z = (1 + z)[None, :]                                          # (1, K)
+        two_over_dt = (2 / dt) * (1 - z)[None, :, None]
+        r = 1 / (two_over_dt - lam * one_plus_z[..., None])                    # (H, K, N/2)
+        r_conj = 1 / (two_over_dt - lam.conj() * one_plus_z[..., None])
+        r_qp = pair_sum(p.conj()[:, None] * p[None], r, r_conj, "ijn,hkn->hkij")          # (H, K, r, r)
+        r_qb = pair_sum(p.conj() * b, r, r_conj, "in,hkn->hki")                            # (H, K, r)
+        r_cb = pair_sum(c * b, r, r_conj, "hn,hkn->hk")                                    # (H, K)
+        r_cp = pair_sum(c[:, None] * p[None], r, r_conj, "hjn,hkn->hkj")                   # (H, K, r)
         eye = torch.eye(len(p), dtype=r.dtype, device=r.device)
-        s = torch.linalg.solve(eye + one_plus_z[..., None] * r_qp, r_qb)       # (H, K, r)
-        return 2 * r * (b - one_plus_z * (s @ p))                               # (H, K, N)
-
-    def roots_of_unity(self, length: int) -> torch.Tensor:
-        """z_k = exp(-2 pi i k / L), k < L, on the parameters' device."""
-        k = torch.arange(length, dtype=torch.float64, device=self.log_dt.device)
-        return torch.exp(-2j * math.pi * k / length)
-
-    def mode_kernels(self, length: int) -> torch.Tensor:
-        """phi (H, N, L), complex: the kernel is linear in C~, K_l = Re sum_n C~_n phi_n,l."""
-        return torch.fft.ifft(self.generating_function(self.roots_of_unity(length)), dim=1).transpose(1, 2)
+        s = torch.linalg.solve(eye + one_plus_z[..., None, None] * r_qp, r_qb)            # (H, K, r)
+        return 2 * (r_cb - one_plus_z * (r_cp * s).sum(-1))
 
     def forward(self, length: int) -> torch.Tensor:
-        c = torch.view_as_complex(self.c)
-        if not self.trainable:                     # A, B, Delta fixed: phi is computed once
-            if self.frozen is None or self.frozen.shape[-1] != length:
-                self.frozen = self.mode_kernels(length).detach().to(torch.complex64)
-            return torch.einsum("hn,hnl->hl", c.to(self.frozen.dtype), self.frozen).real
-        # Trained A, B, Delta: contract C~ before the inverse FFT (ifft is linear), in chunks of roots of
-        # unity that are recomputed in the backward pass, so memory is O(H chunk N), not O(H L N).
-        khat = [checkpoint(self.contracted, c, zc, use_reentrant=False)
-                for zc in self.roots_of_unity(length).split(self.chunk)]
-        return torch.fft.ifft(torch.cat(khat, dim=1), dim=1).real
-
-    def contracted(self, c: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Khat(z) = sum_n C~_n w_n(z), (H, K)."""
-        return torch.einsum("hn,hkn->hk", c, self.generating_function(z))
+        k = torch.arange(length // 2 + 1, dtype=torch.float64, device=self.log_dt.device)
+        z = torch.exp(-2j * math.pi * k / length).to(torch.view_as_complex(self.c).dtype)
+        if len(z) <= self.chunk:
+            return torch.fft.irfft(self.generating_function(z), n=length)
+        # Long L (LRA): the roots in chunks recomputed in the backward pass, memory O(H chunk N), not O(H L N).
+        khat = [checkpoint(self.generating_function, zc, use_reentrant=False) for zc in z.split(self.chunk)]
+        return torch.fft.irfft(torch.cat(khat, dim=1), n=length)
 
 
 def causal_convolution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -130,10 +123,10 @@ class S4Layer(nn.Module):
     """Pre-norm residual block: x + W GELU(SSM(LN x) + D LN x); x is (B, L, H)."""
 
     def __init__(self, channels: int, n: int, init: str, dt_range: tuple[float, float],
-                 rng: np.random.Generator, train_ssm: bool = True) -> None:
+                 rng: np.random.Generator) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(channels)
-        self.kernel = S4Kernel(channels, n, init, dt_range, rng, train_ssm)
+        self.kernel = S4Kernel(channels, n, init, dt_range, rng)
         self.skip = nn.Parameter(torch.randn(channels))
         self.out = nn.Linear(channels, channels)
 
@@ -148,7 +141,7 @@ def ssm_parameters(model: nn.Module) -> list[nn.Parameter]:
     """A (Lambda, P), B and log Delta of every S4 kernel: trained at the lower SSM learning rate, no weight
     decay (C~ is an ordinary parameter)."""
     return [p for module in model.modules() if isinstance(module, S4Kernel)
-            for name, p in module.named_parameters() if name != "c" and p.requires_grad]
+            for name, p in module.named_parameters() if name != "c"]
 
 
 def bidirectional_convolution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -227,12 +220,12 @@ class DelayModel(nn.Module):
     """Linear(1 -> H), `depth` S4 layers, Linear(H -> 1): sequence to sequence, (B, L) -> (B, L)."""
 
     def __init__(self, channels: int, n: int, depth: int, init: str, dt_range: tuple[float, float],
-                 seed: int, train_ssm: bool = True) -> None:
+                 seed: int) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.encoder = nn.Linear(1, channels)
-        self.layers = nn.ModuleList(S4Layer(channels, n, init, dt_range, rng, train_ssm) for _ in range(depth))
+        self.layers = nn.ModuleList(S4Layer(channels, n, init, dt_range, rng) for _ in range(depth))
         self.decoder = nn.Linear(channels, 1)
 
     def ssm_parameters(self) -> list[nn.Parameter]:

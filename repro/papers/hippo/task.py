@@ -103,7 +103,7 @@ def nplr_rows(n_values: list[int]) -> list[dict]:
             a, _ = hippo.transition(measure, n)
             p = hippo.rank_correction(measure, n)
             eigenvalues = np.linalg.eigvals(a + p.T @ p)
-            lam, pt, _, v = hippo.nplr(measure, n)
+            lam, pt, _, v = hippo.conjugate_pairs(*hippo.nplr(measure, n))
             rebuilt = v @ (np.diag(lam) - pt.T @ pt.conj()) @ v.conj().T
             rows.append({"measure": measure, "N": n,
                          "eig_real_mean": float(eigenvalues.real.mean()),
@@ -113,7 +113,7 @@ def nplr_rows(n_values: list[int]) -> list[dict]:
 
 
 def signal_terms(terms: int, max_freq: float, rng: np.random.Generator) -> np.ndarray:
-    """(3, J) rows c_j ~ N(0, 1), w_j ~ U(0, max_freq), p_j ~ U(0, 2 pi) of the card's test signal."""
+    """(3, J) rows c_j ~ N(0, 1), w_j ~ U(0, max_freq), p_j ~ U(0, 2 pi) of the test signal."""
     return np.stack([rng.standard_normal(terms), rng.uniform(0, max_freq, terms), rng.uniform(0, 2 * np.pi, terms)])
 
 
@@ -179,8 +179,8 @@ def delay_run(d: DictConfig, variant: DictConfig, ctx: RunContext) -> list[dict]
     """Part B: train one S4 variant on the delay task (``fit``: an "epoch" is ``eval_every`` Adam steps on
     fresh batches, then the validation nMSE); test MSE over t >= D of the best-validation state, normalised
     by the target variance."""
-    model = DelayModel(d.channels, d.n, d.depth, variant.init, tuple(variant.dt_range), ctx.child_seed("init"),
-                       d.train_ssm).to(ctx.device)
+    model = DelayModel(d.channels, d.n, d.depth, variant.init, tuple(variant.dt_range),
+                       ctx.child_seed("init")).to(ctx.device)
     ssm = {id(p) for p in model.ssm_parameters()}
     optimizer = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in ssm], "lr": d.lr},
