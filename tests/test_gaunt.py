@@ -1,6 +1,8 @@
 """Gaunt tensor products against independent oracles: sympy's Gaunt coefficients and 3j symbols, scipy's
-complex harmonics, e3nn's harmonics and Wigner D matrices, brute-force convolution, pointwise products."""
+complex harmonics, e3nn's harmonics, sphere grids and Wigner D matrices, brute-force convolution, pointwise
+products on the sphere, exact quadrature of products of harmonics."""
 
+import functools
 import math
 from pathlib import Path
 
@@ -14,8 +16,8 @@ from scipy.special import sph_harm_y
 from sympy.physics.wigner import gaunt, wigner_3j
 
 from repro.core.errors import ConfigError
-from repro.papers.gaunt import benchmark, harmonics, products
-from repro.papers.gaunt.task import units, validate
+from repro.papers.gaunt import benchmark, harmonics, operations, products
+from repro.papers.gaunt.task import CONVOLUTIONS, MANY_BODY, units, validate
 
 METHODS = {"dense": products.DenseGaunt, "cg": products.CGGaunt, "grid": products.SphereGridGaunt,
            "fft": products.FourierGaunt}
@@ -48,16 +50,17 @@ def complex_to_e3nn(degree: int, xyz: torch.Tensor) -> np.ndarray:
     return u_t.T
 
 
-def test_real_gaunt_equals_sympy_gaunt_up_to_degree_4() -> None:
-    """Every real Gaunt coefficient with l1, l2, l3 <= 4 equals sympy's complex gaunt(l1, l2, l3, m1, m2, m3)
-    (integral of three complex Y_l^m, Condon-Shortley phase) carried to e3nn's real basis by U."""
-    lmax = 4
-    table = harmonics.real_gaunt_table(lmax, lmax)
+@functools.cache
+def sympy_real_gaunt(lmax_in: int, lmax_out: int) -> np.ndarray:
+    """The real Gaunt table from sympy's complex gaunt(l1, l2, l3, m1, m2, m3) (integral of three complex
+    Y_l^m, Condon-Shortley phase) carried to e3nn's real basis by U: ((lmax_in+1)^2, (lmax_in+1)^2, (lmax_out+1)^2)."""
     xyz = random_points(200, 0)
-    basis = [complex_to_e3nn(degree, xyz) for degree in range(lmax + 1)]
-    for l1 in range(lmax + 1):
-        for l2 in range(lmax + 1):
-            for l3 in range(lmax + 1):
+    basis = [complex_to_e3nn(degree, xyz) for degree in range(max(lmax_in, lmax_out) + 1)]
+    n_in, n_out = (lmax_in + 1) ** 2, (lmax_out + 1) ** 2
+    table = np.zeros((n_in, n_in, n_out))
+    for l1 in range(lmax_in + 1):
+        for l2 in range(lmax_in + 1):
+            for l3 in range(lmax_out + 1):
                 exact = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
                 for m1 in range(-l1, l1 + 1):
                     for m2 in range(-l2, l2 + 1):
@@ -66,8 +69,14 @@ def test_real_gaunt_equals_sympy_gaunt_up_to_degree_4() -> None:
                             exact[m1 + l1, m2 + l2, m3 + l3] = float(gaunt(l1, l2, l3, m1, m2, m3))
                 real = np.einsum("ia,jb,kc,abc->ijk", basis[l1], basis[l2], basis[l3], exact)
                 assert np.abs(real.imag).max() < 1e-12
-                ours = harmonics.gaunt_block(table, l1, l2, l3).numpy()
-                assert np.abs(ours - real.real).max() < 1e-12, (l1, l2, l3)
+                table[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, l3 * l3:(l3 + 1) ** 2] = real.real
+    return table
+
+
+def test_real_gaunt_equals_sympy_gaunt_up_to_degree_4() -> None:
+    """Every real Gaunt coefficient with l1, l2, l3 <= 4 equals sympy's, carried to e3nn's real basis."""
+    ours = harmonics.real_gaunt_table(4, 4).numpy()
+    assert np.abs(ours - sympy_real_gaunt(4, 4)).max() < 1e-12
 
 
 def test_real_harmonics_are_e3nns() -> None:
@@ -179,12 +188,106 @@ def test_gaunt_drops_the_cross_product() -> None:
     assert harmonics.gaunt_path_factor(1, 1, 1) == pytest.approx(0.0, abs=1e-15)
 
 
+def unit_directions(n: int, seed: int) -> torch.Tensor:
+    return random_points(n, seed)
+
+
+@pytest.mark.parametrize("lmax", [1, 2])
+def test_convolution_routes_equal_the_sympy_gaunt_contraction(lmax: int) -> None:
+    """z_k = sum_ij G_ijk x_i Y_j(r) with G from sympy's Gaunt coefficients: every convolution route (e3nn CG,
+    eSCN's SO(2) route, sphere grid, 2D Fourier) and the dense reference, for random features and directions
+    (one of them on the polar axis, where the eSCN angles are degenerate)."""
+    gen = torch.Generator().manual_seed(10 + lmax)
+    x = torch.randn(6, 3, (lmax + 1) ** 2, generator=gen)
+    directions = torch.cat([unit_directions(5, lmax), torch.tensor([[0.0, 1.0, 0.0]])])
+    y = operations.edge_harmonics(lmax, directions)
+    oracle = torch.einsum("eci,ijk,ej->eck", x, torch.tensor(sympy_real_gaunt(lmax, 2 * lmax)), y)
+    routes = {name: cls(lmax) for name, cls in CONVOLUTIONS.items()}
+    for name, route in routes.items():
+        assert (route(x, directions) - oracle).abs().max() < 1e-12 * oracle.abs().max(), name
+    assert (benchmark.convolution_reference(x, y, lmax) - oracle).abs().max() < 1e-12 * oracle.abs().max()
+
+
+def test_escn_rotations_are_wigner_d() -> None:
+    """The SO(2) route's closed-form rotation about the polar axis y and its fixed J give D(R_y(t)) and
+    D(R_x(b)) = J D(R_y(b)) J^T, against D by exact quadrature of e3nn's harmonics at e3nn's matrices."""
+    lmax = 3
+    route = operations.ConvolutionSO2(lmax)
+    eye = torch.eye((2 * lmax + 1) ** 2)[None]  # rows are basis vectors: row @ D^T = D's column
+    for t in (0.3, -1.1):
+        angle = torch.tensor([t])
+        by_formula = route.rotate_y(eye, angle, "out")[0].T
+        exact = harmonics.rotation_matrix_of_harmonics(2 * lmax, o3.matrix_y(torch.tensor(t)))
+        assert (by_formula - exact).abs().max() < 1e-12
+        about_x = route.apply_j(route.rotate_y(route.apply_j(eye, 2 * lmax, True), angle, "out"), 2 * lmax, False)[0].T
+        exact_x = harmonics.rotation_matrix_of_harmonics(2 * lmax, o3.matrix_x(torch.tensor(t)))
+        assert (about_x - exact_x).abs().max() < 1e-12
+
+
+def iterated_grid_product(x: torch.Tensor, lmax: int, correlation: int) -> torch.Tensor:
+    """sum_nu P_L(f^nu), each power by nu - 1 pointwise products on a fine e3nn S2 grid (not the grid sizes of
+    the route under test), projected back to degrees <= L."""
+    res = (2 * (correlation + 1) * lmax + 6, 2 * (correlation + 1) * lmax + 5)
+    to_grid = o3.ToS2Grid(lmax, res, normalization="integral")
+    from_grid = o3.FromS2Grid(res, lmax, normalization="integral")
+    f = to_grid(x)
+    power, projected = f, x.clone()
+    for _ in range(2, correlation + 1):
+        power = power * f
+        projected = projected + from_grid(power)
+    return projected
+
+
+@pytest.mark.parametrize(("lmax", "correlation"), [(1, 5), (2, 3), (3, 2)])
+def test_many_body_routes_equal_iterated_sphere_grid_products(lmax: int, correlation: int) -> None:
+    """MACE's CG-built contraction, the sphere-grid route, the divide-and-conquer FFT route and the quadrature
+    reference all give sum_nu P_L(f^nu) as iterated pointwise products on a fine e3nn grid."""
+    gen = torch.Generator().manual_seed(20 + lmax)
+    x = torch.randn(3, 2, (lmax + 1) ** 2, generator=gen)
+    oracle = iterated_grid_product(x, lmax, correlation)
+    for name, cls in MANY_BODY.items():
+        z = cls(lmax, correlation)(x)
+        assert (z - oracle).abs().max() < 1e-12 * oracle.abs().max(), name
+    assert (benchmark.many_body_reference(x, lmax, correlation) - oracle).abs().max() < 1e-12 * oracle.abs().max()
+
+
+def test_mace_coefficients_are_integrals_of_harmonics() -> None:
+    """U_nu[k, i_1..i_nu] built by iterated CG couplings = int Y_k Y_i1 ... Y_inu by exact quadrature; U_2 is the
+    sympy Gaunt table (degrees <= 2)."""
+    lmax, correlation = 1, 3
+    tensors = operations.generalized_gaunt(lmax, correlation, torch.float64)
+    alpha, beta, weights = harmonics.sphere_quadrature((correlation + 1) * lmax)
+    y = harmonics.real_harmonics(lmax, alpha, beta)
+    exact = torch.einsum("q,qk,qa,qb,qc->kabc", weights, y, y, y, y)
+    assert (tensors[2] - exact).abs().max() < 1e-13
+    gaunt_table = torch.tensor(sympy_real_gaunt(2, 2))
+    u2 = operations.generalized_gaunt(2, 2, torch.float64)[1]  # (k, i, j)
+    assert (u2 - gaunt_table.permute(2, 0, 1)).abs().max() < 1e-12
+
+
+def test_fourier_product_is_the_linear_convolution_of_spectra() -> None:
+    """Padding two half spectra of different sizes to the product's torus gives the full 2D convolution."""
+    gen = torch.Generator().manual_seed(4)
+    a, b = (torch.randn(n, n, generator=gen) for n in (5, 9))  # real grid values: Hermitian spectra
+    fa, fb = torch.fft.rfft2(a, norm="forward"), torch.fft.rfft2(b, norm="forward")
+    product = products.fourier_product(fa, fb, 13)  # (13, 7)
+    full = [torch.fft.fftshift(torch.fft.fft2(v, norm="forward")).numpy() for v in (a, b)]
+    brute = signal.convolve2d(*full)  # u, v in -6..6
+    ours = torch.fft.fftshift(product, dim=0).numpy()
+    assert np.abs(ours - brute[:, 6:]).max() < 1e-12
+
+
 def test_config_errors_name_the_fix() -> None:
-    cfg = OmegaConf.create({"methods": ["dense", "fft", "nope"], "benchmark": {"dtype": "float64", "lmax": [1, 2, 3]}})
+    cfg = small_config()
+    cfg.methods = ["dense", "fft", "nope"]
     with pytest.raises(ConfigError, match="unknown"):
         validate(cfg)
     cfg.methods = ["cg", "fft"]
     with pytest.raises(ConfigError, match="dense"):
+        validate(cfg)
+    cfg.methods = ["dense", "fft"]
+    cfg.manybody.methods = ["mace", "grid"]
+    with pytest.raises(ConfigError, match="fft"):
         validate(cfg)
 
 
@@ -193,18 +296,27 @@ def test_time_products_times_every_route_on_the_same_inputs() -> None:
 
     x, y = (torch.randn(2, 2, 4, dtype=torch.float64) for _ in range(2))
     built = {name: cls(1) for name, cls in METHODS.items()}
-    seconds = benchmark.time_products(built, x, y, repeats=2, min_time_s=1e-4, stopwatch=lambda: Stopwatch("cpu"))
+    seconds = benchmark.time_products(built, (x, y), repeats=2, min_time_s=1e-4, stopwatch=lambda: Stopwatch("cpu"))
     assert set(seconds) == set(METHODS)
     assert all(0 < t < 1 for t in seconds.values())
 
 
-def test_grid_has_a_deterministic_identity_unit_and_a_products_unit_per_degree() -> None:
-    cfg = OmegaConf.create({"methods": ["dense", "cg", "grid", "fft"],
-                            "benchmark": {"dtype": "float64", "lmax": [1, 2, 3]}})
-    grid = units(cfg)
-    assert [(u.experiment, u.settings["lmax"], u.stochastic) for u in grid] == [
-        ("identity", 1, False), ("identity", 2, False), ("identity", 3, False),
-        ("products", 1, True), ("products", 2, True), ("products", 3, True)]
+def small_config() -> OmegaConf:
+    return OmegaConf.create({
+        "methods": ["dense", "cg", "grid", "fft"], "benchmark": {"dtype": "float64", "lmax": [1, 2, 3]},
+        "convolution": {"lmax": [1, 2, 3], "methods": ["cg", "escn", "grid", "fft"]},
+        "manybody": {"lmax": [1, 2, 3], "correlation": 3, "correlations": [2, 3, 4], "correlation_lmax": 1,
+                     "methods": ["mace", "grid", "fft"]}})
+
+
+def test_grid_has_units_per_degree_and_two_many_body_sweeps() -> None:
+    grid = units(small_config())
+    assert [(u.experiment, u.settings["lmax"], u.settings.get("correlation"), u.stochastic) for u in grid] == [
+        ("identity", 1, None, False), ("identity", 2, None, False), ("identity", 3, None, False),
+        ("products", 1, None, True), ("products", 2, None, True), ("products", 3, None, True),
+        ("convolution", 1, None, True), ("convolution", 2, None, True), ("convolution", 3, None, True),
+        ("manybody", 1, 3, True), ("manybody", 2, 3, True), ("manybody", 3, 3, True),  # L sweep at nu = 3
+        ("manybody", 1, 2, True), ("manybody", 1, 4, True)]  # nu sweep at L = 1; (1, 3) once
 
 
 def write_dry_data(data_dir: Path) -> None:

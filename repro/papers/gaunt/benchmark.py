@@ -1,8 +1,10 @@
 """Measurements on the Gaunt products: agreement, equivariance, the Gaunt = c x CG identity, and timing.
 
-Every function takes modules (x, y) -> z as built in products.py and returns plain numbers.
+Every function takes routes (modules of the inputs, as built in products.py and operations.py) and returns
+plain numbers.
 """
 
+import statistics
 from collections.abc import Callable
 
 import torch
@@ -12,10 +14,13 @@ from repro.papers.gaunt.harmonics import (
     gaunt_block,
     gaunt_path_factor,
     gaunt_scale_closed_form,
+    real_gaunt_table,
+    real_harmonics,
     rotation_matrix_of_harmonics,
+    sphere_quadrature,
 )
 
-Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Product = Callable[..., torch.Tensor]
 
 
 def relative_error(z: torch.Tensor, reference: torch.Tensor) -> float:
@@ -28,12 +33,28 @@ def harmonic_rotations(lmax: int, rotation: torch.Tensor) -> tuple[torch.Tensor,
     return rotation_matrix_of_harmonics(lmax, rotation), rotation_matrix_of_harmonics(2 * lmax, rotation)
 
 
-def equivariance_error(product: Product, x: torch.Tensor, y: torch.Tensor, d_in: torch.Tensor,
-                       d_out: torch.Tensor) -> float:
-    """max |G(D x, D y) - D G(x, y)| / max |G(x, y)| for one rotation, D_in and D_out from harmonic_rotations."""
-    d_in, d_out = d_in.to(x), d_out.to(x)
-    z = product(x, y)
-    return relative_error(product(x @ d_in.T, y @ d_in.T), z @ d_out.T)
+def equivariance_error(product: Product, inputs: tuple, rotated_inputs: tuple, d_out: torch.Tensor) -> float:
+    """max |F(rotated inputs) - D_out F(inputs)| / max |F(inputs)| for one rotation (D from harmonic_rotations;
+    harmonic inputs rotate as x @ D_in^T, directions as r @ R^T)."""
+    z = product(*inputs)
+    return relative_error(product(*rotated_inputs), z @ d_out.to(z).T)
+
+
+def convolution_reference(x: torch.Tensor, y: torch.Tensor, lmax: int) -> torch.Tensor:
+    """z_k = sum_ij G_ijk x_i y_j with the dense Gaunt table (quadrature), the filter y contracted first:
+    x (edges, channels, (L+1)^2), y (edges, (L+1)^2) -> (edges, channels, (2L+1)^2)."""
+    table = real_gaunt_table(lmax, 2 * lmax, x.dtype).to(x.device)
+    return torch.einsum("eci,eik->eck", x, torch.einsum("ijk,ej->eik", table, y))
+
+
+def many_body_reference(x: torch.Tensor, lmax: int, correlation: int) -> torch.Tensor:
+    """sum_{nu=1..correlation} P_L(f^nu) by exact quadrature: f = sum_i x_i Y_i at the nodes of a rule exact
+    to degree (correlation + 1) L, its powers summed, projected on Y_k (k of degree <= L) with the weights."""
+    alpha, beta, weights = sphere_quadrature((correlation + 1) * lmax)
+    harmonics = real_harmonics(lmax, alpha, beta).to(x)  # (nodes, (L+1)^2)
+    f = x @ harmonics.T
+    total = sum(f ** nu for nu in range(1, correlation + 1))
+    return (total * weights.to(x)) @ harmonics
 
 
 def identity_errors(table: torch.Tensor, lmax: int) -> dict[str, float]:
@@ -59,26 +80,26 @@ def identity_errors(table: torch.Tensor, lmax: int) -> dict[str, float]:
     return {"identity_residual": residual, "factor_error": factor, "odd_path_max": odd}
 
 
-def time_products(products: dict[str, Product], x: torch.Tensor, y: torch.Tensor, repeats: int,
-                  min_time_s: float, stopwatch: Callable) -> dict[str, float]:
-    """Seconds per call of each product on the same inputs, measured side by side with ``stopwatch``
+def time_products(products: dict[str, Product], inputs: tuple, repeats: int, min_time_s: float,
+                  stopwatch: Callable) -> dict[str, float]:
+    """Seconds per call of each route on the same inputs, measured side by side with ``stopwatch``
     (the context's ``ctx.stopwatch``, which synchronises CUDA at both ends).
 
-    Each product is warmed up, then its number of calls per loop is doubled until a loop lasts `min_time_s`
-    (like timeit's autorange); the methods take turns within every repeat, so load on a shared machine hits
-    all of them alike. Returns the minimum over repeats of (loop time / calls): as timeit advises, slower
-    repeats measure other processes on a shared machine, not the product.
+    Each route is warmed up, then its number of calls per loop is doubled until a loop lasts `min_time_s`
+    (like timeit's autorange); the routes take turns within every repeat, so load on a shared machine hits
+    all of them alike. Returns the median over repeats of (loop time / calls): robust to the few repeats that
+    other processes on a shared machine slow down.
     """
 
     def loop(product: Product, calls: int) -> float:
         with stopwatch() as clock:
             for _ in range(calls):
-                product(x, y)
+                product(*inputs)
         return clock.seconds
 
     loops = {}
     for name, product in products.items():
-        product(x, y)
+        product(*inputs)
         calls = 1
         while loop(product, calls) < min_time_s:
             calls *= 2
@@ -87,4 +108,4 @@ def time_products(products: dict[str, Product], x: torch.Tensor, y: torch.Tensor
     for _ in range(repeats):
         for name, product in products.items():
             samples[name].append(loop(product, loops[name]) / loops[name])
-    return {name: min(values) for name, values in samples.items()}
+    return {name: statistics.median(values) for name, values in samples.items()}

@@ -1,4 +1,4 @@
-"""Figures redrawn from stored rows: time per product and speed-up vs L (log-log), errors vs L."""
+"""Figures redrawn from stored rows: time per call and speed-up vs L (log-log) per operation class, errors vs L."""
 
 import numpy as np
 import pandas as pd
@@ -6,8 +6,9 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from repro.core.figures import new_figure, select_rows
 
-LABELS = {"dense": "dense Gaunt table", "cg": "e3nn CG full TP", "grid": "e3nn S2 grid", "fft": "2D Fourier + FFT"}
-COLORS = {"dense": "C0", "cg": "C1", "grid": "C2", "fft": "C3"}  # one colour per method in every panel
+LABELS = {"dense": "dense Gaunt table", "cg": "e3nn CG full TP", "grid": "e3nn S2 grid", "fft": "2D Fourier + FFT",
+          "escn": "eSCN SO(2)", "mace": "MACE contraction (CG)"}
+COLORS = {"dense": "C0", "cg": "C1", "grid": "C2", "fft": "C3", "escn": "C4", "mace": "C5"}  # one per method
 
 
 def efficiency(rows: pd.DataFrame):
@@ -50,4 +51,27 @@ def accuracy(rows: pd.DataFrame):
         ax.axhline(1e-10, color="k", ls="--", lw=0.8)
         ax.set(xlabel="degrees L+1", ylabel="max relative error", title=title)
     left.legend(fontsize=7)
+    return fig
+
+
+def operations(rows: pd.DataFrame):
+    """Time per call (log-log) of the convolution routes vs L+1, the many-body routes vs L+1 at the default
+    correlation, and vs the correlation order nu at the fixed L."""
+    fig, axes = new_figure(ncols=3, width=3.6)
+    panels = ((axes[0], select_rows(rows, "convolution", kind="timing"), "degrees", "degrees L+1",
+               "equivariant convolution"),
+              (axes[1], select_rows(rows, "manybody", kind="timing", degree_series=True), "degrees", "degrees L+1",
+               "many-body, nu fixed"),
+              (axes[2], select_rows(rows, "manybody", kind="timing", correlation_series=True), "correlation",
+               "correlation order nu", "many-body, L fixed"))
+    for ax, timing, x, xlabel, title in panels:
+        for method in timing["method"].unique() if not timing.empty else []:
+            curve = select_rows(timing, method=method).groupby(x)["time_s"].median()
+            ax.loglog(curve.index, curve.values, "o-", color=COLORS[method], label=LABELS[method])
+        ax.set(xlabel=xlabel, ylabel="time per call (s)", title=title)
+        if not timing.empty:
+            ax.set_xticks(sorted(timing[x].unique()))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=7)
     return fig

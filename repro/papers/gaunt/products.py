@@ -13,6 +13,7 @@ truncated).
                      2D convolution by zero-padded FFT, 2D Fourier -> harmonics: O(L^3).
 """
 
+import functools
 import math
 
 import torch
@@ -29,6 +30,13 @@ from repro.papers.gaunt.harmonics import (
 
 def output_lmax(lmax: int) -> int:
     return 2 * lmax
+
+
+@functools.cache
+def cached(route: type, dtype: torch.dtype, *sizes: int) -> nn.Module:
+    """One route's constants, built once per process: they depend only on the sizes (e3nn's CG product at
+    L = 8 takes seconds to generate), and every replicate and operation class times the same module."""
+    return route(*sizes, dtype)
 
 
 class DenseGaunt(nn.Module):
@@ -119,48 +127,53 @@ def slot_table(slots: list[list[tuple[int, int]]], fill: int) -> torch.Tensor:
     return torch.tensor([[ell * ell + ell + m for ell, m in row] + [fill] * (width - len(row)) for row in slots])
 
 
-class FourierGaunt(nn.Module):
-    """The Gaunt product through the 2D Fourier basis (paper, Sec. 3.2), O(L^3) per product.
+class HarmonicsToFourier(nn.Module):
+    """(..., (L+1)^2) harmonic coefficients -> (..., N, L+1) Fourier coefficients F[u, v >= 0] on an N x N torus
+    (u in FFT order; N >= 2L+1 odd). Y_{lm} has alpha-frequencies +-m only, so per frequency v the map takes the
+    <= 2(L+1) coefficients with |m| = v to N values of u: O(L^3) in all; f is real, so v >= 0 suffices."""
 
-    On the torus (alpha, beta) in [0, 2pi)^2 (beta > pi is the sphere again), Y_{lm} is a trigonometric
-    polynomial: Y_{lm} = sum_{u,v} A_{lm}[u, v] exp(i (u beta + v alpha)), |u| <= l, v = +-m only.
-
-    1. Harmonics -> Fourier: F[u, v] = sum_{l, m = +-v} x_{lm} A_{lm}[u, v]. Per frequency v a map from the
-       <= 2(L+1) coefficients with |m| = v to 2L+1 values of u: O(L^3) in all. f is real, so v >= 0 suffices.
-    2. Product: zero-padded to N = 4L+1 per axis, the inverse FFT evaluates f_x, f_y on an N x N torus grid;
-       their pointwise product h there is the 2D convolution H = F * G, and the FFT returns its coefficients
-       (|u|, |v| <= 2L: no wrap-around at this N): O(L^2 log L).
-    3. Fourier -> harmonics: z_{lm} = int_0^{2pi} d alpha int_0^pi sin(beta) d beta h Y_{lm}
-                                    = 2 pi sum_{u, v=-+m} H[u, v] sum_{u'} A_{lm}[u', -v] I(u + u'),
-       I(k) = int_0^pi sin(b) e^{ikb} db (beta only over [0, pi]); per frequency |m| a map from 4L+1 values
-       of u to the <= 2(2L+1) outputs with that |m|: O(L^3). With H[u, -k] = conj(H[-u, k]) the map acts on
-       Re H and Im H at k = |m| >= 0 with real coefficients.
-    The conversion constants A are regenerated here by exact FFT sampling (not copied from the authors).
-    """
-
-    def __init__(self, lmax: int, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(self, lmax: int, size: int, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
-        lmax_out = output_lmax(lmax)
-        size = 2 * lmax_out + 1  # N = 4L+1 frequencies per axis hold the product exactly
-        coeffs = torus_fourier_coefficients(lmax_out, size)  # (i, u, v)
-        freq = torch.fft.fftfreq(size, 1 / size).round().long()
-        self.size = size
-
-        slots_in = frequency_slots(lmax)
-        forward = torch.zeros(lmax + 1, max(map(len, slots_in)), size, dtype=coeffs.dtype)  # (v, j, u)
-        for v, row in enumerate(slots_in):
+        coeffs = torus_fourier_coefficients(lmax, size)  # (i, u, v)
+        slots = frequency_slots(lmax)
+        forward = torch.zeros(lmax + 1, max(map(len, slots)), size, dtype=coeffs.dtype)  # (v, j, u)
+        for v, row in enumerate(slots):
             for j, (ell, m) in enumerate(row):
                 forward[v, j] = coeffs[ell * ell + ell + m, :, v]
-        self.register_buffer("in_slots", slot_table(slots_in, fill=(lmax + 1) ** 2))  # the fill hits a zero
+        self.register_buffer("in_slots", slot_table(slots, fill=(lmax + 1) ** 2))  # the fill hits a zero
         self.register_buffer("forward_real", forward.real.to(dtype))
         self.register_buffer("forward_imag", forward.imag.to(dtype))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([x, x.new_zeros(*x.shape[:-1], 1)], -1)
+        grouped = padded[..., self.in_slots]  # (..., v, j)
+        real = torch.einsum("...vj,vju->...uv", grouped, self.forward_real)
+        imag = torch.einsum("...vj,vju->...uv", grouped, self.forward_imag)
+        return torch.complex(real, imag)
+
+
+class FourierToHarmonics(nn.Module):
+    """(..., N, K) Fourier coefficients H[u, v >= 0] of a real function on the N x N torus -> its harmonic
+    coefficients of degrees 0..lmax_out, (..., (lmax_out+1)^2) (K > lmax_out; frequencies v > lmax_out are not
+    needed: Y_{lm} has alpha-frequencies +-m only).
+
+    z_{lm} = int_0^{2pi} d alpha int_0^pi sin(beta) d beta h Y_{lm}
+           = 2 pi sum_{u, v=-+m} H[u, v] sum_{u'} A_{lm}[u', -v] I(u + u'),
+    I(k) = int_0^pi sin(b) e^{ikb} db (beta only over [0, pi]); per frequency |m| a map from N values of u to
+    the <= 2(lmax_out+1) outputs with that |m|: O(N lmax_out^2). With H[u, -k] = conj(H[-u, k]) the map acts on
+    Re H and Im H at k = |m| >= 0 with real coefficients. Exact when h is a trigonometric polynomial held by N.
+    """
+
+    def __init__(self, lmax_out: int, size: int, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        coeffs = torus_fourier_coefficients(lmax_out, size)  # (i, u, v)
+        freq = torch.fft.fftfreq(size, 1 / size).round().long()
         integrals = half_sine_integral(freq[:, None] + freq[None, :])  # I(u + u'), (u, u')
         negate_u = (-freq) % size
-        slots_out = frequency_slots(lmax_out)
-        real = torch.zeros(lmax_out + 1, max(map(len, slots_out)), size, dtype=torch.float64)  # (k, j, u)
+        slots = frequency_slots(lmax_out)
+        real = torch.zeros(lmax_out + 1, max(map(len, slots)), size, dtype=torch.float64)  # (k, j, u)
         imag = torch.zeros_like(real)
-        for k, row in enumerate(slots_out):
+        for k, row in enumerate(slots):
             for j, (ell, m) in enumerate(row):
                 # q_s[u] pairs H[u, v = s k] with A_{lm}[u', -s k]: z = Re sum_u q_+[u] H[u, k] + q_-[u] H[u, -k]
                 a_lm = coeffs[ell * ell + ell + m]
@@ -172,27 +185,57 @@ class FourierGaunt(nn.Module):
                 real[k, j] = q_plus.real + q_minus.real[negate_u]
                 imag[k, j] = -q_plus.imag + q_minus.imag[negate_u]
         position = {ell * ell + ell + m: k * real.shape[1] + j
-                    for k, row in enumerate(slots_out) for j, (ell, m) in enumerate(row)}
+                    for k, row in enumerate(slots) for j, (ell, m) in enumerate(row)}
+        self.lmax_out = lmax_out
         self.register_buffer("out_positions", torch.tensor([position[i] for i in sorted(position)]))
         self.register_buffer("backward_real", real.to(dtype))
         self.register_buffer("backward_imag", imag.to(dtype))
 
-    def to_fourier(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., (L+1)^2) harmonic coefficients -> (..., N, L+1) Fourier coefficients F[u, v >= 0], u in FFT order."""
-        padded = torch.cat([x, x.new_zeros(*x.shape[:-1], 1)], -1)
-        grouped = padded[..., self.in_slots]  # (..., v, j)
-        real = torch.einsum("...vj,vju->...uv", grouped, self.forward_real)
-        imag = torch.einsum("...vj,vju->...uv", grouped, self.forward_imag)
-        return torch.complex(real, imag)
-
-    def from_fourier(self, h: torch.Tensor) -> torch.Tensor:
-        """(..., N, 2L+1) Fourier coefficients H[u, v >= 0] of a real degree-2L function -> (..., (2L+1)^2)."""
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h[..., : self.lmax_out + 1]
         grouped = (torch.einsum("...uk,kju->...kj", h.real, self.backward_real)
                    + torch.einsum("...uk,kju->...kj", h.imag, self.backward_imag))
         return grouped.flatten(-2)[..., self.out_positions]
 
+
+def fourier_product(f: torch.Tensor, g: torch.Tensor, size: int) -> torch.Tensor:
+    """The 2D convolution of two half spectra F[u, v >= 0], G (u in FFT order, odd lengths) by FFT: both are
+    zero-padded to an N x N torus (N = `size`, at least the sum of their lengths - 1, so nothing wraps round),
+    evaluated there by the inverse FFT, multiplied pointwise, and transformed back. O(N^2 log N)."""
+    grid = (size, size)
+    return torch.fft.rfft2(torch.fft.irfft2(pad_spectrum(f, size), s=grid, norm="forward")
+                           * torch.fft.irfft2(pad_spectrum(g, size), s=grid, norm="forward"), norm="forward")
+
+
+def pad_spectrum(f: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., n, n//2 + 1) half spectrum (u in FFT order, n odd) -> (..., size, size//2 + 1), frequencies kept."""
+    n, half = f.shape[-2], f.shape[-2] // 2
+    if n == size:
+        return f
+    rows = torch.cat([f[..., : half + 1, :], f.new_zeros(*f.shape[:-2], size - n, f.shape[-1]), f[..., half + 1:, :]],
+                     -2)
+    return torch.cat([rows, rows.new_zeros(*rows.shape[:-1], size // 2 + 1 - rows.shape[-1])], -1)
+
+
+class FourierGaunt(nn.Module):
+    """The Gaunt product through the 2D Fourier basis (paper, Sec. 3.2), O(L^3) per product.
+
+    On the torus (alpha, beta) in [0, 2pi)^2 (beta > pi is the sphere again), Y_{lm} is a trigonometric
+    polynomial: Y_{lm} = sum_{u,v} A_{lm}[u, v] exp(i (u beta + v alpha)), |u| <= l, v = +-m only.
+
+    1. Harmonics -> Fourier (``HarmonicsToFourier``): O(L^3).
+    2. Product: zero-padded to N = 4L+1 per axis, the inverse FFT evaluates f_x, f_y on an N x N torus grid;
+       their pointwise product h there is the 2D convolution H = F * G, and the FFT returns its coefficients
+       (|u|, |v| <= 2L: no wrap-around at this N): O(L^2 log L).
+    3. Fourier -> harmonics of degrees 0..2L (``FourierToHarmonics``): O(L^3).
+    The conversion constants A are regenerated here by exact FFT sampling (not copied from the authors).
+    """
+
+    def __init__(self, lmax: int, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        self.size = 2 * output_lmax(lmax) + 1  # N = 4L+1 frequencies per axis hold the product exactly
+        self.to_fourier = HarmonicsToFourier(lmax, self.size, dtype)
+        self.from_fourier = FourierToHarmonics(output_lmax(lmax), self.size, dtype)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        grid = (self.size, self.size)
-        f_x = torch.fft.irfft2(self.to_fourier(x), s=grid, norm="forward")  # values on the N x N torus grid
-        f_y = torch.fft.irfft2(self.to_fourier(y), s=grid, norm="forward")
-        return self.from_fourier(torch.fft.rfft2(f_x * f_y, norm="forward"))
+        return self.from_fourier(fourier_product(self.to_fourier(x), self.to_fourier(y), self.size))
