@@ -2,9 +2,11 @@
 
 Proposal x' = x + tau * N(0, I); accept with probability min(1, exp(-(E(x') - E(x)))). When only an
 auto-encoder is known, grad E(x) = -grad log p(x) ~ -(r(x) - x) / sigma^2 (the paper's main result), and the
-energy difference is the trapezoid line integral
-    E(x') - E(x) ~ 1/2 (grad E(x) + grad E(x')) . (x' - x),
-which is antisymmetric in (x, x'), unlike the one-sided first-order estimate (the card's pitfall).
+energy difference is estimated from that gradient, either to first order at the current state as the authors'
+sampler does (mcmc_pof/metropolis_hastings_sampler.py: grad_E(current_x).dot(proposed_x - current_x)),
+    E(x') - E(x) ~ grad E(x) . (x' - x),
+or by the trapezoid line integral 1/2 (grad E(x) + grad E(x')) . (x' - x), which is antisymmetric in (x, x')
+and so keeps detailed balance with respect to the estimated energy.
 """
 
 from collections.abc import Callable
@@ -29,6 +31,11 @@ def metropolis(start: Array, steps: int, proposal_std: float, rng: np.random.Gen
 
 def exact_difference(log_prob: Callable[[Array], Array]) -> Callable[[Array, Array], Array]:
     return lambda x, y: log_prob(x) - log_prob(y)
+
+
+def first_order_difference(score: Callable[[Array], Array]) -> Callable[[Array, Array], Array]:
+    """E(y) - E(x) ~ -s(x) . (y - x) with s an estimate of grad log p (the authors' rule)."""
+    return lambda x, y: -(score(x) * (y - x)).sum(-1)
 
 
 def trapezoid_difference(score: Callable[[Array], Array]) -> Callable[[Array, Array], Array]:
