@@ -1,95 +1,117 @@
-"""hier_poly: Hermite conventions against numpy/scipy and Gaussian quadrature, orthonormality of the degree-2
-features, the target's closed-form moments, stage 1 as one autograd gradient step from W = 0, its population
-limit (the projection of h on degree 2 is E[g'(Z)] p), ridge against sklearn, the n* interpolation."""
+"""hier_poly: Hermite conventions against numpy/scipy and Gaussian quadrature, the target's closed forms (k = 2 as
+x^T A x - tr A, k = 3 from scipy's He_3), the bottom layer spanning the degree-k Hermite space, the closed-form GD
+iterate against the explicit loop and its limit against sklearn's ridge, stage 1 against the population projection
+of h on explicit degree-2 Hermite features, and the n* interpolation."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from numpy.polynomial import hermite_e
 from scipy.special import eval_hermitenorm
 from sklearn.linear_model import Ridge
 
-from repro.papers.hier_poly.learners import ridge_fit, stage_one_direction
-from repro.papers.hier_poly.target import feature_coefficients, hermite_features, link, quadratic, random_quadratic
+from repro.papers.hier_poly.learners import Bottleneck, BottomLayer, gradient_descent, second_moments
+from repro.papers.hier_poly.target import Feature, hermite, link
 from repro.papers.hier_poly.task import crossing
 
 
 def write_dry_data(data_dir: Path) -> None:
-    """Nothing to write: the paper scale generates its data (Gaussian inputs, a random quadratic p, h = g(p)) and
-    reads no file; scale=dry runs that generator and every learner with lengths shrunk
-    (conf/paper_scale/hier_poly/dry.yaml)."""
+    """Nothing to write: the paper scale generates its data (Gaussian inputs, a random p, h = g(p)) and reads no
+    file; scale=dry runs that generator and every learner with lengths shrunk (conf/paper_scale/hier_poly/dry.yaml)."""
 
 
 def test_link_is_he1_plus_he3_and_satisfies_stein() -> None:
     z = np.linspace(-3, 3, 13)
-    np.testing.assert_allclose(link(z), hermite_e.hermeval(z, [0, 1, 0, 1 / np.sqrt(6)]), atol=1e-12)
     np.testing.assert_allclose(link(z), eval_hermitenorm(1, z) + eval_hermitenorm(3, z) / np.sqrt(6), atol=1e-12)
     nodes, weights = hermite_e.hermegauss(20)
     weights = weights / weights.sum()
     assert weights @ (link(nodes) * nodes) == pytest.approx(1.0)          # E[g(Z) Z] = E[g'(Z)] = 1
-    assert weights @ link(nodes) ** 2 == pytest.approx(2.0)               # Var h = 1 + 3!/6
+    assert weights @ link(nodes) ** 2 == pytest.approx(2.0)               # Var h = 1 + 3!/6 for Gaussian p
 
 
-def test_degree_two_features_are_orthonormal() -> None:
-    x = np.random.default_rng(0).standard_normal((200_000, 5))
-    phi = hermite_features(x)
-    assert phi.shape == (200_000, 15)
-    np.testing.assert_allclose(phi.T @ phi / len(x), np.eye(15), atol=0.02)
-    np.testing.assert_allclose(phi.mean(0), 0, atol=0.01)
+def test_hermite_is_orthonormal_he() -> None:
+    z = np.linspace(-3, 3, 7)
+    nodes, weights = hermite_e.hermegauss(30)
+    weights = weights / weights.sum()
+    for k in range(5):
+        np.testing.assert_allclose(hermite(k, z) * np.sqrt(float(np.prod(np.arange(1, k + 1)))),
+                                   eval_hermitenorm(k, z), atol=1e-10)
+        for j in range(5):
+            assert weights @ (hermite(j, nodes) * hermite(k, nodes)) == pytest.approx(float(j == k), abs=1e-10)
 
 
-def test_quadratic_target_moments_and_feature_coordinates() -> None:
+def test_feature_closed_forms_and_moments() -> None:
     rng = np.random.default_rng(1)
-    d = 16
-    a = random_quadratic(d, rng)
-    np.testing.assert_allclose(np.abs(np.linalg.eigvalsh(a)), 1 / np.sqrt(2 * d), rtol=1e-10)
-    x = rng.standard_normal((100_000, d))
-    p = quadratic(x, a)
-    np.testing.assert_allclose(hermite_features(x) @ feature_coefficients(a), p, atol=1e-10)
-    assert 2 * np.sum(a**2) == pytest.approx(1.0)
-    assert p.mean() == pytest.approx(0.0, abs=0.02)
-    assert p.var() == pytest.approx(1.0, rel=0.03)
-
-
-def test_stage_one_is_one_gradient_step_from_zero() -> None:
-    """Square loss, W = 0, a_i = +-1/m, biases in [0.5, 1.5] (ReLUs active): grad of row i = -2 a_i h_hat (+ a
-    term along mean phi, which vanishes in the population), so one step moves every row along +-h_hat."""
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((300, 4))
-    phi = hermite_features(x)
-    y = link(quadratic(x, random_quadratic(4, rng)))
-    m = 6
-    outer = torch.tensor(rng.choice([-1.0, 1.0], m) / m)
-    biases = torch.tensor(rng.uniform(0.5, 1.5, m))
-    middle = torch.zeros(m, phi.shape[1], dtype=torch.float64, requires_grad=True)
-    features, target = torch.tensor(phi), torch.tensor(y)
-    prediction = torch.relu(features @ middle.T + biases) @ outer
-    ((prediction - target) ** 2).mean().backward()
-    # f(x) at W = 0 is the constant sum_i a_i b_i; its part of the gradient multiplies mean phi, not h_hat
-    constant = float(outer @ biases)
-    expected = -2 * outer.numpy()[:, None] * (stage_one_direction(phi, y) - constant * phi.mean(0))[None]
-    np.testing.assert_allclose(middle.grad.numpy(), expected, atol=1e-12)
-
-
-def test_stage_one_direction_recovers_p_in_the_population() -> None:
-    rng = np.random.default_rng(3)
-    d = 10
-    a = random_quadratic(d, rng)
+    d = 12
     x = rng.standard_normal((200_000, d))
-    direction = stage_one_direction(hermite_features(x), link(quadratic(x, a)))
-    truth = feature_coefficients(a)
-    cosine = direction @ truth / np.linalg.norm(direction) / np.linalg.norm(truth)
-    assert cosine > 0.9
+    quadratic = Feature.random(2, d, rng)
+    a = (quadratic.directions * (quadratic.signs / np.sqrt(2 * d))) @ quadratic.directions.T
+    np.testing.assert_allclose(quadratic(x[:100]), np.einsum("ni,ij,nj->n", x[:100], a, x[:100]) - np.trace(a),
+                               atol=1e-10)
+    cubic = Feature.random(3, d, rng)
+    z = x[:100] @ cubic.directions
+    np.testing.assert_allclose(cubic(x[:100]), eval_hermitenorm(3, z) @ cubic.signs / np.sqrt(6 * d), atol=1e-10)
+    for feature in (quadratic, cubic):
+        p = feature(x)
+        assert p.mean() == pytest.approx(0.0, abs=0.02)
+        assert p.var() == pytest.approx(1.0, rel=0.05)
 
 
-def test_ridge_matches_sklearn() -> None:
-    rng = np.random.default_rng(4)
-    features, y = rng.standard_normal((50, 7)), rng.standard_normal(50)
-    lam = 0.3
-    expected = Ridge(alpha=lam * 50, fit_intercept=False).fit(features, y).coef_
-    np.testing.assert_allclose(ridge_fit(features, y, lam), expected, rtol=1e-8)
+def degree_two_features(x: np.ndarray) -> np.ndarray:
+    """Orthonormal degree-2 Hermite features, written out: (x_i^2 - 1)/sqrt(2) and x_i x_j (i < j)."""
+    i, j = np.triu_indices(x.shape[1], k=1)
+    return np.concatenate([(x**2 - 1) / np.sqrt(2), x[:, i] * x[:, j]], axis=1)
+
+
+@pytest.mark.parametrize("k, d, dimension", [(2, 6, 21), (3, 5, 35)])
+def test_bottom_layer_spans_exactly_the_degree_k_space(k: int, d: int, dimension: int) -> None:
+    """He_k(v . x) over many v spans the degree-k Hermite space: C(d+k-1, k) dimensions, not more, not less."""
+    rng = np.random.default_rng(2)
+    features = BottomLayer(k, d, 3 * dimension, rng)(rng.standard_normal((2000, d)))
+    singular = np.linalg.svd(features, compute_uv=False)
+    assert np.sum(singular > 1e-8 * singular[0]) == dimension
+
+
+def test_gradient_descent_closed_form_matches_the_loop_and_ridge() -> None:
+    rng = np.random.default_rng(3)
+    features, y = rng.standard_normal((80, 6)), rng.standard_normal(80)
+    gram, moment = features.T @ features / 80, features.T @ y / 80
+    decay = 0.05
+    beta = 2 * (np.linalg.eigvalsh(gram)[-1] + decay)
+    weights = np.zeros(6)
+    for _ in range(37):   # the loop: w <- w - grad L / beta, L = mean (F w - y)^2 + decay |w|^2
+        weights -= (2 * features.T @ (features @ weights - y) / 80 + 2 * decay * weights) / beta
+    np.testing.assert_allclose(gradient_descent(gram, moment, decay, 37)[0], weights, rtol=1e-10)
+    limit = Ridge(alpha=decay * 80, fit_intercept=False).fit(features, y).coef_
+    np.testing.assert_allclose(gradient_descent(gram, moment, decay, 100_000)[0], limit, rtol=1e-8)
+
+
+def test_second_moments_accumulate_over_chunks() -> None:
+    x, y = np.random.default_rng(4).standard_normal((40_000, 3)), np.arange(40_000.0)
+    gram, moment = second_moments(lambda rows: rows**2, x, y)
+    np.testing.assert_allclose(gram, (x**2).T @ x**2 / 40_000)
+    np.testing.assert_allclose(moment, (x**2).T @ y / 40_000)
+
+
+def test_stage_one_matches_the_population_projection() -> None:
+    """With many samples the trained bottleneck is the projection of h on the degree-2 space: its correlation with p
+    equals that of the population projection E[h phi] . phi (phi orthonormal, so E[h phi] are its coefficients,
+    estimated here on separate samples), and both are close to 1 (p nearly Gaussian: the projection ~ E[g'(p)] p)."""
+    rng = np.random.default_rng(5)
+    d = 6
+    feature = Feature.random(2, d, rng)
+    bottleneck = Bottleneck(BottomLayer(2, d, 42, rng))
+    x = rng.standard_normal((100_000, d))
+    bottleneck.fit(x, link(feature(x)), 1e-6, 2000, 0.1)
+    reference = rng.standard_normal((200_000, d))
+    coefficients = degree_two_features(reference).T @ link(feature(reference)) / len(reference)
+    x_test = rng.standard_normal((50_000, d))
+    p_test = feature(x_test)
+    learned = np.corrcoef(bottleneck(x_test), p_test)[0, 1]
+    population = np.corrcoef(degree_two_features(x_test) @ coefficients, p_test)[0, 1]
+    assert learned == pytest.approx(population, abs=0.01)
+    assert population > 0.97
 
 
 def test_crossing_interpolates_in_log_n() -> None:

@@ -1,4 +1,5 @@
-"""Normalised test MSE and feature quality vs n/d^2 per d (all learners), and log n* vs log d with its fit."""
+"""Normalised test MSE vs n/d^k per learner (k = 2), feature quality rho vs n/d^k (both k), and log n* vs log d
+with its fitted slope per k."""
 
 import numpy as np
 import pandas as pd
@@ -13,32 +14,28 @@ def sample_complexity(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.9)
     fits = select_rows(rows, "fit", kind="fit")
     colors = {d: f"C{i}" for i, d in enumerate(sorted(fits["d"].unique()))}
-    for (method, d), group in fits.groupby(["method", "d"]):
+    for (method, d), group in select_rows(fits, "fit", k=2).groupby(["method", "d"]):
         curve = group.groupby("ratio")["nmse"].mean()
-        axes[0].plot(curve.index, curve.values, STYLES.get(method, "-"), color=colors[d], marker=".",
+        axes[0].plot(curve.index, curve.values, STYLES[method], color=colors[d], marker=".",
                      label=f"{method}, d = {d}" if d == min(colors) or method == "three_layer" else None)
-        if method == "three_layer":
-            rho = group.groupby("ratio")["rho"].mean()
-            axes[1].plot(rho.index, rho.values, "o-", color=colors[d], label=f"d = {d}")
-    axes[0].set(xscale="log", yscale="log", xlabel="n / d^2", ylabel="test MSE / Var h", title="test error")
+    for (k, d), group in select_rows(fits, "fit", method="three_layer").groupby(["k", "d"]):
+        rho = group.groupby("ratio")["rho"].mean()
+        axes[1].plot(rho.index, rho.values, "o-" if k == 2 else "s--", color=colors[d], label=f"k = {k}, d = {d}")
+    axes[0].set(xscale="log", yscale="log", xlabel="n / d^2", ylabel="test MSE / Var h", title="test error, k = 2")
     axes[0].legend(fontsize=5)
     axes[1].axhline(0.9, color="grey", ls=":")
-    axes[1].set(xscale="log", xlabel="n / d^2", ylabel="rho = |corr(z(x), p(x))|", title="stage-1 feature")
-    axes[1].legend(fontsize=6)
-    stars = select_rows(rows, "fit", kind="n_star")
-    stars = stars.dropna(subset=["n_star"]) if "n_star" in stars else stars
-    axes[2].loglog(stars["d"], stars["n_star"], "o", label="n* (rho reaches 0.9), per seed")
-    if stars["d"].nunique() >= 2 and len(stars) >= 3:
-        fit = fit_slope(stars["d"].to_numpy(float), stars["n_star"].to_numpy(float), log=True)
-        slope, lo, hi = fit.estimate, fit.lo, fit.hi
-        d = np.array(sorted(stars["d"].unique()), dtype=float)
-        centre = np.exp(np.log(stars["n_star"]).mean()) / np.exp(np.log(stars["d"]).mean()) ** slope
-        axes[2].plot(d, centre * d**slope, "-", label=f"fit: slope {slope:.2f} ({lo:.2f} to {hi:.2f})")
-        for k, style in ((2, "k:"), (6, "r:")):
-            axes[2].plot(d, centre * d.mean() ** slope * (d / d.mean()) ** k, style,
-                         label=f"slope {k} ({'theorem' if k == 2 else 'kernel bound, kq'})")
-    ds = sorted(stars["d"].unique())
-    axes[2].set(xlabel="d", ylabel="n*", title="sample complexity", xticks=ds, xticklabels=[str(d) for d in ds])
-    axes[2].xaxis.set_minor_formatter("")
-    axes[2].legend(fontsize=6)
+    axes[1].set(xscale="log", xlabel="n / d^k", ylabel="rho = |corr(z(x), p(x))|", title="stage-1 feature")
+    axes[1].legend(fontsize=5)
+    stars = select_rows(rows, "fit", kind="n_star").dropna(subset=["n_star"])
+    for k, group in stars.groupby("k"):
+        axes[2].loglog(group["d"], group["n_star"], "o" if k == 2 else "s", color=f"C{k}",
+                       label=f"k = {k}: n* per replicate")
+        if group["d"].nunique() >= 2 and len(group) >= 3:
+            fit = fit_slope(group["d"].to_numpy(float), group["n_star"].to_numpy(float), log=True)
+            d = np.array(sorted(group["d"].unique()), dtype=float)
+            centre = np.exp(np.log(group["n_star"]).mean() - fit.estimate * np.log(group["d"]).mean())
+            axes[2].plot(d, centre * d**fit.estimate, "-", color=f"C{k}",
+                         label=f"fit {fit.estimate:.2f} ({fit.lo:.2f} to {fit.hi:.2f}); theorem {k}")
+    axes[2].set(xlabel="d", ylabel="n*", title="sample complexity")
+    axes[2].legend(fontsize=5)
     return fig

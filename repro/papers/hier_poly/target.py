@@ -1,27 +1,23 @@
-"""The hierarchical target h(x) = g(p(x)) with x ~ N(0, I_d) and its degree-2 Hermite feature map.
+"""The hierarchical target h(x) = g(p(x)) with x ~ N(0, I_d) and the bottom layer's Hermite activation.
 
-p(x) = x^T A x - tr(A), A = U diag(lambda) U^T with U Haar-orthogonal and lambda_j = +-1/sqrt(2d), so E p = 0,
-Var p = 2 ||A||_F^2 = 1 and ||A||_op = 1/sqrt(2d) (high rank: p is nearly Gaussian). g(z) = He_1(z) + He_3(z)/sqrt(6)
-(probabilists' Hermite; its linear coefficient E[g(Z) Z] = 1 carries the stage-1 signal).
-
-Orthonormal degree-2 Hermite features (D = d(d+1)/2):  (x_i^2 - 1)/sqrt(2) for every i, x_i x_j for i < j.
-In these coordinates p = phi(x) . c with c = (sqrt(2) A_ii ; 2 A_ij for i < j).
+p(x) = d^{-1/2} sum_j s_j He_k(u_j . x) / sqrt(k!), with u_j the columns of a Haar-orthogonal U and random signs
+s_j = +-1. The u_j . x are independent N(0, 1), so E p = 0 and Var p = 1; p is a sum of d independent terms, hence
+close to Gaussian for large d (the "large subclass" of degree-k polynomials the main theorem covers). For k = 2
+this is x^T A x - tr A with A = U diag(s / sqrt(2d)) U^T: high rank, ||A||_op = 1/sqrt(2d).
+g(z) = He_1(z) + He_3(z)/sqrt(6) (q = 3; its linear coefficient E[g(Z) Z] = 1 carries the stage-1 signal).
 """
 
+from dataclasses import dataclass
+from math import factorial
+
 import numpy as np
+from numpy.polynomial import hermite_e
 from scipy.stats import ortho_group
 
 
-def random_quadratic(d: int, rng: np.random.Generator) -> np.ndarray:
-    """A = U diag(+-1/sqrt(2d)) U^T, (d, d)."""
-    u = ortho_group.rvs(d, random_state=rng)
-    signs = rng.choice([-1.0, 1.0], d)
-    return (u * (signs / np.sqrt(2 * d))) @ u.T
-
-
-def quadratic(x: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """(n,) p(x) = x^T A x - tr A."""
-    return np.einsum("ni,ij,nj->n", x, a, x) - np.trace(a)
+def hermite(k: int, t: np.ndarray) -> np.ndarray:
+    """Orthonormal probabilists' Hermite polynomial He_k(t)/sqrt(k!): E[hermite(k, Z)^2] = 1 for Z ~ N(0, 1)."""
+    return hermite_e.hermeval(t, np.eye(k + 1)[k]) / np.sqrt(factorial(k))
 
 
 def link(z: np.ndarray) -> np.ndarray:
@@ -29,13 +25,18 @@ def link(z: np.ndarray) -> np.ndarray:
     return z + (z**3 - 3 * z) / np.sqrt(6)
 
 
-def hermite_features(x: np.ndarray) -> np.ndarray:
-    """(n, d(d+1)/2) orthonormal degree-2 Hermite features of (n, d) standard Gaussian inputs."""
-    i, j = np.triu_indices(x.shape[1], k=1)
-    return np.concatenate([(x**2 - 1) / np.sqrt(2), x[:, i] * x[:, j]], axis=1)
+@dataclass(frozen=True)
+class Feature:
+    """p(x) = d^{-1/2} sum_j s_j hermite(k, u_j . x): the degree-k feature that the target composes with g."""
 
+    k: int
+    directions: np.ndarray   # (d, d), orthonormal columns u_j
+    signs: np.ndarray        # (d,), +-1
 
-def feature_coefficients(a: np.ndarray) -> np.ndarray:
-    """c with p(x) = hermite_features(x) @ c."""
-    i, j = np.triu_indices(len(a), k=1)
-    return np.concatenate([np.sqrt(2) * np.diag(a), 2 * a[i, j]])
+    @classmethod
+    def random(cls, k: int, d: int, rng: np.random.Generator) -> "Feature":
+        return cls(k, ortho_group.rvs(d, random_state=rng), rng.choice([-1.0, 1.0], d))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(n,) p(x) for (n, d) inputs."""
+        return hermite(self.k, x @ self.directions) @ self.signs / np.sqrt(len(self.signs))
