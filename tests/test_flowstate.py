@@ -12,7 +12,7 @@ import torch
 from numpy.polynomial import legendre
 from scipy.special import eval_legendre
 
-from repro.core.errors import DataUnavailableError, ReproError
+from repro.core.errors import ConfigError, DataUnavailableError, ReproError
 from repro.papers.flowstate import data, gift_eval
 from repro.papers.flowstate.models import (
     FlowState,
@@ -22,9 +22,10 @@ from repro.papers.flowstate.models import (
     fourier_basis,
     hippo_n,
     legendre_basis,
+    with_missing,
 )
 from repro.papers.flowstate.task import resampled, rollout
-from repro.papers.flowstate.training import forecast_rollout, parallel_pinball
+from repro.papers.flowstate.training import contiguous_patch_mask, parallel_pinball
 
 
 def _ssm(seed: int = 0, width: int = 3, states: int = 8, block: int = 4) -> ScaledSSM:
@@ -118,7 +119,7 @@ def test_decoder_variants_and_linear_head() -> None:
         assert model.forecast(context, 0.5, 48).shape == (2, 48, 3)
     linear = FlowState(8, 8, 4, 1, 6, 3, 24.0, seed=0, basis="linear").double()
     assert linear.max_steps(0.25) == linear.max_steps(4.0) == 24        # blind to s
-    assert forecast_rollout(linear, context, 0.25, 40).shape == (2, 40, 3)
+    assert linear.forecast(context, 0.25, 40).shape == (2, 40, 3)
     with pytest.raises(ValueError, match="odd"):
         FlowState(8, 8, 4, 1, 6, 3, 24.0, seed=0, basis="fourier")
     with pytest.raises(ValueError, match="basis"):
@@ -134,11 +135,62 @@ def test_decoder_grid_and_any_horizon() -> None:
     context = torch.randn(2, 64, dtype=torch.float64)
     assert model.forecast(context, 1.0, 24).shape == (2, 24, 3)
     assert model.forecast(context, 0.25, 96).shape == (2, 96, 3)
-    assert forecast_rollout(model, context, 2.0, 30).shape == (2, 30, 3)
-    with pytest.raises(ValueError, match="patch"):
-        model.forecast(context, 1.0, 25)
     model.layers = torch.nn.ModuleList()                           # decoder alone: coefficients do not see s
     assert torch.allclose(model.forecast(context, 0.25, 96)[:, 3::4], model.forecast(context, 1.0, 24))
+
+
+def test_multi_patch_forecast_reads_masked_positions() -> None:
+    """Beyond one patch (fl steps) the official inference appends missing steps and reads step j from the
+    position fl floor((j-1)/fl) (the last position for the final partial patch): rebuilt here one position
+    at a time from single-patch forecasts of the NaN-extended context."""
+    model = _model()
+    context = torch.randn(2, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).cumsum(1)
+    s, fl = 2.0, 12
+    for horizon in (12, 23, 24, 30, 36):                # 23: horizon - fl + 1 = fl, the case the official index drops
+        masked = horizon - fl
+        expected = []
+        for j in range(1, horizon + 1):
+            p = min(fl * ((j - 1) // fl), masked)
+            extended = torch.cat([context, torch.full((2, p), torch.nan, dtype=torch.float64)], 1)
+            expected.append(model.forecast(extended, s, fl)[:, j - p - 1])
+        assert torch.allclose(model.forecast(context, s, horizon), torch.stack(expected, 1), atol=1e-10)
+
+
+def test_missing_value_channel() -> None:
+    """NaN = missing: causal RevIN over the observed prefix only (numpy oracle), the mask reaches the
+    encoder (a missing step is not a zero), and a missing step does not move the statistics."""
+    x = torch.randn(2, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 3 + 1
+    x[0, [0, 5, 6, 7, 20]] = torch.nan
+    x[1, 12] = torch.nan
+    mean, std = causal_stats(*with_missing(x))
+    for b in range(2):
+        row = x[b].numpy()
+        for t in (4, 7, 12, 29):
+            seen = np.isfinite(row[:t + 1])
+            running = np.array([np.nanmean(row[:k + 1]) if np.isfinite(row[:k + 1]).any() else 0.0
+                                for k in range(t + 1)])
+            assert mean[b, t].item() == pytest.approx(row[:t + 1][seen].mean())
+            deviations = ((row[:t + 1] - running)[seen]) ** 2
+            assert std[b, t].item() == pytest.approx(np.sqrt(max(deviations.sum() / seen.sum(), 1e-5)))
+    assert torch.equal(mean[0, 5:8], mean[0, 4:5].expand(3)) and torch.equal(std[0, 5:8], std[0, 4:5].expand(3))
+    model = _model()
+    scale = torch.tensor([1.0], dtype=torch.float64)
+    zeros = torch.nan_to_num(x, nan=0.0)
+    assert torch.isfinite(model.normalised_forecasts(x, scale, 5)).all()
+    assert not torch.allclose(model.normalised_forecasts(x, scale, 5), model.normalised_forecasts(zeros, scale, 5))
+    assert torch.isfinite(model.forecast(x, 1.0, 30)).all()
+
+
+def test_contiguous_patch_mask() -> None:
+    window = np.arange(60.0).reshape(3, 20)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        masked = contiguous_patch_mask(window, 15, 4, 1.0, rng)
+        for row in np.isnan(masked):
+            hits = np.flatnonzero(row)
+            assert 1 <= len(hits) <= 4 and hits[-1] < 15 and np.all(np.diff(hits) == 1)   # one span in the context
+    assert not np.isnan(window).any()                                 # the targets stay intact
+    assert np.array_equal(contiguous_patch_mask(window, 15, 4, 0.0, rng), window)
 
 
 def test_causal_revin_statistics_and_causality() -> None:
@@ -159,21 +211,31 @@ def test_causal_revin_statistics_and_causality() -> None:
 
 
 def test_parallel_loss_equals_a_loop_over_context_lengths() -> None:
-    """Every position t >= min_context - 1 forecasts the next patch; the same as forecasting from each prefix."""
+    """Every position t >= min_context - 1 forecasts the next patch; the same as forecasting from each prefix
+    of the (masked) inputs, the pinball terms pooled over observed targets only."""
     model, s, min_context = _model(layers=1), 2.0, 8.0
     levels = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     window = torch.randn(2, 30 + 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).cumsum(1)
-    losses = []
-    for t in range(3, 30):                                          # first position floor(8 / 2) - 1 = 3
-        prefix = window[:, :t + 1]
-        mean, std = causal_stats(prefix)
-        z = (model.forecast(prefix, s, 12) - mean[:, -1, None, None]) / std[:, -1, None, None]
-        diff = ((window[:, t + 1:t + 13] - mean[:, -1:]) / std[:, -1:])[..., None] - z
-        losses.append(torch.maximum(levels * diff, (levels - 1) * diff).mean())
-    expected = torch.stack(losses).mean()
-    assert parallel_pinball(model, window, s, min_context, levels).item() == pytest.approx(expected.item(), rel=1e-9)
-    assert parallel_pinball(model, window, s, min_context, levels, parallel=False).item() == \
-        pytest.approx(losses[-1].item(), rel=1e-9)                  # the ablation: the last position only
+    window[1, 33] = torch.nan                                       # a missing target
+    inputs = window.clone()
+    inputs[0, 10:14] = torch.nan                                    # a CPM span in the inputs only
+
+    def loop(last_only: bool) -> float:
+        total, count = 0.0, 0
+        for t in range(29 if last_only else 3, 30):                 # first position floor(8 / 2) - 1 = 3
+            prefix = inputs[:, :t + 1]
+            mean, std = causal_stats(*with_missing(prefix))
+            z = (model.forecast(prefix, s, 12) - mean[:, -1, None, None]) / std[:, -1, None, None]
+            diff = ((window[:, t + 1:t + 13] - mean[:, -1:]) / std[:, -1:])[..., None] - z
+            terms = torch.maximum(levels * diff, (levels - 1) * diff)
+            observed = ~terms.isnan()
+            total, count = total + terms[observed].sum().item(), count + observed.sum().item()
+        return total / count
+
+    assert parallel_pinball(model, window, s, min_context, levels, inputs=inputs).item() == \
+        pytest.approx(loop(False), rel=1e-9)
+    assert parallel_pinball(model, window, s, min_context, levels, parallel=False, inputs=inputs).item() == \
+        pytest.approx(loop(True), rel=1e-9)                         # the ablation: the last position only
 
 
 def test_ou_exact_transition_law() -> None:
@@ -211,6 +273,9 @@ def test_gift_eval_protocol() -> None:
     windows = list(gift_eval.test_instances(np.arange(20.0), 4, 2))
     assert [(len(h), f.tolist()) for h, f in windows] == [(12, [12, 13, 14, 15]), (16, [16, 17, 18, 19])]
     assert gift_eval.fill_missing(np.array([np.nan, 1, np.nan, 3])).tolist() == [1, 1, 1, 3]
+    crop = gift_eval.official_context(np.array([5, np.nan, np.nan, 1, np.nan, 3]), 8, 2.0)   # last 4 steps
+    assert np.array_equal(crop, np.array([1, np.nan, 3]), equal_nan=True)     # leading NaN dropped, inner kept
+    assert gift_eval.official_context(np.full(5, np.nan), 8, 1.0).tolist() == [0.0] * 5
     with pytest.raises(ValueError, match="frequency"):
         gift_eval.parse_freq("fortnightly")
 
@@ -286,9 +351,14 @@ def test_pretraining_corpus_is_memory_mapped_and_validated(tmp_path) -> None:
     assert loop_eligible.tolist() == [0, 1] and daily_length == int(24 / s_daily) + int(24 / s_daily)
     assert np.shares_memory(solar.series(0), solar.buffers[0]) and np.isnan(solar.series(0)[5])
     assert loop.series(1)[:3].tolist() == [100, 101, 102]
+    missing = 0
     for _ in range(5):
         windows, scale = corpus(rng, 3)
-        assert np.isfinite(windows).all() and windows.shape[0] == 3
+        assert windows.shape[0] == 3 and not np.isinf(windows).any() and np.isnan(windows).sum(1).max() <= 1
+        missing += np.isnan(windows).sum()
+    assert missing > 0                                    # solar's missing step stays NaN (the model's mask)
+    for _ in range(5):
+        windows, scale = corpus(rng, 3)
         assert windows.shape[1] == (48 if scale == 1.0 else daily_length)
     bad = tmp_path / "bad" / "H"
     _write_arrow(bad, pa, [[1.0, float("inf")]], pa.list_(pa.float32()))
@@ -301,7 +371,8 @@ def test_pretraining_corpus_is_memory_mapped_and_validated(tmp_path) -> None:
 
 def test_gift_eval_configuration_rows() -> None:
     """Seasonal naive scored against itself is exactly 1 relative to naive; FlowState's forecaster crops
-    floor(context / s) steps, batches equal lengths and rolls out beyond one patch."""
+    floor(context / s) steps, batches equal lengths, forecasts beyond one patch and clamps non-negative
+    series at 0."""
     rng = np.random.default_rng(0)
     t = np.arange(600)
     records = [{"item_id": str(i), "freq": "H",
@@ -323,6 +394,67 @@ def test_gift_eval_configuration_rows() -> None:
     forecaster = gift_eval.flowstate_forecaster(model, context=96, batch=2)
     out = forecaster([r["target"] for r in records], 2.0, 30)
     assert out.shape == (4, 30, 9) and np.isfinite(out).all()
+    coins = rng.integers(0, 2, 59).astype(float)
+    series = [np.r_[coins, 0.0], np.r_[coins, -0.01]]                # non-negative, then not
+    with torch.no_grad():
+        model.head.weight.mul_(20)                                     # wide quantiles, some below 0
+    raw = [model.forecast(torch.as_tensor(x[None], dtype=torch.float32), 1.0, 24)[0].detach().numpy()
+           for x in series]
+    out = forecaster(series, 1.0, 24)
+    assert raw[0].min() < 0 and np.allclose(out[0], np.maximum(raw[0], 0), atol=1e-5) \
+        and np.allclose(out[1], raw[1], atol=1e-5)
+
+
+def test_leaderboard_rank_rows() -> None:
+    published = {"a": {"mase_rel": 0.70, "crps_rel": 0.55}, "b": {"mase_rel": 0.80, "crps_rel": 0.45},
+                 "c": {"mase_rel": 0.75, "crps_rel": 0.50}}
+    summary = [{"dataset": "gift_eval", "method": "flowstate", "mase_rel": 0.72, "crps_rel": 0.40},
+               {"dataset": "gift_eval", "method": "seasonal_naive", "mase_rel": 1.0, "crps_rel": 1.0}]
+    rows = {r["method"]: r for r in gift_eval.leaderboard_rows(summary, published)}
+    assert (rows["flowstate"]["rank_mase"], rows["flowstate"]["rank_crps"]) == (2, 1)
+    assert (rows["leaderboard_best"]["mase_rel"], rows["leaderboard_best"]["crps_rel"]) == (0.70, 0.45)
+    assert "rank_mase" not in rows["seasonal_naive"]
+
+
+def _gift_records(seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(4):
+        t = np.arange(600 - 13 * i)
+        y = 3 + np.sin(2 * np.pi * t / 24) + 0.3 * rng.normal(size=len(t))
+        y[rng.integers(0, len(y), 8)] = np.nan
+        records.append({"item_id": str(i), "freq": "H", "target": y})
+    return records
+
+
+def test_gluonts_evaluator_matches_ours() -> None:
+    """GIFT-Eval's own evaluation (gluonts, optional) on its own test windows: the weighted quantile loss
+    equals ours; MASE agrees to 1% (the in-sample scale treats missing values slightly differently)."""
+    pytest.importorskip("gluonts")
+    levels = np.round(np.arange(1, 10) / 10, 1)
+
+    def spread(histories: list[np.ndarray], s: float, horizon: int) -> np.ndarray:
+        filled = [gift_eval.fill_missing(h) for h in histories]
+        return gift_eval.seasonal_naive(filled, 24, horizon, 9) + np.linspace(-0.5, 0.5, 9)
+
+    records = _gift_records(0)
+    ours, theirs = (gift_eval.evaluate_configuration({"flowstate": spread}, records, "ett1/H", "short", 1.0, levels,
+                                                     evaluator) for evaluator in ("ours", "gluonts"))
+    for a, b in zip(ours, theirs):
+        assert a["method"] == b["method"] and a["crps"] == pytest.approx(b["crps"], rel=1e-9)
+        assert a["mase"] == pytest.approx(b["mase"], rel=0.01)
+
+
+def test_gluonts_evaluator_missing_is_one_clear_line(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gluonts", None)              # import gluonts -> ImportError
+    with pytest.raises(ConfigError, match="pip install 'gluonts") as error:
+        gift_eval.require_evaluator("gluonts")
+    assert "\n" not in str(error.value)
+    gift_eval.require_evaluator("ours")
+    with pytest.raises(ConfigError, match="choose ours or gluonts"):
+        gift_eval.require_evaluator("statsforecast")
 
 
 def write_dry_data(data_dir) -> None:

@@ -1,4 +1,4 @@
-"""The card's continuous-time generator (exact OU transitions) and statsmodels' Mauna Loa CO2."""
+"""Our continuous-time synthetic generator (exact OU transitions) and statsmodels' Mauna Loa CO2."""
 
 import numpy as np
 

@@ -29,7 +29,7 @@ from repro.core.data import require
 from repro.core.errors import ConfigError, DataUnavailableError, ReproError
 from repro.core.units import Unit, grid
 from repro.papers.flowstate.models import FlowState, patch_steps
-from repro.papers.flowstate.training import Batches, build_flowstate, fit_flowstate, forecast_rollout
+from repro.papers.flowstate.training import Batches, build_flowstate, fit_flowstate
 
 TEST_SPLIT, MAX_WINDOWS = 0.1, 20
 TERM_MULTIPLIER = {"short": 1, "medium": 10, "long": 15}
@@ -183,8 +183,8 @@ def test_instances(target: np.ndarray, pred_len: int, windows: int) -> Iterator[
 
 
 def fill_missing(history: np.ndarray) -> np.ndarray:
-    """NaNs carried forward (leading NaNs take the first value; an all-NaN history becomes zeros); our
-    small model has no missing-value channel."""
+    """NaNs carried forward (leading NaNs take the first value; an all-NaN history becomes zeros): the
+    histories seasonal naive repeats."""
     values = np.asarray(history, dtype=float).copy()
     valid = np.flatnonzero(np.isfinite(values))
     if len(valid) == 0:
@@ -222,26 +222,78 @@ def score(histories: list[np.ndarray], futures: list[np.ndarray], quantiles: np.
     return {"mase": float(np.mean(mases)), "crps": float(np.mean(pinball / total))}
 
 
+GLUONTS_MISSING = ("paper.evaluator=gluonts (GIFT-Eval's own evaluator) needs the optional gluonts package: "
+                   "`pip install 'gluonts>=0.16'`, or set paper.evaluator=ours")
+
+
+def require_evaluator(evaluator: str) -> None:
+    """Fail before any training when the configured evaluator cannot run (one line)."""
+    if evaluator not in ("ours", "gluonts"):
+        raise ConfigError(f"paper.evaluator={evaluator!r}; choose ours or gluonts")
+    if evaluator == "gluonts":
+        try:
+            import gluonts  # noqa: F401
+        except ImportError as error:
+            raise ConfigError(GLUONTS_MISSING) from error
+
+
+def gluonts_test_data(records: list[dict], pred_len: int, windows: int):
+    """GIFT-Eval's `Dataset.test_data`: gluonts' split at -pred_len x windows, then `windows` instances
+    pred_len apart. Dates do not enter the metrics, so every series starts at 2000-01-01."""
+    import pandas as pd
+    from gluonts.dataset.split import split
+
+    entries = [{"item_id": r["item_id"], "start": pd.Period("2000-01-01", freq=r["freq"]), "target": r["target"]}
+               for r in records]
+    _, template = split(entries, offset=-pred_len * windows)
+    return template.generate_instances(prediction_length=pred_len, windows=windows, distance=pred_len)
+
+
+def gluonts_scores(test_data, forecasts: dict[str, np.ndarray], levels: np.ndarray) -> dict[str, dict[str, float]]:
+    """MASE[0.5] and mean_weighted_sum_quantile_loss of each method's quantiles (n, horizon, Q) by gluonts'
+    `evaluate_forecasts` with the arguments of GIFT-Eval's notebooks (axis=None, invalid labels masked)."""
+    from gluonts.ev.metrics import MASE, MeanWeightedSumQuantileLoss
+    from gluonts.model import evaluate_forecasts
+    from gluonts.model.forecast import QuantileForecast
+
+    keys = [f"{level:g}" for level in levels]
+    metrics = [MASE(), MeanWeightedSumQuantileLoss(quantile_levels=[float(level) for level in levels])]
+    out = {}
+    for method, quantiles in forecasts.items():
+        predictions = [QuantileForecast(q.T, start_date=label["start"], forecast_keys=keys)
+                       for q, label in zip(quantiles, test_data.label)]
+        result = evaluate_forecasts(predictions, test_data=test_data, metrics=metrics, axis=None,
+                                    mask_invalid_label=True, allow_nan_forecast=False)
+        out[method] = {"mase": float(result["MASE[0.5]"].iloc[0]),
+                       "crps": float(result["mean_weighted_sum_quantile_loss"].iloc[0])}
+    return out
+
+
 def evaluate_configuration(forecasters: dict[str, Forecaster], records: list[dict], name: str, term: str,
-                           s: float, levels: np.ndarray) -> list[dict]:
+                           s: float, levels: np.ndarray, evaluator: str = "ours") -> list[dict]:
     """Rows (MASE, CRPS and both relative to seasonal naive) of every forecaster and of seasonal naive on
-    one configuration x term."""
+    one configuration x term, scored by our `score` or (evaluator="gluonts") by GIFT-Eval's own gluonts
+    evaluation on gluonts' own test windows."""
     freq = records[0]["freq"]
     pred_len = prediction_length(name, freq, term)
     windows = num_windows(name, min(len(r["target"]) for r in records), pred_len)
-    histories, futures = [], []
-    for record in records:
-        for history, future in test_instances(record["target"], pred_len, windows):
-            histories.append(history)
-            futures.append(future)
+    if evaluator == "gluonts":
+        require_evaluator(evaluator)
+        test_data = gluonts_test_data(records, pred_len, windows)
+        histories = [np.asarray(entry["target"], dtype=float) for entry in test_data.input]
+    else:
+        pairs = [pair for record in records for pair in test_instances(record["target"], pred_len, windows)]
+        histories, futures = [history for history, _ in pairs], [future for _, future in pairs]
     period = seasonality(freq)
-    filled = [fill_missing(h) for h in histories]
-    naive = score(histories, futures, seasonal_naive(filled, period, pred_len, len(levels)), period, levels)
-    results = {method: score(histories, futures, forecast(filled, s, pred_len), period, levels)
-               for method, forecast in forecasters.items()}
-    return [{"dataset": f"{name}/{term}", "method": method, **metrics, "mase_rel": metrics["mase"] / naive["mase"],
-             "crps_rel": metrics["crps"] / naive["crps"]}
-            for method, metrics in {**results, "seasonal_naive": naive}.items()]
+    forecasts = {method: forecast(histories, s, pred_len) for method, forecast in forecasters.items()}
+    forecasts["seasonal_naive"] = seasonal_naive([fill_missing(h) for h in histories], period, pred_len, len(levels))
+    if evaluator == "gluonts":
+        metrics = gluonts_scores(test_data, forecasts, levels)
+    else:
+        metrics = {method: score(histories, futures, q, period, levels) for method, q in forecasts.items()}
+    naive = metrics["seasonal_naive"]
+    return [{"dataset": f"{name}/{term}", "method": method, **m, "mase_rel": m["mase"] / naive["mase"],
+             "crps_rel": m["crps"] / naive["crps"]} for method, m in metrics.items()]
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -255,12 +307,34 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return out
 
 
+def leaderboard_rows(summary: list[dict], published: dict[str, dict[str, float]]) -> list[dict]:
+    """FlowState's aggregate row with its rank among the published zero-shot entries (1 + the number of
+    entries with a strictly lower value; `rank_mase`, `rank_crps`), and the row ``leaderboard_best``: the
+    lowest published relative MASE and CRPS (each from its own best entry)."""
+    ours = next(r for r in summary if r["method"] == "flowstate")
+    ranks = {f"rank_{key}": 1 + sum(entry[f"{key}_rel"] < ours[f"{key}_rel"] for entry in published.values())
+             for key in ("mase", "crps")}
+    best = {key: min(entry[key] for entry in published.values()) for key in ("mase_rel", "crps_rel")}
+    return [{**r, **ranks} if r is ours else r for r in summary] + \
+        [{"dataset": "gift_eval", "method": "leaderboard_best", **best}]
+
+
+def official_context(history: np.ndarray, context: int, s: float) -> np.ndarray:
+    """What the official GIFT-Eval wrapper feeds FlowState: the last floor(context / s) steps (max_context),
+    leading NaNs dropped, inner NaNs kept (the missing-value channel reads them), an all-NaN history as
+    zeros."""
+    crop = np.asarray(history, dtype=float)[-int(context / s):]
+    observed = np.flatnonzero(np.isfinite(crop))
+    return crop[observed[0]:] if len(observed) else np.zeros_like(crop)
+
+
 def flowstate_forecaster(model: FlowState, context: int, batch: int) -> Forecaster:
-    """FlowState reading the last floor(context / s) steps (the official max_context rule), batched by equal
-    context length, horizons beyond one patch by autoregressive median rollout."""
+    """FlowState on `official_context` crops, batched by equal context length, horizons beyond one patch by
+    the official multi-patch inference (`FlowState.forecast`); forecasts of a series whose context is
+    non-negative are clamped at 0 (the official wrapper's `enforce_only_positive`)."""
     def forecast(histories: list[np.ndarray], s: float, horizon: int) -> np.ndarray:
         device = next(model.parameters()).device
-        crops = [h[-int(context / s):] for h in histories]
+        crops = [official_context(h, context, s) for h in histories]
         out = np.empty((len(crops), horizon, model.quantiles))
         by_length: dict[int, list[int]] = {}
         for i, crop in enumerate(crops):
@@ -270,7 +344,10 @@ def flowstate_forecaster(model: FlowState, context: int, batch: int) -> Forecast
                 for start in range(0, len(indices), batch):
                     chunk = indices[start:start + batch]
                     x = torch.as_tensor(np.stack([crops[i] for i in chunk]), dtype=torch.float32, device=device)
-                    out[chunk] = forecast_rollout(model, x, s, horizon).cpu().numpy()
+                    out[chunk] = model.forecast(x, s, horizon).cpu().numpy()
+        for i, crop in enumerate(crops):
+            if np.all(np.nan_to_num(crop, nan=1.0) >= 0):
+                out[i] = np.maximum(out[i], 0.0)
         return out
 
     return forecast
@@ -296,12 +373,12 @@ class PretrainingCorpus:
                                        f"{cfg.data.context} model hours: {download_hint(root)}")
 
     def __call__(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]:
-        """A batch of windows from one configuration (one s per batch): (size, length) float64, NaNs of each
-        window carried forward inside the window (leading NaNs take its first value)."""
+        """A batch of windows from one configuration (one s per batch): (size, length) float64, NaN =
+        missing (the model's missing-value channel reads them; the loss leaves NaN targets out)."""
         series, eligible, s, length = self.pools[rng.integers(len(self.pools))]
         picks = eligible[rng.integers(0, len(eligible), size)]
         starts = [rng.integers(0, series.index[i, 2] - length + 1) for i in picks]
-        return np.stack([fill_missing(series.series(i, a, length)) for i, a in zip(picks, starts)]), s
+        return np.stack([np.asarray(series.series(i, a, length), dtype=float) for i, a in zip(picks, starts)]), s
 
 
 def pretraining_batches(root: Path, cfg: DictConfig, patch: float) -> Batches:
@@ -321,6 +398,7 @@ def units(cfg: DictConfig) -> list[Unit]:
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     """Pretrain one model (FlowState or an ablation: basis / degree / parallel) on GiftEvalPretrain, then
     zero-shot on every GIFT-Eval configuration and term. Seasonal naive's rows come with FlowState's unit."""
+    require_evaluator(cfg.evaluator)
     root = ctx.data_dir / "flowstate"
     levels = np.array(list(cfg.quantiles))
     variant = OmegaConf.to_container(cfg.ablations[u.method]) if u.method != "flowstate" else {}
@@ -338,7 +416,12 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
         for name in names:
             records = load_configuration(root / "GiftEval", name)
             s = scale_factor(records[0]["freq"], name.split("/")[0] in cfg.weekly_rhythm)
-            rows += [r for r in evaluate_configuration(forecasters, records, name, term, s, levels)
+            if name.split("/")[0] in cfg.no_daily:      # the official wrapper: no daily cycle, only a weekly one
+                s /= 7
+            rows += [r for r in evaluate_configuration(forecasters, records, name, term, s, levels, cfg.evaluator)
                      if r["method"] == u.method or u.method == "flowstate"]
             ctx.log.info("%s: %s/%s evaluated", u.method, name, term)
-    return rows + aggregate(rows)
+    summary = aggregate(rows)
+    if u.method == "flowstate":
+        summary = leaderboard_rows(summary, OmegaConf.to_container(cfg.leaderboard.zero_shot))
+    return rows + summary

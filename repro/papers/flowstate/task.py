@@ -22,7 +22,7 @@ from repro.core.train import fit
 from repro.core.units import Unit, grid
 from repro.papers.flowstate import data, gift_eval
 from repro.papers.flowstate.models import MLP, patch_steps
-from repro.papers.flowstate.training import build_flowstate, fit_flowstate, forecast_rollout
+from repro.papers.flowstate.training import build_flowstate, fit_flowstate
 
 MLP_HORIZON = 48               # the fixed-horizon baseline's output steps (two days at the training rate)
 MODELS = ("flowstate", "mlp", "seasonal_naive")
@@ -169,8 +169,8 @@ def evaluate(name: str, windows: np.ndarray, period: int, cfg: DictConfig, unit_
         return model(torch.as_tensor(c, dtype=torch.float32, device=device)).cpu().numpy()
 
     def flow(scale: float, context: np.ndarray) -> np.ndarray:
-        return forecast_rollout(model, torch.as_tensor(context, dtype=torch.float32, device=device), scale,
-                                horizon).cpu().numpy()
+        return model.forecast(torch.as_tensor(context, dtype=torch.float32, device=device), scale,
+                              horizon).cpu().numpy()
 
     if unit_method == "flowstate":
         forecasts = {"flowstate": flow(s, x[:, -int(cfg.data.context / s):]),
