@@ -205,6 +205,17 @@ def test_trapezoid_energy_difference_is_exact_for_gaussian_and_antisymmetric() -
     np.testing.assert_allclose(forward, -backward)
 
 
+def test_trapezoid_chain_is_the_exact_chain_for_a_gaussian() -> None:
+    """With a Gaussian's (linear) score the trapezoid rule is exact, so with the same random numbers the chain that
+    caches scores of its current states makes the same moves as the chain that caches log p."""
+    p = GaussianMixture(np.array([[0.3, 0.2]]), 0.6, np.array([1.0]))
+    start = np.random.default_rng(8).normal(size=(30, 2))
+    exact = metropolis(start, 200, 0.5, np.random.default_rng(9), exact_difference(p.log_prob))
+    estimated = metropolis(start, 200, 0.5, np.random.default_rng(9), trapezoid_difference(p.score))
+    np.testing.assert_allclose(estimated, exact)
+    assert 0.2 < (np.abs(np.diff(exact, axis=0)).sum(-1) > 0).mean() < 0.9
+
+
 def test_first_order_difference_misses_the_curvature_term() -> None:
     """For a Gaussian, E(y) - E(x) = grad E(x) . (y - x) + |y - x|^2 / (2 s^2) exactly."""
     p = GaussianMixture(np.array([[0.5, -1.0]]), 0.7, np.array([1.0]))

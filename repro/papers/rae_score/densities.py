@@ -29,8 +29,8 @@ class GaussianMixture:
         return self.means.shape[1]
 
     def _log_components(self, x: np.ndarray) -> np.ndarray:
-        """(n, K): log pi_k + log N(x; mu_k, s^2 I)."""
-        sq = ((x[:, None, :] - self.means[None]) ** 2).sum(-1)
+        """(n, K): log pi_k + log N(x; mu_k, s^2 I), with ||x - mu||^2 = ||x||^2 - 2 x . mu + ||mu||^2 (a matmul)."""
+        sq = (x**2).sum(-1)[:, None] - 2 * x @ self.means.T + (self.means**2).sum(-1)[None]
         return (np.log(self.weights) - 0.5 * sq / self.std**2
                 - 0.5 * self.dim * np.log(2 * np.pi * self.std**2))
 

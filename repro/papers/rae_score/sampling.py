@@ -10,37 +10,53 @@ and so keeps detailed balance with respect to the estimated energy.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 Array = np.ndarray
 
 
+@dataclass(frozen=True)
+class EnergyDifference:
+    """E(y) - E(x) from a per-state quantity f (log p or a score estimate): ``rule(x, y, f(x), f(y))``.
+    The chain evaluates f once per proposal and keeps f of its current states."""
+
+    feature: Callable[[Array], Array]
+    rule: Callable[[Array, Array, Array, Array], Array]
+
+    def __call__(self, x: Array, y: Array) -> Array:
+        return self.rule(x, y, self.feature(x), self.feature(y))
+
+
 def metropolis(start: Array, steps: int, proposal_std: float, rng: np.random.Generator,
-               energy_difference: Callable[[Array, Array], Array]) -> Array:
+               difference: EnergyDifference) -> Array:
     """(steps, chains, d) states of independent chains started at `start` (chains, d)."""
     x = start.copy()
+    fx = difference.feature(x)
     states = np.empty((steps, *start.shape))
     for t in range(steps):
         proposal = x + proposal_std * rng.standard_normal(x.shape)
-        accept = np.log(rng.random(len(x))) < -energy_difference(x, proposal)
+        fy = difference.feature(proposal)
+        accept = np.log(rng.random(len(x))) < -difference.rule(x, proposal, fx, fy)
         x = np.where(accept[:, None], proposal, x)
+        fx = np.where(accept.reshape(-1, *[1] * (fx.ndim - 1)), fy, fx)
         states[t] = x
     return states
 
 
-def exact_difference(log_prob: Callable[[Array], Array]) -> Callable[[Array, Array], Array]:
-    return lambda x, y: log_prob(x) - log_prob(y)
+def exact_difference(log_prob: Callable[[Array], Array]) -> EnergyDifference:
+    return EnergyDifference(log_prob, lambda x, y, log_px, log_py: log_px - log_py)
 
 
-def first_order_difference(score: Callable[[Array], Array]) -> Callable[[Array, Array], Array]:
+def first_order_difference(score: Callable[[Array], Array]) -> EnergyDifference:
     """E(y) - E(x) ~ -s(x) . (y - x) with s an estimate of grad log p (the authors' rule)."""
-    return lambda x, y: -(score(x) * (y - x)).sum(-1)
+    return EnergyDifference(score, lambda x, y, sx, sy: -(sx * (y - x)).sum(-1))
 
 
-def trapezoid_difference(score: Callable[[Array], Array]) -> Callable[[Array, Array], Array]:
+def trapezoid_difference(score: Callable[[Array], Array]) -> EnergyDifference:
     """E(y) - E(x) ~ -1/2 (s(x) + s(y)) . (y - x) with s an estimate of grad log p."""
-    return lambda x, y: -0.5 * ((score(x) + score(y)) * (y - x)).sum(-1)
+    return EnergyDifference(score, lambda x, y, sx, sy: -0.5 * ((sx + sy) * (y - x)).sum(-1))
 
 
 def histogram_kl(samples: Array, log_prob: Callable[[Array], Array], half_width: float, bins: int) -> float:

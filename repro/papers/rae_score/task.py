@@ -28,6 +28,7 @@ from repro.core.units import Unit, grid
 from repro.papers.rae_score.densities import GaussianMixture, NinjaStar, make_density, rcae_optimum
 from repro.papers.rae_score.models import BatchedMLP, reconstruct, train_autoencoders
 from repro.papers.rae_score.sampling import (
+    EnergyDifference,
     exact_difference,
     first_order_difference,
     histogram_kl,
@@ -129,7 +130,7 @@ def score_rows(cfg: DictConfig, ctx: RunContext, density: str, method: str, sigm
 
 
 def chain_rows(cfg: DictConfig, ctx: RunContext, p: GaussianMixture | NinjaStar, setting: DictConfig,
-               difference_name: str, difference) -> tuple[dict, np.ndarray]:
+               difference_name: str, difference: EnergyDifference) -> tuple[dict, np.ndarray]:
     """Random-walk MH chains with the given energy difference, started from points shared by the replicate;
     the KL of their states after burn-in to p on the grid, and those states."""
     s = cfg.sampling
