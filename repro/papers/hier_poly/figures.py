@@ -14,15 +14,19 @@ def sample_complexity(rows: pd.DataFrame):
     fig, axes = new_figure(ncols=3, width=3.9)
     fits = select_rows(rows, "fit", kind="fit")
     colors = {d: f"C{i}" for i, d in enumerate(sorted(fits["d"].unique()))}
-    for (method, d), group in select_rows(fits, "fit", k=2).groupby(["method", "d"]):
+    quadratic = select_rows(fits, "fit", k=2)
+    for (method, d), group in quadratic.groupby(["method", "d"]):
         curve = group.groupby("ratio")["nmse"].mean()
+        first = d == quadratic[quadratic["method"] == method]["d"].min()
         axes[0].plot(curve.index, curve.values, STYLES[method], color=colors[d], marker=".",
-                     label=f"{method}, d = {d}" if d == min(colors) or method == "three_layer" else None)
+                     label=f"{method}, d = {d}" if first or method == "three_layer" else None)
     for (k, d), group in select_rows(fits, "fit", method="three_layer").groupby(["k", "d"]):
         rho = group.groupby("ratio")["rho"].mean()
         axes[1].plot(rho.index, rho.values, "o-" if k == 2 else "s--", color=colors[d], label=f"k = {k}, d = {d}")
     axes[0].set(xscale="log", yscale="log", xlabel="n / d^2", ylabel="test MSE / Var h", title="test error, k = 2")
     axes[0].legend(fontsize=5)
+    for axis in axes:
+        axis.xaxis.set_minor_formatter("")
     axes[1].axhline(0.9, color="grey", ls=":")
     axes[1].set(xscale="log", xlabel="n / d^k", ylabel="rho = |corr(z(x), p(x))|", title="stage-1 feature")
     axes[1].legend(fontsize=5)
