@@ -171,12 +171,18 @@ def _temme(mu: float, x: float) -> tuple:
     fact = 1.0 if abs(pi_mu) < EPS else pi_mu / math.sin(pi_mu)
     d = -math.log(half_x)
     e = mu * d
-    fact2 = 1.0 if abs(e) < EPS else math.sinh(e) / e
-    f = fact * (gamma1 * math.cosh(e) + gamma2 * fact2 * d)
+    exp_e = math.exp(e)
+    # cosh and sinh from the one exponential; sinh(e) / e from math.sinh where e^e - e^-e would cancel (|e| < 1)
+    if abs(e) < EPS:
+        fact2 = 1.0
+    elif abs(e) < 1.0:
+        fact2 = math.sinh(e) / e
+    else:
+        fact2 = (exp_e - 1.0 / exp_e) / (2.0 * e)
+    f = fact * (gamma1 * 0.5 * (exp_e + 1.0 / exp_e) + gamma2 * fact2 * d)
     total = f
-    e = math.exp(e)
-    p = 0.5 * e / reciprocal_plus
-    q = 0.5 / (e * reciprocal_minus)
+    p = 0.5 * exp_e / reciprocal_plus
+    q = 0.5 / (exp_e * reciprocal_minus)
     c, quarter_x2, total1 = 1.0, half_x * half_x, p
     for i in range(1, CF_ITERATIONS):
         scale = 1.0 / ((i - mu) * (i + mu))     # 1 / (i - mu) = (i + mu) scale, 1 / (i + mu) = (i - mu) scale
