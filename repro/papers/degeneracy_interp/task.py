@@ -107,7 +107,7 @@ def trained_student(cfg: DictConfig, ctx: RunContext) -> dict:
 
 def planted_student(cfg: DictConfig, ctx: RunContext, variant: str) -> dict:
     """The replicate's student with the variant's units planted: theta*, its per-sample Jacobians and the
-    eigendecomposition of the behavioural Gauss-Newton matrix H_B (shared by the variant's free and llc units)."""
+    eigenvalues of the behavioural Gauss-Newton matrix H_B (shared by the variant's free and llc units)."""
     def build() -> dict:
         student = trained_student(cfg, ctx)
         dead, synchronised = VARIANTS[variant]
@@ -115,7 +115,7 @@ def planted_student(cfg: DictConfig, ctx: RunContext, variant: str) -> dict:
         jac = per_sample_jacobians(student["model"], star, student["x"])
         hessian = gauss_newton(jac)
         return {**student, "star": star, "jac": jac, "measured": null_dimension(hessian, cfg.rel_tol),
-                "eigh": np.linalg.eigh(hessian)}
+                "curvature": np.linalg.eigvalsh(hessian)}
 
     return ctx.shared(f"planted-{variant}", build)
 
@@ -142,7 +142,8 @@ def llc_rows(cfg: DictConfig, ctx: RunContext, variant: str) -> list[dict]:
     value, else the unit counts as unconverged and the claims resting on it read inconclusive."""
     student = planted_student(cfg, ctx, variant)
     model, star, x = student["model"], student["star"], student["x"]
-    curvature = student["eigh"][0]
+    curvature = student["curvature"]
+    predicted = (model.size - student["measured"]) / 2
     settings = cfg.llc
     # Step from the stability limit of the stiffest direction: eps n beta max eig(H_B) = step_fraction.
     eps = settings.step_fraction / (cfg.n / np.log(cfg.n) * curvature[-1])
@@ -157,8 +158,8 @@ def llc_rows(cfg: DictConfig, ctx: RunContext, variant: str) -> list[dict]:
     llc = estimate_llc(behavioural_loss, star, cfg.n, eps, settings.gamma, settings.steps, settings.burn_in,
                        settings.chains, _generator(ctx.child_seed("sgld")))
     ctx.log.info("llc %s: %.1f (localised quadratic: chain's expectation %.1f, stationary %.1f) vs (N - K) / 2 = %.1f",
-                 variant, llc, expected, stationary, (model.size - student["measured"]) / 2)
-    return [{"llc_predicted": (model.size - student["measured"]) / 2,
+                 variant, llc, expected, stationary, predicted)
+    return [{"llc_predicted": predicted,
              "llc_localized_quadratic": localized_quadratic_llc(curvature, cfg.n, settings.gamma),
              "llc_quadratic_expected": expected, "llc_quadratic_stationary": stationary,
              "calibrated_fraction": expected / stationary, "llc_sgld": llc, "sgld_eps": eps}]
