@@ -147,6 +147,13 @@ def test_log_slope_of_a_power_law_is_exact() -> None:
     assert verdict.status == HOLDS and "-1.000" in verdict.ours
 
 
+@pytest.mark.parametrize(("within", "expected"), [([0.0, 0.5], HOLDS), ([0.1, 0.5], FAILS)])
+def test_flat_slope_is_exactly_zero(within: list, expected: str) -> None:
+    rows = pd.DataFrame({"n": [10.0, 20.0, 40.0, 80.0] * 3, "rank": 7.0})
+    verdict = evaluate_claim(claim({"kind": "slope", "x": "n", "y": "rank", "log": True, "within": within}), rows)
+    assert verdict.status == expected, verdict.ours
+
+
 def test_unconverged_training_makes_a_verdict_inconclusive() -> None:
     rows = replicated({"a": 1.0, "b": 1.2}, noise=0.01).assign(converged=True, unit="u")
     check = {"kind": "compare", "metric": "mae", "a": {"method": "a"}, "b": {"method": "b"}}

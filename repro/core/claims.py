@@ -217,6 +217,8 @@ def fit_slope(x: np.ndarray, y: np.ndarray, log: bool) -> Interval:
         x, y = np.log10(x[keep]), np.log10(y[keep])
     if x.size < 3 or np.ptp(x) == 0:
         raise _NotRun("fewer than 3 distinct points to fit a slope")
+    if np.ptp(y) == 0:  # a flat line: slope exactly 0 (linregress's interval would be 0/0)
+        return Interval(0.0, 0.0, 0.0, x.size, True)
     fit = stats.linregress(x, y)
     if fit.stderr == 0.0:
         return Interval(float(fit.slope), float(fit.slope), float(fit.slope), x.size, True)
