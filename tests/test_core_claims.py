@@ -208,6 +208,18 @@ def test_table_groups_by_index_and_sweep_not_by_replicate() -> None:
     assert table.set_index(["method", "lr"]).loc[("b", 0), "mae (paper)"] == "—"
 
 
+def test_table_keeps_rows_without_an_index_value() -> None:
+    # The grid baseline has no `m`: it is shown with a dash in that column, not dropped.
+    rows = pd.DataFrame([{"method": "cheb", "m": m, "err": e} for m, e in ((33, 1.0), (65, 0.5))]
+                        + [{"method": "grid", "err": 0.7}])
+    spec = {"index": ["method", "m"], "metrics": ["err"]}
+    table = wide(summarize(rows, spec), spec)
+    assert list(table["method"]) == ["cheb", "cheb", "grid"]
+    assert table.iloc[2]["m"] == "—" and table.iloc[2]["err"] == "0.7"
+    only = {"index": ["method", "absent"], "metrics": ["err"]}
+    assert len(wide(summarize(rows, only), only)) == 2
+
+
 def test_criterion_names_open_slope_ends() -> None:
     from repro.core.claims import criterion
 

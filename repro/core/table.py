@@ -18,6 +18,7 @@ from repro.core.errors import ConfigError
 
 # Columns of the long summary besides the index; an index column must not reuse these names.
 SUMMARY_COLUMNS = ("metric", "mean", "std", "n_rows", "paper")
+ABSENT = "—"   # an index cell of a row that has no value for that column
 
 
 def sweep_columns(rows: pd.DataFrame, spec: dict) -> list[str]:
@@ -39,6 +40,11 @@ def summarize(rows: pd.DataFrame, spec: dict) -> pd.DataFrame:
     if chosen.empty or not metrics:
         return pd.DataFrame(columns=[*spec["index"], *SUMMARY_COLUMNS])
     keys = [*spec["index"], *sweep_columns(chosen, spec)]
+    # A row without a value for an index column (a baseline with no `m`, say) is shown with a dash there
+    # instead of being dropped by the grouping.
+    chosen = chosen.assign(**{key: chosen[key].astype(object).where(chosen[key].notna(), ABSENT)
+                              if key in chosen.columns else ABSENT
+                              for key in keys if key not in chosen.columns or chosen[key].isna().any()})
     long = chosen.melt(id_vars=keys, value_vars=metrics, var_name="metric").dropna(subset=["value"])
     stats = long.groupby([*keys, "metric"], sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     stats = stats.rename(columns={"count": "n_rows"})
