@@ -1,5 +1,5 @@
 """Coulomb-gas cumulants against independent oracles: the Gamma law for f = r^2, scipy.stats.kstat, numerical
-integration against the Gamma(k) density (scipy.integrate.quad, mpmath.quad), the card's finite-N values and closed
+integration against the Gamma(k) density (scipy.integrate.quad, mpmath.quad), our finite-N values and closed
 forms, the large-deviation generating function (its derivatives are the cumulant limits), Ginibre eigenvalues vs
 Kostlan, and the MALA force against autograd."""
 
@@ -140,7 +140,7 @@ def test_finite_n_cgf_of_cos_matches_scipy_quad() -> None:
 
 def test_derivatives_of_the_cgf_are_the_cumulant_limits() -> None:
     """chi^(p)(0) = lim N^(p-2) kappa_p: finite differences of m(s) = chi'(s) from the saddle point against the
-    power-series evaluation of the card's general formula (two independent routes), f = cos(pi r / 2)."""
+    power-series evaluation of the general formula (two independent routes), f = cos(pi r / 2)."""
     g, g1, g2 = (g_function("f3", j) for j in range(3))
     h = 0.02
     m = {j: scaled_cgf_limit(g, g1, g2, j * h)[1] for j in range(-3, 4)}

@@ -3,7 +3,7 @@ mode, explicit eps and groups), their exact properties (S0 batch independence, s
 the affine-only path), the emulated data-parallel workers against PyTorch's BatchNorm per chunk, the official
 pre-activation ResNet's structure, and the data loaders on files in the real format.
 
-timm's EvoNorm2dB0/S0 (the card's reference) cannot be imported against the CPU torch wheel here; they were
+timm's EvoNorm2dB0/S0 (the planned reference) cannot be imported against the CPU torch wheel here; they were
 read, not run. timm's B0 differs from the official code on purpose-neutral details: its running variance uses
 momentum 0.1 with an n/(n-1) correction, the official one the biased batch variance (followed here).
 """

@@ -29,7 +29,7 @@ from repro.papers.log_bessel.reference import (
 from repro.papers.log_bessel.task import accuracy_rows, reference_cache, relative_error
 from repro.papers.log_bessel.vmf import fit_kappa, sample_vmf
 
-# One point per region of each function (series, Debye, large x, recurrence / integral) and the card's failures.
+# One point per region of each function (series, Debye, large x, recurrence / integral) and the known failure points.
 POINTS = [(0, 1e-3), (0, 1.5), (0, 20), (0, 300), (0.5, 7), (2.5, 0.3), (10, 9), (10, 80), (30, 500), (49.5, 49.5),
           (50, 1e-3), (50, 50), (100, 0.01), (1000, 1), (5000, 3000), (200, 1e-3), (1e4, 5e3), (3, 1e4)]
 
