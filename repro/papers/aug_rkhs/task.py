@@ -1,4 +1,4 @@
-"""The masked-token experiment (card: shared/papers/aug_rkhs.md), four sub-experiments (units):
+"""The masked-token experiment, four sub-experiments (units):
 
 - kappa: augmentation complexity kappa^2 = sup_x k(x, x), closed form vs a Monte Carlo estimate over masks;
 - spectrum: brute-force eigendecomposition of the integral operator on all V^L inputs of a small instance vs the

@@ -1,7 +1,7 @@
 """Radial test functions f(r), their Kostlan form g(u) = f(sqrt(u)), and the leading large-N cumulants.
 
-Ginibre (d = 2, beta = 2, edge R = 1): L_N = sum_i f(|z_i|) = sum_k g(Gamma_k / N) in law (Kostlan). The card's
-general formula (only boundary data of g enter for p >= 3):
+Ginibre (d = 2, beta = 2, edge R = 1): L_N = sum_i f(|z_i|) = sum_k g(Gamma_k / N) in law (Kostlan). The general
+formula (only boundary data of g enter for p >= 3):
 
     lim N^(p-2) kappa_p = (d/ds)^(p-2) H(X(s)) at s = 0,   H(X) = int_0^X u g'(u)^2 du,   X (1 - s g'(X)) = 1,
 

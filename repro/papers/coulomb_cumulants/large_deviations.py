@@ -1,4 +1,4 @@
-"""Large deviations of L_N / N for the Ginibre ensemble, speed N^2 (card, claim 3).
+"""Large deviations of L_N / N for the Ginibre ensemble, speed N^2 (the paper's large-deviation result).
 
 Scaled cumulant generating function chi_N(s) = (1/N^2) ln E[exp(N s L_N)] = (1/N^2) sum_k ln E[exp(N s g(Gamma_k/N))]
 (Kostlan). With k = N x and Gamma_k = N u, a saddle point per k gives, as N -> infinity,
@@ -7,7 +7,7 @@ Scaled cumulant generating function chi_N(s) = (1/N^2) ln E[exp(N s L_N)] = (1/N
 
 so P(L_N / N ~ m) ~ exp(-N^2 Phi(m)) with Phi the Legendre transform of chi, in parametric form
 m(s) = chi'(s) = int_0^1 g(u(x, s)) dx and Phi(m(s)) = s m(s) - chi(s). chi''(s) = H(X(s)) with X(s) = u(1, s),
-the card's generating function of the cumulant limits. f = r^2: chi(s) = -(1/2) ln(1 - s) and
+the generating function of the cumulant limits. f = r^2: chi(s) = -(1/2) ln(1 - s) and
 Phi(m) = m - 1/2 - (1/2) ln(2m); at finite N, chi_N(s) = -(1/2) (1 + 1/N) ln(1 - s) exactly.
 """
 
