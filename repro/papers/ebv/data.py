@@ -1,4 +1,4 @@
-"""Data. cpu scale: the card's many-class synthetic set (sklearn's make_classification, 200 classes) and
+"""Data. cpu scale: our many-class synthetic set (sklearn's make_classification, 200 classes) and
 sklearn's digits (10 classes), both shipped with scikit-learn. scale=paper: ImageNet ILSVRC-2012 in its
 extracted folder layout (licence-gated: never downloaded here)::
 
@@ -38,7 +38,7 @@ def _standardised_splits(x: np.ndarray, y: np.ndarray, test: int, val: int, seed
 
 
 def synthetic_splits(c, seed: int) -> dict[str, Split]:
-    """The card's data A: make_classification with many classes, one cluster per class."""
+    """Data A: make_classification with many classes, one cluster per class."""
     x, y = make_classification(n_samples=c.samples, n_features=c.features, n_informative=c.informative,
                                n_redundant=c.redundant, n_classes=c.classes, n_clusters_per_class=1,
                                class_sep=c.class_sep, flip_y=0.0, random_state=seed % 2**32)
@@ -46,7 +46,7 @@ def synthetic_splits(c, seed: int) -> dict[str, Split]:
 
 
 def digits_splits(c, seed: int) -> dict[str, Split]:
-    """The card's data B: the 1797 8x8 digits as 64 features, 10 classes."""
+    """Data B: the 1797 8x8 digits as 64 features, 10 classes."""
     digits = load_digits()
     return _standardised_splits(digits.data.astype(np.float64), digits.target, c.test, c.val, seed)
 

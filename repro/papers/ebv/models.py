@@ -1,4 +1,4 @@
-"""Backbones (the card's MLP; ResNet-50 as timm builds it for scale=paper) and the three heads.
+"""Backbones (a small MLP at cpu scale; ResNet-50 as timm builds it for scale=paper) and the three heads.
 
 Every head sits on the backbone's feature f. As in the official code (timm's resnet50 with num_classes = d,
 then F.normalize), an EBV model keeps a trainable linear map f -> R^d; only the N x d basis is fixed.
@@ -57,7 +57,7 @@ class EBVHead(nn.Module):
 
 
 def mlp(inputs: int, hidden: int, layers: int) -> nn.Sequential:
-    """The card's backbone: [Linear, BatchNorm, ReLU] x layers."""
+    """The cpu-scale backbone: [Linear, BatchNorm, ReLU] x layers."""
     blocks, width = [], inputs
     for _ in range(layers):
         blocks += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]

@@ -1,5 +1,5 @@
 """EBV: fixed equiangular basis vectors as the classification head against the trainable FC softmax head
-(and a cosine head with learned prototypes), on the card's many-class synthetic set and digits (cpu scale) or
+(and a cosine head with learned prototypes), on our many-class synthetic set and digits (cpu scale) or
 ImageNet with ResNet-50 (scale=paper).
 
 Grid: ``<dataset>/<method>`` per replicate; every head of a replicate trains on the same data split. An EBV
