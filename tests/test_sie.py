@@ -118,13 +118,26 @@ def test_pairs_are_two_views_of_one_object() -> None:
     assert np.allclose(quaternion, relative_quaternion(latents[first], latents[second]))
 
 
+def test_image_tensor_is_the_nchw_transpose_of_the_loaded_images() -> None:
+    images = np.random.default_rng(2).random((5, 4, 6, 3)).astype(np.float32)  # H != W: a swap would show
+    bench = Benchmark(np.zeros(5, int), np.arange(5), np.zeros((5, 3)), np.ones(5, bool), 1, lambda i: images[i])
+    tensor = bench.image_tensor(np.array([3, 1]), "cpu")
+    assert tensor.dtype == torch.float32
+    assert torch.equal(tensor, torch.from_numpy(np.ascontiguousarray(images[[3, 1]].transpose(0, 3, 1, 2))))
+
+
 def test_hypernetwork_weights_are_linear_in_the_quaternion() -> None:
     torch.manual_seed(0)
     predictor = HypernetworkPredictor(6)
     q1, q2, e = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 6)
-    assert torch.allclose(predictor.matrix(q1 + q2), predictor.matrix(q1) + predictor.matrix(q2), atol=1e-6)
-    expected = torch.einsum("bij,bj->bi", predictor.matrix(q1), e)
+
+    def matrix(q: torch.Tensor) -> torch.Tensor:  # the official ParametrizedNet: hypernet(q) read as (dim, dim)
+        return predictor.hypernet(q).view(-1, 6, 6)
+
+    assert torch.allclose(matrix(q1 + q2), matrix(q1) + matrix(q2), atol=1e-6)
+    expected = torch.einsum("bij,bj->bi", matrix(q1), e)   # W(q) e, one matrix per sample
     assert torch.allclose(predictor(e, q1), expected, atol=1e-6)
+    assert torch.allclose(predictor(e, q1 + q2), predictor(e, q1) + predictor(e, q2), atol=1e-6)
     assert torch.allclose(predictor(e, torch.zeros(3, 4)), torch.zeros(3, 6))  # no bias: q = 0 -> 0
 
 

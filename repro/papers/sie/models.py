@@ -94,11 +94,12 @@ class HypernetworkPredictor(nn.Module):
         self.dim = dim
         self.hypernet = nn.Linear(4, dim * dim, bias=False)
 
-    def matrix(self, quaternion: torch.Tensor) -> torch.Tensor:
-        return self.hypernet(quaternion).view(-1, self.dim, self.dim)
-
     def forward(self, embedding: torch.Tensor, quaternion: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(self.matrix(quaternion), embedding.unsqueeze(2)).squeeze(2)
+        # W(q) e = sum_{j,k} H[i*dim + j, k] q_k e_j (H the hypernetwork's weight): one matmul of the outer
+        # products e_j q_k (batch, dim*4) with H read as (dim, dim*4). The same sum as building W(q) per sample and
+        # multiplying (official ParametrizedNet), without materialising a dim x dim matrix per sample.
+        outer = (embedding[:, :, None] * quaternion[:, None, :]).flatten(1)
+        return outer @ self.hypernet.weight.view(self.dim, self.dim * 4).T
 
 
 class MLPPredictor(nn.Module):

@@ -69,7 +69,12 @@ def pretrain(cfg: DictConfig, ctx: RunContext, bench: Benchmark, method: str) ->
         # The pretraining loss on pairs of held-out objects, in eval mode (BatchNorm running statistics).
         return {"val/loss": float(model(*pair_batch(val_pairs)))}
 
-    fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/loss", patience=t.patience)
+    if t.schedule not in ("constant", "cosine"):
+        raise ConfigError(f"paper.train.schedule={t.schedule!r} is unknown; choose constant or cosine")
+    # constant: the official rate throughout; cosine: annealed to 0 over the run's steps (the cpu scale's budget).
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=t.epochs * (t.pairs_per_epoch // t.batch_size)) if t.schedule == "cosine" else None
+    fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, evaluate, select="val/loss", scheduler=scheduler)
     return model.eval()
 
 
