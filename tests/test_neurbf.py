@@ -146,6 +146,23 @@ def test_sobel_weights_measure_the_slope() -> None:
     np.testing.assert_allclose(magnitude[2:-2, 2:-2], 0.02, rtol=1e-9)
 
 
+@pytest.mark.parametrize("height,width,batch", [(256, 256, 7282), (37, 53, 100), (48, 64, 1024)])
+def test_stratified_sampling_covers_each_pixel_once_per_epoch(height: int, width: int, batch: int) -> None:
+    """The official train_shuffle_mode 2: blocks of floor(sqrt(H W / batch)) pixels a side, one pixel of every block
+    per step, so that the block^2 steps of an epoch visit every pixel exactly once, in an order set by the seed."""
+    block = task.stratified_block(height, width, batch)
+    assert block == math.isqrt(height * width // batch)
+    steps = [task.stratified_batch(height, width, block, k, seed=7) for k in range(block**2)]
+    assert torch.equal(torch.cat(steps).sort().values, torch.arange(height * width))
+    for indices in steps:  # one pixel per block: the tiles of the step's pixels are all different
+        tiles = (indices // width // block) * width + (indices % width) // block
+        assert len(tiles.unique()) == len(tiles)
+        full_tiles = (height // block) * (width // block)  # tiles not cut by the border give a pixel every step
+        assert full_tiles <= len(tiles) <= -(-height // block) * -(-width // block)
+    if block > 1:  # another epoch's seed visits the pixels in another order
+        assert not torch.equal(steps[0], task.stratified_batch(height, width, block, 0, seed=8))
+
+
 def test_every_model_fits_the_reference_budget() -> None:
     cfg = OmegaConf.load(CONFIG)
     image = np.zeros((256, 256, 1))

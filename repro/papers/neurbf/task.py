@@ -135,6 +135,25 @@ def siren_width_for_budget(cfg: DictConfig, budget: int, channels_out: int) -> i
     return width
 
 
+def stratified_block(height: int, width: int, batch: int) -> int:
+    """The side of the square blocks that tile the image so that one pixel per block makes about ``batch`` pixels:
+    floor(sqrt(H W / batch)), as the official stratified sampling (train_shuffle_mode 2)."""
+    return max(1, math.isqrt(height * width // batch))
+
+
+def stratified_batch(height: int, width: int, block: int, k: int, seed: int) -> torch.Tensor:
+    """Pixel indices (row-major) of step ``k`` of an epoch: each block x block tile of the image visits its pixels
+    in its own random order (drawn from ``seed``, one per epoch), one per step, so an epoch of block^2 steps
+    covers every pixel exactly once; tiles cut by the image border skip the pixels outside it."""
+    rows, cols = -(-height // block), -(-width // block)
+    order = torch.rand(rows * cols, block * block, generator=torch.Generator().manual_seed(seed)).argsort(1)[:, k]
+    tile = torch.arange(rows * cols)
+    row = tile // cols * block + order // block
+    col = tile % cols * block + order % block
+    inside = (row < height) & (col < width)
+    return (row * width + col)[inside]
+
+
 def cosine_to_one_hundredth(step: int, steps: int) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
 
@@ -173,9 +192,11 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     optimizer = torch.optim.Adam([*groups, {"params": slow, "lr": lr_slow}], betas=(0.9, 0.99), eps=1e-15)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_to_one_hundredth(step, t.steps))
 
+    block = stratified_block(height, width, t.batch_pixels)
+
     def batch_at(step: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(ctx.child_seed("pixels", step))
-        return torch.randint(len(y), (t.batch_pixels,), generator=generator).to(ctx.device)
+        epoch, k = divmod(step, block**2)
+        return stratified_batch(height, width, block, k, ctx.child_seed("pixels", epoch)).to(ctx.device)
 
     def loss_fn(model: torch.nn.Module, index: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.mse_loss(model(x[index], None if neighbours is None else neighbours[index]),
