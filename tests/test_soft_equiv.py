@@ -168,3 +168,12 @@ def test_the_target_is_exactly_o2_about_z_and_not_o3() -> None:
 def test_uniform_rep_follows_emlp_heuristic() -> None:
     assert uniform_rep(27) == TensorRep((9, 3, 1)) and uniform_rep(64) == TensorRep((27, 9, 3))
     assert uniform_rep(108) == TensorRep((27, 9, 3, 1)) and uniform_rep(384) == TensorRep((108, 36, 12, 4))
+
+
+def test_regulariser_residuals_equal_the_distance_to_the_projection() -> None:
+    torch.manual_seed(5)
+    rep_in, rep_out = TensorRep((2, 2, 1, 1)), TensorRep((3, 1, 1, 1))
+    project = WeightProjector(rep_out, rep_in, list(GROUPS), "cpu")
+    w = torch.randn(rep_out.size, rep_in.size)
+    expected = 0.5 * ((w - project(w)) ** 2).sum((1, 2))
+    assert torch.allclose(project.residuals(w), expected, rtol=1e-5)

@@ -166,9 +166,8 @@ class PER(TensorNet):
         """R_i for every candidate group i: (groups,)."""
         total = 0.0
         for linear in self.linears():
-            pw = linear.weight_projector(linear.w)
             pb = linear.bias_projector @ linear.b
-            total = total + 0.5 * ((linear.w - pw) ** 2).sum((1, 2)) + 0.5 * ((linear.b - pb) ** 2).sum(1)
+            total = total + linear.weight_projector.residuals(linear.w) + 0.5 * ((linear.b - pb) ** 2).sum(1)
         return total
 
     @torch.no_grad()

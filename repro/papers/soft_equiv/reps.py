@@ -175,6 +175,17 @@ class WeightProjector:
                 parts.append(((block @ q) @ q.transpose(1, 2)).reshape(self.groups, -1))
         return torch.cat(parts, dim=1)[:, self.inverse].reshape(self.groups, *self.shape)
 
+    def residuals(self, w: torch.Tensor) -> torch.Tensor:
+        """1/2 ||w - P_G w||^2 for every group: (groups,). The same blocks as ``__call__``, summed where they
+        lie (a sum of squares needs no scatter back to the weight's layout)."""
+        flat, start, total = w.reshape(-1)[self.order], 0, w.new_zeros(self.groups)
+        for rows, width, q in self.blocks:
+            block = flat[start:start + rows * width].reshape(rows, width)
+            start += rows * width
+            residual = block if q is None else block - (block @ q) @ q.transpose(1, 2)
+            total = total + 0.5 * (residual ** 2).sum((-2, -1))
+        return total
+
 
 def bias_projector(rep: TensorRep, group_names: list[str], device: str) -> torch.Tensor:
     """The projectors onto the invariant vectors of rep (the only biases an equivariant map may have),

@@ -18,7 +18,7 @@ from repro.core.train import fit
 from repro.core.units import Unit, grid, unit
 from repro.papers.soft_equiv.data import REP_IN, REP_OUT, modified_inertia, splits
 from repro.papers.soft_equiv.models import MLP, PER, TensorNet, squared_weights
-from repro.papers.soft_equiv.reps import GROUPS, sample_elements, uniform_rep
+from repro.papers.soft_equiv.reps import GROUPS, TensorRep, sample_elements, uniform_rep
 
 METHODS = ("mlp", "emlp_o3", "emlp_o2xy", "rpp", "per")
 CANDIDATES = ("o3", "o2xy", "o2yz", "o2xz")  # the reference's candidate groups, in its order
@@ -44,7 +44,10 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
 
 
 def build_model(cfg: DictConfig, method: str, device: str) -> torch.nn.Module:
-    hidden, layers = uniform_rep(cfg.model.channels), cfg.model.layers
+    # Explicit counts of scalars, vectors, rank-2 and rank-3 tensors, or else EMLP's uniform_rep(channels).
+    counts = cfg.model.counts
+    hidden = TensorRep(tuple(counts)) if counts else uniform_rep(cfg.model.channels)
+    layers = cfg.model.layers
     if method == "mlp":
         return MLP(REP_IN.size, hidden.size, REP_OUT.size, layers)
     if method == "per":
