@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.ndimage import shift as ndimage_shift
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.flow_equiv_rnn.data import load_mnist_sprites, pad_to_frame, render, translating_sequences
-from repro.papers.flow_equiv_rnn.models import Seq2SeqFERNN, shift_index, velocity_set
+from repro.papers.flow_equiv_rnn.models import FlowCell, Seq2SeqFERNN, ShiftConv, shift_index, velocity_set
 from tests.helpers import write_idx
 
 
@@ -35,6 +36,26 @@ def test_shift_index_is_roll_then_circular_padding() -> None:
     moved = torch.tensor(h).reshape(len(velocities), -1).gather(1, index).reshape(len(velocities), 9, 11).numpy()
     for k, v in enumerate(velocities):
         np.testing.assert_array_equal(moved[k], np.pad(np.roll(h[k], v, axis=(0, 1)), 1, mode="wrap"))
+
+
+def test_shift_conv_and_its_hand_written_gradient_match_autograd_through_torch_roll() -> None:
+    """ShiftConv's forward and its adjoint backward equal autograd through torch.roll + circular padding +
+    conv2d, copy by copy, on a non-square frame (rows and columns cannot be swapped unnoticed)."""
+    torch.manual_seed(0)
+    velocities = velocity_set(2)
+    cell = FlowCell(1, 3, velocities).double()
+    indices = cell.shift_indices(5, 7, torch.device("cpu"))
+    h = torch.rand(2, len(velocities), 3, 5, 7, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    reference = torch.stack([F.conv2d(F.pad(torch.roll(h[:, k], v, dims=(2, 3)), (1, 1, 1, 1), mode="circular"),
+                                      weight) for k, v in enumerate(velocities)], 1)
+    out = ShiftConv.apply(h, weight, *indices)
+    upstream = torch.randn_like(out)
+    ours = torch.autograd.grad((out * upstream).sum(), (h, weight))
+    expected = torch.autograd.grad((reference * upstream).sum(), (h, weight))
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-12)
+    torch.testing.assert_close(ours[0], expected[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(ours[1], expected[1], rtol=0, atol=1e-11)
 
 
 @pytest.mark.parametrize("nu", [(1, -1), (2, 1), (0, -2)])

@@ -12,6 +12,7 @@ channel, and feeds its own detached prediction back as the next input (autoregre
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Method name -> velocity range r: V = {-r..r}^2 pixels per frame.
@@ -38,6 +39,45 @@ def shift_index(velocities: list[tuple[int, int]], height: int, width: int, devi
     return (rows[:, :, None] * width + cols[:, None, :]).reshape(len(velocities), 1, -1)
 
 
+def moved_and_padded(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, |V|, C, H, W) -> (B |V|, C, H+2, W+2): every copy rolled and circularly padded by ``index``."""
+    batch, copies, channels, height, width = h.shape
+    moved = h.reshape(batch, copies, channels, height * width).gather(3, index.expand(batch, -1, channels, -1))
+    return moved.reshape(batch * copies, channels, height + 2, width + 2)
+
+
+class ShiftConv(torch.autograd.Function):
+    """conv_h(roll(h[v], v)) for every copy v: a circular 3x3 convolution (no bias) of each rolled copy.
+
+    The forward pass is one gather and one convolution. So is the input gradient, by the adjoints: the adjoint
+    of a circular cross-correlation with kernel w[o, c, a, b] is the circular cross-correlation with the flipped,
+    transposed kernel w[c, o, 2 - a, 2 - b], and the adjoint of roll(., v) is roll(., -v):
+
+        dL/dh[v] = conv_{flip(w)^T}( pad(roll(dL/dout[v], -v)) ).
+
+    Autograd through gather and conv2d gives the same numbers (tested with gradcheck against torch.roll), but
+    its scatter-add and transposed convolution cost about twice as much on cpu.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, index: torch.Tensor, inverse_index: torch.Tensor
+                ) -> torch.Tensor:
+        moved = moved_and_padded(h, index)
+        ctx.save_for_backward(moved, weight, inverse_index)
+        return F.conv2d(moved, weight).reshape(h.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        moved, weight, inverse_index = ctx.saved_tensors
+        grad_h = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            adjoint = weight.flip(2, 3).transpose(0, 1)
+            grad_h = F.conv2d(moved_and_padded(grad, inverse_index), adjoint).reshape(grad.shape)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.nn.grad.conv2d_weight(moved, weight.shape, grad.flatten(0, 1))
+        return grad_h, grad_weight, None, None
+
+
 class FlowCell(nn.Module):
     """One recurrence step of all velocity copies at once; the convolution weights are shared over V."""
 
@@ -46,18 +86,20 @@ class FlowCell(nn.Module):
         self.velocities = velocities
         self.hidden = hidden
         self.conv_u = circular_conv(in_channels, hidden)
-        # No padding of its own: its input is already padded circularly by the shift (a gather is about twice
-        # as fast on cpu as 25 torch.roll calls followed by circular padding, and gives the same numbers).
+        # Applied through ShiftConv, whose gather pads circularly (a gather is about twice as fast on cpu as
+        # 25 torch.roll calls followed by circular padding, and gives the same numbers).
         self.conv_h = nn.Conv2d(hidden, hidden, 3, bias=False)
 
-    def forward(self, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """u: (B, C, H, W) one frame; h: (B, |V|, hidden, H, W) the previous state; returns the next state."""
-        batch, copies, channels, height, width = h.shape
-        # Each copy moves along its own flow before the recurrent convolution: roll(h[v], v).
-        index = shift_index(self.velocities, height, width, h.device).expand(batch, -1, channels, -1)
-        moved = h.reshape(batch, copies, channels, height * width).gather(3, index)
-        recurrent = self.conv_h(moved.reshape(batch * copies, channels, height + 2, width + 2))
-        recurrent = recurrent.reshape(batch, copies, channels, height, width)
+    def shift_indices(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gather indices of roll(., v) and of its inverse roll(., -v), both with circular padding."""
+        inverse = [(-vy, -vx) for vy, vx in self.velocities]
+        return (shift_index(self.velocities, height, width, device), shift_index(inverse, height, width, device))
+
+    def forward(self, u: torch.Tensor, h: torch.Tensor, indices: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """u: (B, C, H, W) one frame; h: (B, |V|, hidden, H, W) the previous state; ``indices`` from
+        ``shift_indices``; returns the next state."""
+        # Each copy moves along its own flow before the recurrent convolution: conv_h(roll(h[v], v)).
+        recurrent = ShiftConv.apply(h, self.conv_h.weight, *indices)
         # The lift: the same input drive for every velocity copy.
         return torch.relu(self.conv_u(u).unsqueeze(1) + recurrent)
 
@@ -78,8 +120,9 @@ class Seq2SeqFERNN(nn.Module):
     def encode(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """The hidden states h_1..h_T of an input sequence (B, T, C, H, W), starting from h_0 = 0."""
         h, states = self.initial_state(frames), []
+        indices = self.cell.shift_indices(*frames.shape[-2:], frames.device)
         for t in range(frames.shape[1]):
-            h = self.cell(frames[:, t], h)
+            h = self.cell(frames[:, t], h, indices)
             states.append(h)
         return states
 
@@ -90,9 +133,10 @@ class Seq2SeqFERNN(nn.Module):
         step its own previous (detached) prediction; the hidden state keeps flowing on every decoder step.
         """
         h = self.encode(frames)[-1]
+        indices = self.cell.shift_indices(*frames.shape[-2:], frames.device)
         previous, outputs = frames[:, -1], []
         for _ in range(pred_len):
-            h = self.cell(previous.detach(), h)
+            h = self.cell(previous.detach(), h, indices)
             prediction = self.decoder(h.max(dim=1).values)   # pool over velocities with max
             outputs.append(prediction)
             previous = prediction
