@@ -35,10 +35,28 @@ BATCH = random_spd(RNG, 5, 12)
 T = torch.tensor(BATCH)
 
 
-def test_bw_distance_matches_pyriemann() -> None:
-    ours = spd.bw_distance_sq(T[:6], T[6:]).numpy()
-    oracle = np.array([distance_wasserstein(a, b) ** 2 for a, b in zip(BATCH[:6], BATCH[6:])])
-    np.testing.assert_allclose(ours, oracle, rtol=1e-8)
+def test_distance_to_identity_from_eigenvalues_matches_pyriemann() -> None:
+    eye = np.eye(5)
+    oracle = np.array([distance_wasserstein(eye, b) ** 2 for b in BATCH])
+    np.testing.assert_allclose(spd.bw_distance_sq_identity(T).numpy(), oracle, rtol=1e-8)
+
+
+def test_fused_eigen_functions_equal_their_compositions() -> None:
+    """ReEig then LogEig as one eigen-function, and P^1/2, P^-1/2 from one eigendecomposition: the same values
+    (against scipy) and, for the fused ReEig-LogEig, the same gradient as the two separate layers."""
+    x = torch.tensor(BATCH[:4] - 0.8 * np.eye(5), requires_grad=True)  # some eigenvalues below the threshold
+    threshold = 0.3
+    assert (torch.linalg.eigvalsh(x) < threshold).any() and (torch.linalg.eigvalsh(x) > threshold).any()
+    weights = torch.tensor(RNG.normal(size=(4, 5, 5)))
+    fused = spd.log_rectify(x, threshold)
+    separate = spd.logm(spd.rectify(x, threshold))
+    np.testing.assert_allclose(fused.detach().numpy(), separate.detach().numpy(), atol=1e-12)
+    grad_fused = torch.autograd.grad((fused * weights).sum(), x)[0]
+    grad_separate = torch.autograd.grad((separate * weights).sum(), x)[0]
+    np.testing.assert_allclose(grad_fused.numpy(), grad_separate.numpy(), atol=1e-10)
+    root, inv_root = spd.root_pair(T[0])
+    np.testing.assert_allclose(root.numpy(), sqrtm(BATCH[0]).real, atol=1e-10)
+    np.testing.assert_allclose(inv_root.numpy(), np.linalg.inv(sqrtm(BATCH[0]).real), atol=1e-10)
 
 
 def test_bw_barycenter_fixed_point_matches_pyriemann_and_one_step_is_close() -> None:

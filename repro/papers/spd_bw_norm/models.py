@@ -49,8 +49,9 @@ class SymmetricSPD(nn.Module):
         super().__init__()
         self.log = nn.Parameter(torch.zeros(n, n, dtype=torch.float64))
 
-    def forward(self) -> torch.Tensor:
-        return spd.expm_sym(spd.sym(self.log))
+    def forward(self, power: float = 1.0) -> torch.Tensor:
+        """The matrix power P^t = expm(t S): one eigendecomposition for any t."""
+        return spd.expm_sym(power * spd.sym(self.log))
 
 
 class SPDNetBN(nn.Module):
@@ -69,8 +70,9 @@ class SPDNetBN(nn.Module):
                 self.running_mean = spd.ai_geodesic(self.running_mean, mean, self.momentum)
         else:
             mean = self.running_mean
-        centred = spd.congruence(x, spd.invsqrtm(mean))
-        return spd.congruence(centred, spd.sqrtm(self.bias()))
+        # The mean carries no gradient; G^1/2 = expm(S / 2).
+        centred = spd.congruence(x, spd.root_pair(mean)[1])
+        return spd.congruence(centred, self.bias(0.5))
 
 
 class GBWBN(nn.Module):
@@ -93,25 +95,29 @@ class GBWBN(nn.Module):
         self.register_buffer("running_var", torch.ones((), dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, bias = spd.powm(x, self.power), spd.powm(self.bias(), self.power)
+        # (1) G^theta = expm(theta S_G); with the metric, M^-1/2 = expm(-S_M / 2) and M^1/2 = expm(S_M / 2).
+        y, bias = spd.powm(x, self.power), self.bias(self.power)
         if self.metric is not None:
-            metric = self.metric()
-            inv_root = spd.invsqrtm(metric)
+            inv_root = self.metric(-0.5)
             y, bias = spd.congruence(y, inv_root), spd.congruence(bias, inv_root)
         if self.training:
             with torch.no_grad():
                 mean = spd.bw_barycenter(y, self.mean_iterations)
                 # As the official layer: the mean squared BW distance of the batch to I (not to mu), over theta^2.
-                var = spd.bw_distance_sq(spd.eye_like(mean), y).mean() / self.power ** 2
+                var = spd.bw_distance_sq_identity(y).mean() / self.power ** 2
                 self.running_mean = spd.bw_geodesic(self.running_mean, mean, self.momentum)
                 self.running_var = (1 - self.momentum) * self.running_var + self.momentum * var
         else:
             mean, var = self.running_mean, self.running_var
-        centred = spd.bw_exp_identity(spd.bw_transport_to_identity(mean, spd.bw_log(mean, y)))
+        # (3) The mean is a constant: one eigendecomposition serves Log at mu and the transport to I.
+        mean_eig = spd.stable_eigh(mean)
+        centred = spd.bw_exp_identity(spd.transport_to_identity_eig(mean_eig, spd.bw_log(mean, y)))
         scaled = spd.bw_exp_identity(self.shift / torch.sqrt(var + self.eps) * spd.bw_log_identity(centred))
-        out = spd.bw_exp(bias, spd.bw_transport_from_identity(bias, spd.bw_log_identity(scaled)))
+        # (5) One eigendecomposition of G' serves the transport to G' and the Lyapunov solve of Exp at G'.
+        bias_eig = spd.stable_eigh(bias)
+        out = spd.bw_exp_eig(bias, bias_eig, spd.transport_from_identity_eig(bias_eig, spd.bw_log_identity(scaled)))
         if self.metric is not None:
-            out = spd.congruence(out, spd.sqrtm(metric))
+            out = spd.congruence(out, self.metric(0.5))
         return spd.powm(out, 1 / self.power)
 
 
@@ -136,9 +142,10 @@ class SPDNet(nn.Module):
         self.classifier = nn.Linear(dims[-1] ** 2, classes, dtype=torch.float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for bimap, norm in zip(self.maps, self.norms):
+        for bimap, norm in zip(self.maps[:-1], self.norms[:-1]):
             x = spd.rectify(norm(bimap(x)), self.rectify_threshold)
-        return self.classifier(spd.logm(x).flatten(1))
+        x = self.norms[-1](self.maps[-1](x))
+        return self.classifier(spd.log_rectify(x, self.rectify_threshold).flatten(1))
 
 
 class StiefelAdam(torch.optim.Adam):

@@ -122,7 +122,7 @@ def train_one(cfg: DictConfig, ctx: RunContext, splits: Splits, experiment: str,
                 f"{split}/acc": float((logits.argmax(1) == y).double().mean())}
 
     result = fit(ctx, "", model, optimizer, batches, loss_fn, t.epochs, lambda net: scores(net, "val"),
-                 select="val/loss")
+                 select="val/loss", patience=t.patience)
     model.eval()
     with torch.no_grad():
         test = scores(model, "test")
