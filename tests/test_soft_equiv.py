@@ -170,10 +170,11 @@ def test_uniform_rep_follows_emlp_heuristic() -> None:
     assert uniform_rep(108) == TensorRep((27, 9, 3, 1)) and uniform_rep(384) == TensorRep((108, 36, 12, 4))
 
 
-def test_regulariser_residuals_equal_the_distance_to_the_projection() -> None:
+@pytest.mark.parametrize("names", [list(GROUPS), ["o3"]])  # O(3) alone: rank-1 blocks have no invariants
+def test_regulariser_residuals_equal_the_distance_to_the_projection(names: list[str]) -> None:
     torch.manual_seed(5)
-    rep_in, rep_out = TensorRep((2, 2, 1, 1)), TensorRep((3, 1, 1, 1))
-    project = WeightProjector(rep_out, rep_in, list(GROUPS), "cpu")
+    rep_in, rep_out = TensorRep((2, 2, 1)), TensorRep((3, 1, 1))
+    project = WeightProjector(rep_out, rep_in, names, "cpu")
     w = torch.randn(rep_out.size, rep_in.size)
     expected = 0.5 * ((w - project(w)) ** 2).sum((1, 2))
     assert torch.allclose(project.residuals(w), expected, rtol=1e-5)
