@@ -26,11 +26,19 @@ def insert_all(simplices: list[np.ndarray], values: np.ndarray) -> mp.SimplexTre
     return tree
 
 
-def signed_measure(simplices: list[np.ndarray], values: torch.Tensor, degree: int | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def signed_measure(simplices: list[np.ndarray], values: torch.Tensor, degree: int | None,
+                   flag_dimension: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Euler (degree None) or degree-k Hilbert signed measure as (points (m, 2), weights (m,)); the points are
-    differentiable functions of ``values``."""
+    differentiable functions of ``values``.
+
+    ``flag_dimension``: the simplices are a graph (vertices, edges) standing for its flag complex up to that
+    dimension. The graph is first edge-collapsed (multipers' ``collapse_edges``, which keeps the persistence of
+    the bifiltered flag complex; the multipers point-cloud notebook does the same) and then expanded, each new
+    simplex entering at the coordinate-wise max of its faces. The grid stays that of all ``values``."""
     tree = insert_all(simplices, values.detach().cpu().double().numpy())
+    if flag_dimension is not None:
+        tree.collapse_edges(-1)
+        tree.expansion(flag_dimension)
     grid = get_grid("exact")(values.cpu().double().T)
     invariant = "euler" if degree is None else "hilbert"
     points, weights = mp.signed_measure(tree, degrees=[degree], invariant=invariant, grid=grid, n_jobs=1)[0]
@@ -45,19 +53,29 @@ def euler_measure_closed_form(simplices: list[np.ndarray], values: torch.Tensor
     return values, signs
 
 
-def gaussian_convolution(points: torch.Tensor, weights: torch.Tensor, resolution: int, sigma: float
-                         ) -> torch.Tensor:
-    """sum_i w_i exp(-||x - p_i||^2 / (2 sigma^2)) at the resolution x resolution pixels of [0, 1]^2."""
+def gaussian_images(measures: list[tuple[torch.Tensor, torch.Tensor]], resolution: int, sigma: float
+                    ) -> torch.Tensor:
+    """Images (B, resolution^2) of a batch of weighted point sets: pixel x of image b is
+    sum_{i in b} w_i exp(-||x - p_i||^2 / (2 sigma^2)), over the resolution x resolution pixels of [0, 1]^2
+    (pixel (a, c) at (axis[a], axis[c]), flattened row-major). The Gaussian factorises over the two coordinates,
+    exp(-(x1 - p1)^2 / 2 sigma^2) exp(-(x2 - p2)^2 / 2 sigma^2), so each point costs two 1-D profiles and their
+    outer product, and all points of the batch go through one tensor expression."""
+    points = torch.cat([p for p, _ in measures])
+    weights = torch.cat([w for _, w in measures])
+    owner = torch.repeat_interleave(torch.arange(len(measures), device=points.device),
+                                    torch.tensor([len(w) for _, w in measures], device=points.device))
     axis = torch.linspace(0.0, 1.0, resolution, dtype=points.dtype, device=points.device)
-    pixels = torch.cartesian_prod(axis, axis)
-    squared = ((pixels[:, None, :] - points[None, :, :]) ** 2).sum(-1)
-    return torch.exp(-squared / (2 * sigma ** 2)) @ weights
+    profile = torch.exp(-(points[:, :, None] - axis) ** 2 / (2 * sigma ** 2))  # (M, 2, resolution)
+    outer = (weights[:, None, None] * profile[:, 0, :, None] * profile[:, 1, None, :]).reshape(len(points), -1)
+    return torch.zeros(len(measures), resolution * resolution, dtype=points.dtype,
+                       device=points.device).index_add(0, owner, outer)
 
 
-def persistence_image(bars: torch.Tensor, resolution: int, sigma: float) -> torch.Tensor:
-    """Persistence image of bars (n, 2): Gaussians at (birth, death - birth) weighted by the persistence."""
+def persistence_diagram_measure(bars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The persistence image's measure of bars (n, 2): points (birth, death - birth) weighted by the
+    persistence."""
     persistence = bars[:, 1] - bars[:, 0]
-    return gaussian_convolution(torch.stack([bars[:, 0], persistence], dim=1), persistence, resolution, sigma)
+    return torch.stack([bars[:, 0], persistence], dim=1), persistence
 
 
 def lower_star_h0_bars(edges: np.ndarray, f: torch.Tensor, cap: float) -> torch.Tensor:

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from repro.papers.mpph_diff.descriptors import (
-    gaussian_convolution,
+    gaussian_images,
     lower_star_h0_bars,
-    persistence_image,
+    persistence_diagram_measure,
     signed_measure,
 )
 
@@ -17,7 +17,7 @@ PARAMETERS = {"euler_2p": 2, "hilbert_2p": 2, "barcode_1p": 1}
 
 
 class TopologicalClassifier(nn.Module):
-    """features (B, V, 4) -> f = sigmoid(MLP) in (0, 1)^k per node -> descriptor image -> logits (B, 2).
+    """features (V, F) per graph -> f = sigmoid(MLP) in (0, 1)^k per node -> descriptor image -> logits.
 
     The sigmoid keeps every filtration value inside the fixed [0, 1]^2 grid of the vectorisation."""
 
@@ -29,17 +29,19 @@ class TopologicalClassifier(nn.Module):
                                         nn.Linear(hidden, PARAMETERS[method]))
         self.classify = nn.Linear(resolution * resolution, num_classes)
 
-    def descriptor(self, f: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
+    def measure(self, f: torch.Tensor, edges: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The descriptor of one graph as weighted points in [0, 1]^2, differentiable in f."""
         if self.method == "barcode_1p":
-            return persistence_image(lower_star_h0_bars(edges, f[:, 0], cap=1.0), self.resolution, self.sigma)
+            return persistence_diagram_measure(lower_star_h0_bars(edges, f[:, 0], cap=1.0))
         # lower-star bifiltration: an edge enters at the coordinate-wise max of its endpoints
         values = torch.cat([f, torch.maximum(f[edges[:, 0]], f[edges[:, 1]])])
         vertices = np.arange(len(f))[:, None]
-        degree = None if self.method == "euler_2p" else 0
-        points, weights = signed_measure([vertices, edges], values, degree)
-        return gaussian_convolution(points, weights, self.resolution, self.sigma)
+        return signed_measure([vertices, edges], values, None if self.method == "euler_2p" else 0)
 
     def forward(self, graphs: list[tuple[torch.Tensor, np.ndarray]]) -> torch.Tensor:
-        """graphs: (node features (V, F), undirected edges (E, 2)) per graph."""
-        return self.classify(torch.stack([self.descriptor(torch.sigmoid(self.filtration(x)), edges)
-                                          for x, edges in graphs]))
+        """graphs: (node features (V, F), undirected edges (E, 2)) per graph; the MLP and the vectorisation
+        run on the whole batch at once, the descriptor (multipers / gudhi) graph by graph."""
+        sizes = [len(x) for x, _ in graphs]
+        f = torch.sigmoid(self.filtration(torch.cat([x for x, _ in graphs]))).split(sizes)
+        measures = [self.measure(values, edges) for values, (_, edges) in zip(f, graphs)]
+        return self.classify(gaussian_images(measures, self.resolution, self.sigma))
