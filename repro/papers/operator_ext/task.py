@@ -72,8 +72,8 @@ def train_one(cfg: DictConfig, ctx: RunContext, method: str, splits: dict) -> li
     train_resolutions = list(cfg.data.multires_points) if method == "unet_multires" else [base]
     count = len(splits["train"][base][0])
     steps_per_epoch = -(-count // t.batch_size)
-    # StepLR: the learning rate times gamma after every `step_fraction` of the training, the fraction the
-    # official config of this model uses (step_size / n_epochs), counted in optimiser steps.
+    # StepLR: the learning rate times gamma after every `step_fraction` of the training (an official config's
+    # step_size / n_epochs, per model), counted in optimiser steps.
     fraction = t.step_fraction.get(method, t.step_fraction.default)
     step_size = max(1, round(fraction * t.epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=t.gamma)
