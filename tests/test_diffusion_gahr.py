@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from sklearn.metrics.pairwise import cosine_similarity
 
@@ -20,6 +21,7 @@ from repro.papers.diffusion_gahr.analysis import (
 )
 from repro.papers.diffusion_gahr.data import calpha_images, disk_images, inverse_frequency, load_celeba
 from repro.papers.diffusion_gahr.models import BiasFreeBatchNorm, build_denoiser, denoise
+from repro.papers.diffusion_gahr.task import noise_levels
 
 
 def trained_like(architecture: str, channels: int, depth: int, size: int) -> torch.nn.Module:
@@ -229,6 +231,20 @@ def test_disk_images_hold_two_grey_levels_and_the_disk_area() -> None:
     # Anti-aliased: every pixel lies between the two grey levels (the image's own min and max).
     assert all(len(np.unique(np.round(im, 6))) >= 2 for im in images)
     assert band.any(axis=(1, 2)).all() and not band.all(axis=(1, 2)).any()
+
+
+def test_stratified_noise_levels_follow_the_official_law() -> None:
+    """One level in each 32nd of the quadratic law, and pooled over batches the official marginal law:
+    P(sigma <= s) = (sqrt(s) - sqrt(lo)) / (sqrt(hi) - sqrt(lo)) (Kolmogorov-Smirnov distance to it)."""
+    train = OmegaConf.create({"sigma_range": [0.01, 0.4]})
+    generator = torch.Generator().manual_seed(0)
+    batches = torch.stack([noise_levels(32, train, generator, "cpu").flatten() for _ in range(200)])
+    u = (batches.sqrt() - 0.1) / (0.4 ** 0.5 - 0.1)
+    assert torch.equal(torch.floor(u * 32).long(), torch.arange(32).expand(200, 32))
+    pooled = np.sort(batches.flatten().numpy())
+    cdf = (np.sqrt(pooled) - 0.1) / (0.4 ** 0.5 - 0.1)
+    empirical = np.arange(1, len(pooled) + 1) / len(pooled)
+    assert np.abs(cdf - empirical).max() < 0.01
 
 
 def _write_jpegs(folder: Path, count: int) -> None:

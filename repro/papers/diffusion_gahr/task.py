@@ -60,9 +60,13 @@ def image_pool(cfg: DictConfig, ctx: RunContext) -> dict[str, torch.Tensor]:
 
 
 def noise_levels(count: int, train: DictConfig, generator: torch.Generator, device: str) -> torch.Tensor:
-    """The official noise law: sigma = (u (sqrt(hi) - sqrt(lo)) + sqrt(lo))^2, u ~ U(0, 1) (quadratic: small
-    noise is drawn more often than a uniform law would)."""
-    u = torch.rand(count, 1, 1, 1, generator=generator, device=device)
+    """The official noise law, sigma = (u (sqrt(hi) - sqrt(lo)) + sqrt(lo))^2 with u ~ U(0, 1) (quadratic: small
+    noise is drawn more often than a uniform law would), drawn stratified: u_i = (i + U_i) / count, one draw in
+    each count-th of [0, 1]. Each sigma still follows the official law; the batch's mix of noise levels, which sets
+    the batch std that the bias-free batch norm divides by (and so its running std, used in eval mode), varies
+    between batches of 32 about as little as between the official batches of 512."""
+    u = (torch.arange(count, device=device).view(count, 1, 1, 1)
+         + torch.rand(count, 1, 1, 1, generator=generator, device=device)) / count
     low, high = train.sigma_range
     return (u * (high ** 0.5 - low ** 0.5) + low ** 0.5) ** 2
 
@@ -70,7 +74,7 @@ def noise_levels(count: int, train: DictConfig, generator: torch.Generator, devi
 def train_denoiser(cfg: DictConfig, ctx: RunContext, name: str, architecture: str,
                    images: torch.Tensor) -> torch.nn.Module:
     """Adam on the summed squared error of the predicted noise per image; every N gets the same number of steps
-    (the subset is tiled: batches are drawn from it however small it is); lr halved every tenth of training."""
+    (the subset is tiled: batches are cut from it however small it is); lr halved every tenth of training."""
     t, device = cfg.train, ctx.device
     torch.manual_seed(ctx.child_seed("init", name))
     net = build_denoiser(architecture, cfg.model.channels, cfg.model.depth).to(device)
@@ -80,9 +84,18 @@ def train_denoiser(cfg: DictConfig, ctx: RunContext, name: str, architecture: st
     monitor_noise = torch.randn(monitor.shape, generator=torch.Generator(device=device).manual_seed(
         ctx.child_seed("monitor", name)), device=device)
 
+    def order(epoch: int) -> torch.Tensor:
+        generator = torch.Generator(device=device).manual_seed(ctx.child_seed("order", name, epoch))
+        return torch.randperm(len(images), generator=generator, device=device)
+
     def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # The subset tiled and shuffled pass by pass (each image once per pass), cut into batches of batch_size.
+        position = torch.arange(step * t.batch_size, (step + 1) * t.batch_size, device=device)
+        epoch, offset = position // len(images), position % len(images)
+        first = int(epoch[0])
+        orders = torch.stack([order(e) for e in range(first, int(epoch[-1]) + 1)])
+        chosen = images[orders[epoch - first, offset]]
         generator = torch.Generator(device=device).manual_seed(ctx.child_seed("batch", name, step))
-        chosen = images[torch.randint(len(images), (t.batch_size,), generator=generator, device=device)]
         sigma = noise_levels(t.batch_size, t, generator, device)
         noise = torch.randn(chosen.shape, generator=generator, device=device) * sigma
         return chosen + noise, noise
