@@ -134,11 +134,15 @@ def wait_for_unit(run_dir_parent: Path, pattern: str, timeout: float = 240) -> N
     raise AssertionError(f"no {pattern} under {run_dir_parent} within {timeout} s")
 
 
-def test_sigterm_is_recorded_as_interrupted_and_resumes(results_dir: Path) -> None:
-    job = start("paper=spe", "scale=smoke", "paper.train.epochs=400", results_dir=results_dir)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_is_recorded_as_interrupted_and_resumes(results_dir: Path, workers: int) -> None:
+    # With worker processes the signal reaches only the main one (docker stop, kill PID); it must stop the
+    # running units, not let the pool run every queued unit to its end first.
+    job = start("paper=spe", "scale=smoke", "paper.train.epochs=400", f"workers={workers}",
+                results_dir=results_dir)
     wait_for_unit(results_dir / "spe" / "runs", "*/checkpoints/*.pt")
     job.send_signal(signal.SIGTERM)
-    _, err = job.communicate(timeout=120)
+    _, err = job.communicate(timeout=60)
     assert job.returncode == 130 and "interrupted; run the same command to resume" in err
     assert err.count("Traceback") == 0
     (run_dir,) = run_dirs(results_dir, "spe")

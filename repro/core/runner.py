@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from types import ModuleType
 
@@ -234,12 +234,23 @@ def _run_units(cfg: DictConfig, run_dir: Path, device: str, units: list[Unit], l
             report(k, results[-1])
         return results
     container = OmegaConf.to_container(cfg, resolve=True)
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
         futures = [pool.submit(_worker_job, container, str(run_dir), device, u, f"[unit {k}/{total}]")
                    for k, u in enumerate(units, 1)]
         for k, future in enumerate(futures, 1):
             results.append(future.result())
             report(k, results[-1])
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: stop now. A plain shutdown would first run every queued unit to its end; the
+        # stopped units keep their last checkpoints, and rerunning the command resumes them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in active_children():
+            worker.terminate()
+        raise
+    finally:
+        # After a failed unit the units already queued still run to the end, so their rows are kept.
+        pool.shutdown()
     return results
 
 
