@@ -10,6 +10,7 @@ P_r is built from the null space of the stacked constraints: the Lie-algebra gen
 (d rho_r(A) q = 0) and one reflection per group (rho_r(h) q = q), as EMLP does.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -163,28 +164,24 @@ class WeightProjector:
         self.inverse = torch.tensor(np.argsort(order), device=device)
         self.groups = len(group_names)
 
-    def __call__(self, w: torch.Tensor) -> torch.Tensor:
-        """P_G w for every group: (out, in) -> (groups, out, in)."""
-        flat, start, parts = w.reshape(-1)[self.order], 0, []
+    def blocks_of(self, w: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(block (rows, width), its projections P_G block (groups, rows, width)) for every block of w; a rank
+        with no invariants projects to zero."""
+        flat, start = w.reshape(-1)[self.order], 0
         for rows, width, q in self.blocks:
             block = flat[start:start + rows * width].reshape(rows, width)
             start += rows * width
-            if q is None:  # no invariants of this rank: the equivariant block is zero
-                parts.append(block.new_zeros(self.groups, rows * width))
-            else:
-                parts.append(((block @ q) @ q.transpose(1, 2)).reshape(self.groups, -1))
+            yield block, (block.new_zeros(self.groups, rows, width) if q is None else (block @ q) @ q.transpose(1, 2))
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        """P_G w for every group: (out, in) -> (groups, out, in)."""
+        parts = [projected.reshape(self.groups, -1) for _, projected in self.blocks_of(w)]
         return torch.cat(parts, dim=1)[:, self.inverse].reshape(self.groups, *self.shape)
 
     def residuals(self, w: torch.Tensor) -> torch.Tensor:
-        """1/2 ||w - P_G w||^2 for every group: (groups,). The same blocks as ``__call__``, summed where they
-        lie (a sum of squares needs no scatter back to the weight's layout)."""
-        flat, start, total = w.reshape(-1)[self.order], 0, w.new_zeros(self.groups)
-        for rows, width, q in self.blocks:
-            block = flat[start:start + rows * width].reshape(rows, width)
-            start += rows * width
-            residual = block if q is None else block - (block @ q) @ q.transpose(1, 2)
-            total = total + 0.5 * (residual ** 2).sum((-2, -1))
-        return total
+        """1/2 ||w - P_G w||^2 for every group: (groups,), summed block by block where the blocks lie (a sum of
+        squares needs no scatter back to the weight's layout)."""
+        return sum(0.5 * ((block - projected) ** 2).sum((-2, -1)) for block, projected in self.blocks_of(w))
 
 
 def bias_projector(rep: TensorRep, group_names: list[str], device: str) -> torch.Tensor:
