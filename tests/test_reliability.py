@@ -135,7 +135,7 @@ def wait_for_unit(run_dir_parent: Path, pattern: str, timeout: float = 240) -> N
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_is_recorded_as_interrupted_and_resumes(results_dir: Path, workers: int) -> None:
+def test_sigterm_stops_at_once_and_is_recorded_as_interrupted(results_dir: Path, workers: int) -> None:
     # With worker processes the signal reaches only the main one (docker stop, kill PID); it must stop the
     # running units, not let the pool run every queued unit to its end first.
     job = start("paper=spe", "scale=smoke", "paper.train.epochs=400", f"workers={workers}",
