@@ -8,11 +8,15 @@ import multipers as mp
 import numpy as np
 import pytest
 from multipers.data.synthetic import orbit as multipers_orbit
+from omegaconf import OmegaConf
+from scipy import stats
+from scipy.spatial.distance import pdist
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.mpph_repr import vectorise
-from repro.papers.mpph_repr.bifiltration import codensity, rips_codensity
-from repro.papers.mpph_repr.data import orbit, read_ucr_split, ucr_clouds
+from repro.papers.mpph_repr.bifiltration import alpha_codensity, codensity, rips_codensity
+from repro.papers.mpph_repr.data import annulus, orbit, read_ucr_split, ucr_clouds
+from repro.papers.mpph_repr.task import relative_change, rips_bifiltrations
 
 
 def _cloud(seed: int = 0, n: int = 40) -> tuple[np.ndarray, np.ndarray, float]:
@@ -141,3 +145,84 @@ def test_ucr_reader_messages(tmp_path: Path) -> None:
     bad.write_text("1.5\t0.1\t0.2\n")
     with pytest.raises(DataUnavailableError, match="integer class labels"):
         read_ucr_split(bad)
+
+
+def test_rips_radius_axis_is_the_edge_length_over_the_given_scale() -> None:
+    points, cod, radius_max = _cloud(5, n=25)
+    bif = rips_codensity(points, radius_max, cod, (float(cod.min()), float(cod.max())), radius_scale=3.0)
+    edges, values = bif.simplices[1], bif.values[1]
+    lengths = np.linalg.norm(points[edges[:, 0]] - points[edges[:, 1]], axis=1)
+    assert len(edges) == int((pdist(points) <= radius_max).sum())
+    assert np.allclose(values[:, 0], lengths / 3.0, atol=1e-12)
+
+
+def test_alpha_radius_of_a_gabriel_edge_is_half_its_length() -> None:
+    """An edge whose diametral disc holds no other point enters the alpha (Delaunay-Cech) filtration at radius
+    |e| / 2 (gudhi stores the squared radius); nothing above 1.5 radius_max is kept."""
+    points = np.random.default_rng(6).uniform(size=(30, 2))
+    cod = codensity(points, 0.1)
+    bif = alpha_codensity(points, 0.2, cod, (float(cod.min()), float(cod.max())))
+    gabriel = 0
+    for (i, j), (radius, _) in zip(bif.simplices[1], bif.values[1]):
+        centre, half = (points[i] + points[j]) / 2, np.linalg.norm(points[i] - points[j]) / 2
+        others = np.delete(points, [i, j], axis=0)
+        if (np.linalg.norm(others - centre, axis=1) > half).all():
+            assert radius == pytest.approx(half / 0.2, rel=1e-9)
+            gabriel += 1
+    assert gabriel > 10
+    assert all((v[:, 0] <= 1.5 + 1e-12).all() for v in bif.values)
+
+
+def test_jitter_is_symmetric_on_vertices() -> None:
+    """Vertices have no faces, so their move is the raw noise, uniform on [-eps, eps] (Kolmogorov-Smirnov)."""
+    points, cod, radius_max = _cloud(7, n=200)
+    bif = rips_codensity(points, 0.05, cod, (float(cod.min()), float(cod.max())))
+    eps = 0.01
+    moved = (bif.jittered(eps, np.random.default_rng(1)).values[0] - bif.values[0]).ravel()
+    assert stats.kstest(moved, stats.uniform(-eps, 2 * eps).cdf).pvalue > 1e-3
+
+
+def test_annulus_is_uniform_in_area_and_outliers_uniform_in_the_enlarged_square() -> None:
+    r1, r2 = 1.0, 2.0
+    points = annulus(4000, 4000, np.random.default_rng(8), r1, r2)
+    ring, noise = points[:4000], points[4000:]
+    radius = np.linalg.norm(ring, axis=1)
+    # P(|x| <= r) is the fraction of the annulus' area inside radius r
+    assert stats.kstest(radius, lambda r: (r ** 2 - r1 ** 2) / (r2 ** 2 - r1 ** 2)).pvalue > 1e-3
+    assert stats.kstest(np.arctan2(ring[:, 1], ring[:, 0]), stats.uniform(-np.pi, 2 * np.pi).cdf).pvalue > 1e-3
+    for axis in (0, 1):
+        assert stats.kstest(noise[:, axis], stats.uniform(-2.2, 4.4).cdf).pvalue > 1e-3
+
+
+def test_gaussian_convolution_is_an_isotropic_gaussian_on_the_ij_pixel_grid() -> None:
+    """Pixel i * resolution + j sits at (grid[i], grid[j]); a unit mass at p gives exp(-|x - p|^2 / (2 sigma^2)),
+    i.e. 2 pi sigma^2 times the product of two normal densities (scipy)."""
+    sigma, resolution = 0.1, 11
+    centre = np.array([[0.2, 0.7]])
+    image = vectorise.gaussian_convolution(centre, np.array([2.0]), resolution, sigma).reshape(resolution,
+                                                                                                 resolution)
+    grid = np.linspace(0.0, 1.0, resolution)
+    expected = 2.0 * 2 * np.pi * sigma ** 2 * np.outer(stats.norm.pdf(grid, 0.2, sigma), stats.norm.pdf(grid, 0.7,
+                                                                                                          sigma))
+    assert np.allclose(image, expected, atol=1e-12)
+
+
+def test_rips_box_depends_on_training_clouds_only() -> None:
+    """The radius axis is scaled by the median over training clouds of each cloud's distance quantile (numpy),
+    the co-density axis by the training min and max; changing the test clouds changes neither."""
+    f = OmegaConf.create({"rips_quantile": 0.3, "kde_bandwidth": 0.1})
+    rng = np.random.default_rng(9)
+    train = [rng.uniform(size=(20, 2)) for _ in range(3)]
+    test_a, test_b = [rng.uniform(size=(20, 2))], [5.0 * rng.uniform(size=(20, 2))]
+    scale = float(np.median([np.quantile(pdist(x), 0.3) for x in train]))
+    first, second = rips_bifiltrations(f, train, test_a), rips_bifiltrations(f, train, test_b)
+    for x, bif in zip(train, first):
+        edges = bif.simplices[1]
+        assert np.allclose(bif.values[1][:, 0], np.linalg.norm(x[edges[:, 0]] - x[edges[:, 1]], axis=1) / scale)
+    for a, b in zip(first[:3], second[:3]):
+        assert all(np.array_equal(u, v) for u, v in zip(a.values, b.values))
+
+
+def test_relative_change_is_the_norm_ratio() -> None:
+    old = np.array([3.0, 4.0])
+    assert relative_change(old + np.array([0.0, 1.0]), old) == pytest.approx(1 / 5)
