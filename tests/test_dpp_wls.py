@@ -9,9 +9,11 @@ sup-norm best approximation (a linear program; its m = 1 case is half the range 
 import itertools
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from repro.papers.dpp_wls.sampling import (
     dpp_chunk_samples,
@@ -24,9 +26,12 @@ from repro.papers.dpp_wls.task import (
     abs_first_coordinate,
     best_weighted_sup_error,
     chernoff_repeats,
+    draw_sample,
+    error_statistics,
     growth_rows,
     quasi_optimality_bound,
     runge,
+    space_data,
     threshold_rows,
 )
 
@@ -282,3 +287,82 @@ def test_chernoff_sample_size() -> None:
     """ceil(ln(2m / eta) / c_delta) with c_delta = (1 + ln(1/2)) / 2 at delta = 1/2: 35, 40, 44 at m = 10, 20, 40."""
     assert [chernoff_repeats(m, 0.5, 0.1) for m in (10, 20, 40)] == [35, 40, 44]
     assert chernoff_repeats(10, 0.5, 0.1, 0.25) == math.ceil(math.log(200) / (0.5 - 0.5 * math.log(2)) / 4)
+
+
+def test_space_best_approximation_is_the_pool_least_squares_fit() -> None:
+    """c* and ||f - P_m f||^2 of a space against numpy's least squares of f on phi = sqrt(N_c) Q over the whole pool
+    (the pool's empirical measure is mu)."""
+    cfg = OmegaConf.create({"pool_size": 64, "targets": ["runge", "abs_x1"], "n_over_m": [1, 2], "max_repeats": 2,
+                            "draws": 2, "draws_n_equals_m": 2, "dpp_chunk_mb": 512})
+    ctx = SimpleNamespace(data_seed=lambda *names: 11, shared=lambda name, build: build(),
+                          log=SimpleNamespace(info=lambda *args: None))
+    space = space_data(cfg, ctx, 1, 3)
+    phi = math.sqrt(64) * space["q"]
+    coefficients, residuals, *_ = np.linalg.lstsq(phi, space["values"], rcond=None)
+    np.testing.assert_allclose(space["c_star"], coefficients, atol=1e-12)
+    np.testing.assert_allclose(space["best_error"], residuals / 64, rtol=1e-10)
+
+
+def test_error_statistics_against_errors_on_the_pool() -> None:
+    """ratio = ||f - f_hat||^2 / ||f - P_m f||^2 and the almost-sure ratio ||f - f_hat|| / min_v ||f - v||_H, with
+    f_hat evaluated on the whole pool (not through Pythagoras), for i.i.d. samples of a small space."""
+    pool = np.random.default_rng(12).uniform(-1, 1, 200)
+    q = orthonormal_basis(pool, 3)
+    f = runge(pool)
+    phi = math.sqrt(200) * q
+    c_star, *_ = np.linalg.lstsq(phi, f, rcond=None)
+    best = np.mean((f - phi @ c_star) ** 2)
+    rng = np.random.default_rng(13)
+    fits = [weighted_least_squares(q, f, sample_iid(q, 12, rng)) for _ in range(40)]
+    coefficients = np.array([c for c, _ in fits])
+    stable = np.array([deviation for _, deviation in fits]) <= 0.5
+    assert 0 < stable.sum() < 40
+    sup = best_weighted_sup_error(q, f)
+    row = error_statistics(coefficients, c_star, best, stable, sup, 0.5)
+    errors = np.array([np.mean((f - phi @ c) ** 2) for c in coefficients])
+    assert row["ratio_mean"] == pytest.approx(np.mean(errors) / best, rel=1e-9)
+    assert row["ratio_median"] == pytest.approx(np.median(errors) / best, rel=1e-9)
+    assert row["ratio_mean_stable"] == pytest.approx(np.mean(errors[stable]) / best, rel=1e-9)
+    assert row["as_ratio_max"] == pytest.approx(np.sqrt(errors[stable].max()) / sup, rel=1e-9)
+    assert row["stable_prob"] == stable.mean()
+
+
+def test_bias_ratio_is_about_one_for_an_unbiased_estimator() -> None:
+    """bias_ratio = |mean - c*|^2 / (trace Cov / draws): E|mean - c*|^2 = trace Cov / draws for unbiased coefficients,
+    so about 1 for Gaussian draws with any covariance (averaged over 100 repetitions), and >> 1 for biased ones."""
+    rng = np.random.default_rng(14)
+    m, draws = 5, 200
+    scales = np.array([0.1, 0.5, 1.0, 2.0, 4.0])
+    c_star = np.arange(m, dtype=float)
+    flags = np.ones(draws, dtype=bool)
+    ratios = [error_statistics(c_star + scales * rng.standard_normal((draws, m)), c_star, 1.0, flags, 1.0,
+                               0.5)["bias_ratio"] for _ in range(100)]
+    assert 0.85 < np.mean(ratios) < 1.15
+    biased = error_statistics(c_star + 0.5 + scales * rng.standard_normal((draws, m)), c_star, 1.0, flags, 1.0, 0.5)
+    assert biased["bias_ratio"] > 5
+
+
+def test_volume_sample_adds_rho_m_points_and_dpp_repetitions_are_independent() -> None:
+    """Volume-rescaled sampling: the n - m extra points are i.i.d. from rho_m = K_m / m (frequency check); DPP
+    repetitions: draw d takes its own l bank samples, so no DPP sample serves two draws."""
+    _, q, _ = small_problem(10, 3)
+    bank = np.arange(60 * 3).reshape(60, 3)
+    extra = draw_sample("volume", q, 3 + 40_000, 3, 5, bank, np.random.default_rng(15))
+    np.testing.assert_array_equal(extra[:3], bank[5])
+    np.testing.assert_allclose(np.bincount(extra[3:], minlength=10) / 40_000, np.sum(q**2, axis=1) / 3, atol=1e-2)
+    used = np.concatenate([draw_sample("dpp_rep", q, 4 * 3, 3, draw, bank, np.random.default_rng(0))
+                           for draw in range(15)])
+    assert len(used) == len(set(used)) == 60 * 3
+
+
+def test_quasi_optimality_bound_value() -> None:
+    """1 + m / ((1 - delta)^2 n P(stable)): m = 10, n = 40, delta = 1/2, P = 0.8 gives 1 + 10 / 8 = 2.25."""
+    assert quasi_optimality_bound(10, 40, 0.5, 0.8) == pytest.approx(2.25)
+    assert math.isnan(quasi_optimality_bound(10, 40, 0.5, 0.0))
+
+
+def test_threshold_reached_at_exactly_the_level() -> None:
+    """P(stable) >= level: a cell whose stability probability equals the level is the threshold."""
+    cells = [{"strategy": "iid", "n_over_m": r, "stable_prob": p, "ratio_mean": 2.0}
+             for r, p in ((1.0, 0.5), (2.0, 0.9), (3.0, 1.0))]
+    assert threshold_rows(cells, 10, 0.9)[0]["n_stable"] == 2.0
