@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,12 @@ def repro(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Co
     if check and done.returncode != 0:
         raise AssertionError(f"repro {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def children_cpu_seconds() -> float:
+    """CPU time (user + system) of every child process this process has waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_dirs(results_dir: Path, slug: str) -> list[Path]:
