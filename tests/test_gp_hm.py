@@ -10,12 +10,18 @@ import pytest
 import sympy
 import torch
 from omegaconf import OmegaConf
+from scipy import stats
 
-from repro.papers.gp_hm.baselines import finite_difference_poisson_1d, finite_difference_poisson_2d, laplacian
-from repro.papers.gp_hm.gp import grid_matrices
+from repro.papers.gp_hm.baselines import (
+    finite_difference_poisson_1d,
+    finite_difference_poisson_2d,
+    laplacian,
+    pinn_loss,
+)
+from repro.papers.gp_hm.gp import GPSolver1D, GPSolver2D, grid_matrices
 from repro.papers.gp_hm.kernels import KERNELS, kernel_and_second_derivative
 from repro.papers.gp_hm.problems import make_problem
-from repro.papers.gp_hm.task import build_gp, spectrum_summary
+from repro.papers.gp_hm.task import build_gp, relative_l2, spectrum_summary
 
 PARAMS = {"log_w": torch.tensor([-0.3, -1.2], dtype=torch.float64),
           "log_ls": torch.tensor([0.4, -0.8], dtype=torch.float64),
@@ -174,11 +180,113 @@ def test_spectrum_summary_counts_surviving_components() -> None:
     problem = make_problem("poisson_1d-sin_cos")
     model = build_gp(CFG, spec, problem, "matern_cos", 10, "cpu")
     with torch.no_grad():
-        model.kernel.values["log_w"].copy_(torch.log(torch.tensor([0.6, 0.395, 0.004, 0.001], dtype=torch.float64)))
+        # Unnormalised weights (sum 10): a component is active by its share of the total, not its raw weight.
+        model.kernel.values["log_w"].copy_(torch.log(torch.tensor([6.0, 3.95, 0.04, 0.01], dtype=torch.float64)))
         model.kernel.values["freq"].copy_(torch.tensor([15.2, 3.0, 16.9, 40.0], dtype=torch.float64))
     summary = spectrum_summary(model, problem, active_fraction=0.01, window=1.0)
     assert summary["active_components"] == 2
     assert summary["weight_near_true"] == pytest.approx(0.604)
+
+
+def numpy_params(rng: np.random.Generator, q: int) -> dict[str, torch.Tensor]:
+    return {"log_w": torch.tensor(rng.normal(-0.5, 0.3, q)), "log_ls": torch.tensor(rng.normal(0.0, 0.3, q)),
+            "freq": torch.tensor(rng.uniform(0.1, 0.6, q))}
+
+
+def test_1d_objective_equals_scipy_negative_log_densities() -> None:
+    # -log p(u, data) = -log N(u | 0, K) - 200 sum log N(u_b | g_b, 1/tau) - sum log N(r_c | 0, 1/v) up to the
+    # 2 pi constants, with the Allen-Cahn residual r = K_xx K^-1 u + u (u^2 - 1) - f.
+    rng = np.random.default_rng(3)
+    x = torch.linspace(0.0, 1.3, 9, dtype=torch.float64)
+    source, boundary = torch.tensor(rng.normal(size=9)), torch.tensor([0.4, -0.7], dtype=torch.float64)
+    model = GPSolver1D("matern_cos", x, source, boundary, allen_cahn=True, components=2, freq_scale=1.0,
+                       jitter=1e-6, boundary_weight=200.0)
+    params = numpy_params(rng, 2)
+    u = rng.normal(size=9)
+    with torch.no_grad():
+        for name, value in params.items():
+            model.kernel.values[name].copy_(value)
+        model.u.copy_(torch.tensor(u))
+        model.log_tau.fill_(0.8)
+        model.log_v.fill_(-0.6)
+        value = float(model.negative_log_joint())
+    k, kxx = (m.numpy() for m in grid_matrices("matern_cos", params, x, 1e-6))
+    residual = kxx @ np.linalg.solve(k, u) + u * (u ** 2 - 1) - source.numpy()
+    expected = (-stats.multivariate_normal(np.zeros(9), k).logpdf(u)
+                - 200 * stats.norm(boundary.numpy(), math.exp(-0.8 / 2)).logpdf(u[[0, -1]]).sum()
+                - stats.norm(0, math.exp(0.6 / 2)).logpdf(residual).sum()
+                - (9 + 200 * 2 + 9) / 2 * math.log(2 * math.pi))
+    assert value == pytest.approx(expected, rel=1e-9)
+
+
+def test_2d_objective_and_prediction_on_a_non_square_grid_equal_the_dense_gaussian() -> None:
+    # A 5 x 4 grid with different kernels per axis: the prior is N(vec U | 0, K1 (x) K2) (row-major vec), the
+    # Laplacian is (K1xx (x) K2 + K1 (x) K2yy) K^-1 vec U, and the prediction is (k1* (x) k2*) K^-1 vec U.
+    rng = np.random.default_rng(4)
+    x, y = torch.linspace(0.0, 1.2, 5, dtype=torch.float64), torch.linspace(0.3, 2.0, 4, dtype=torch.float64)
+    source, boundary = torch.tensor(rng.normal(size=(5, 4))), torch.tensor(rng.normal(size=2 * 4 + 2 * 5))
+    model = GPSolver2D("se_cos", x, y, source, boundary, allen_cahn=False, components=2, freq_scale=1.0,
+                       jitter=1e-6, boundary_weight=200.0)
+    px, py = numpy_params(rng, 2), numpy_params(rng, 2)
+    u = rng.normal(size=(5, 4))
+    with torch.no_grad():
+        for name in px:
+            model.kernel_x.values[name].copy_(px[name])
+            model.kernel_y.values[name].copy_(py[name])
+        model.u.copy_(torch.tensor(u))
+        model.log_tau.fill_(0.5)
+        model.log_v.fill_(-0.3)
+        value = float(model.negative_log_joint())
+        x_test, y_test = torch.tensor([0.1, 0.77, 1.05]), torch.tensor([0.5, 1.9])
+        prediction = model.predict(x_test.double(), y_test.double()).numpy()
+    k1, k1xx = (m.numpy() for m in grid_matrices("se_cos", px, x, 1e-6))
+    k2, k2yy = (m.numpy() for m in grid_matrices("se_cos", py, y, 1e-6))
+    dense = np.kron(k1, k2)
+    lap = ((np.kron(k1xx, k2) + np.kron(k1, k2yy)) @ np.linalg.solve(dense, u.reshape(-1))).reshape(5, 4)
+    edges = np.concatenate([u[0, :], u[-1, :], u[:, 0], u[:, -1]])
+    expected = (-stats.multivariate_normal(np.zeros(20), dense).logpdf(u.reshape(-1))
+                - 200 * stats.norm(boundary.numpy(), math.exp(-0.5 / 2)).logpdf(edges).sum()
+                - stats.norm(0, math.exp(0.3 / 2)).logpdf(lap - source.numpy()).sum()
+                - (20 + 200 * 18 + 20) / 2 * math.log(2 * math.pi))
+    assert value == pytest.approx(expected, rel=1e-9)
+    cross_x = kernel_and_second_derivative("se_cos", x_test.double()[:, None] - x[None, :], px)[0].numpy()
+    cross_y = kernel_and_second_derivative("se_cos", y_test.double()[:, None] - y[None, :], py)[0].numpy()
+    dense_mean = np.kron(cross_x, cross_y) @ np.linalg.solve(dense, u.reshape(-1))
+    np.testing.assert_allclose(prediction.reshape(-1), dense_mean, rtol=1e-7, atol=1e-10)
+
+
+def test_finite_differences_are_exact_for_cubics_with_nonzero_boundary_values() -> None:
+    # The central second difference of a cubic is exact, so the solution is exact at the grid points, here
+    # with non-zero Dirichlet values and (2-D) unequal steps along x and y.
+    x = np.linspace(0.2, 1.7, 12)
+    u = x ** 3 - 2 * x + 1.5
+    np.testing.assert_allclose(finite_difference_poisson_1d(x, 6 * x, u[0], u[-1]), u, atol=1e-10)
+    x, y = np.linspace(0.0, 1.0, 7), np.linspace(-0.5, 2.0, 11)
+    mx, my = np.meshgrid(x, y, indexing="ij")
+    truth = mx ** 2 + my ** 3 + mx * my + 1.0
+    np.testing.assert_allclose(finite_difference_poisson_2d(x, y, 2 + 6 * my, truth), truth, atol=1e-10)
+
+
+def test_pinn_loss_of_a_known_function() -> None:
+    # u = sin(3x): u'' = -9u, Allen-Cahn residual -9u + u (u^2 - 1) - f; boundary weight 100 on the mean gap^2.
+    class Wave(torch.nn.Module):
+        def forward(self, p: torch.Tensor) -> torch.Tensor:
+            return torch.sin(3 * p[:, 0])
+
+    interior = torch.tensor([[0.2], [0.9], [1.4]], dtype=torch.float64)
+    source = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    ends, values = torch.tensor([[0.0], [2.0]], dtype=torch.float64), torch.tensor([0.5, -0.2], dtype=torch.float64)
+    loss = pinn_loss(Wave(), interior, source, ends, values, allen_cahn=True, boundary_weight=100.0).item()
+    u = np.sin(3 * interior.numpy()[:, 0])
+    residual = -9 * u + u * (u ** 2 - 1) - source.numpy()
+    gaps = np.sin(3 * ends.numpy()[:, 0]) - values.numpy()
+    assert loss == pytest.approx(np.mean(residual ** 2) + 100 * np.mean(gaps ** 2), rel=1e-10)
+
+
+def test_relative_l2_is_normalised_by_the_truth() -> None:
+    truth = np.array([3.0, -4.0])
+    assert relative_l2(2 * truth, truth) == pytest.approx(1.0)
+    assert relative_l2(truth + np.array([0.0, 0.5]), truth) == pytest.approx(0.1)
 
 
 def write_dry_data(data_dir: Path) -> None:
