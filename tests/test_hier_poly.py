@@ -1,16 +1,24 @@
 """hier_poly: Hermite conventions against numpy/scipy and Gaussian quadrature, the target's closed forms (k = 2 as
 x^T A x - tr A, k = 3 from scipy's He_3), the bottom layer spanning the degree-k Hermite space, the closed-form GD
-iterate against the explicit loop and its limit against sklearn's ridge, stage 1 against the population projection
-of h on explicit degree-2 Hermite features, and the n* interpolation."""
+iterate against the explicit loop and its limit against sklearn's ridge, the weight-decay selection and refit against
+ridge on all rows, stage 1 against the population projection of h on explicit degree-2 Hermite features, the stage-2
+head against the closed-form link and its invariance to affine maps of z, the random-features scale against its
+second moment, kernel ridge against the normal equations, the normalised MSE's definition, and the n*
+interpolation."""
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.polynomial import hermite_e
+from omegaconf import OmegaConf
 from scipy.special import eval_hermitenorm
 from sklearn.linear_model import Ridge
 
+from repro.core.units import Unit
+from repro.papers.hier_poly import learners, task
 from repro.papers.hier_poly.learners import Bottleneck, BottomLayer, gradient_descent, second_moments
 from repro.papers.hier_poly.target import Feature, hermite, link
 from repro.papers.hier_poly.task import crossing
@@ -119,3 +127,79 @@ def test_crossing_interpolates_in_log_n() -> None:
     assert crossing(n, np.array([0.5, 0.8, 1.0]), 0.9) == pytest.approx(np.exp((np.log(200) + np.log(400)) / 2))
     assert crossing(n, np.array([0.95, 0.97, 0.99]), 0.9) == 100.0
     assert np.isnan(crossing(n, np.array([0.5, 0.6, 0.7]), 0.9))
+
+
+def test_train_layer_picks_the_best_decay_and_refits_on_all_rows() -> None:
+    """Clean linear data: the tiny weight decay wins on the held-out rows by far, and the refit on every row is
+    ridge (sklearn, alpha = decay n) on all of them."""
+    rng = np.random.default_rng(6)
+    features = rng.standard_normal((400, 5))
+    y = features @ rng.standard_normal(5) + 0.1 * rng.standard_normal(400)
+    weights, _ = learners.train_layer(lambda rows: rows, features, y, [1e-8, 10.0], 10**12, 0.2)
+    limit = Ridge(alpha=1e-8 * 400, fit_intercept=False).fit(features, y).coef_
+    np.testing.assert_allclose(weights, limit, rtol=1e-6)
+
+
+def test_scalar_head_fits_the_link_and_ignores_affine_maps_of_z() -> None:
+    """Stage 2 on z = p ~ N(0, 1) learns g (closed form) to a small error, tails included (the kinks cover the
+    range of z); standardising z makes the fit the same for 3 z + 1."""
+    rng = np.random.default_rng(7)
+    z, z_test = rng.standard_normal(2000), rng.standard_normal(10_000)
+    head = learners.ScalarHead(48, np.random.default_rng(8))
+    head.fit(z, link(z), [1e-6], 10**10, 0.1)
+    assert np.mean((head.predict(z_test) - link(z_test)) ** 2) / link(z_test).var() < 0.01
+    shifted = learners.ScalarHead(48, np.random.default_rng(8))
+    shifted.fit(3 * z + 1, link(z), [1e-6], 10**10, 0.1)
+    np.testing.assert_allclose(shifted.predict(3 * z_test + 1), head.predict(z_test), atol=1e-6)
+
+
+def test_random_features_preactivations_have_unit_variance() -> None:
+    """w ~ N(0, I/m2): E_x (w . sigma2(V x))^2 = w^T K w with K_ij = (v_i . v_j)^k, whose mean over w is
+    tr K / m2 = 1."""
+    rng = np.random.default_rng(9)
+    bottom = BottomLayer(2, 6, 32, rng)
+    model = learners.RandomFeatures(bottom, 256, rng)
+    preactivations = bottom(rng.standard_normal((5000, 6))) @ model.middle
+    assert np.mean(preactivations**2) == pytest.approx(1.0, abs=0.15)
+
+
+def test_kernel_ridge_solves_the_normal_equations_on_all_samples() -> None:
+    """One grid point: the prediction is k(x*, X) (K + alpha I)^{-1} y with k = exp(-c |x - x'|^2 / (2 d)), fit
+    on every sample."""
+    rng = np.random.default_rng(10)
+    x, y, x_test = rng.standard_normal((60, 4)), rng.standard_normal(60), rng.standard_normal((7, 4))
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.exp(-2.0 * ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1) / (2 * 4))
+
+    expected = kernel(x_test, x) @ np.linalg.solve(kernel(x, x) + 0.1 * np.eye(60), y)
+    np.testing.assert_allclose(learners.kernel_ridge(x, y, x_test, [2.0], [0.1], 0.2), expected, rtol=1e-8)
+
+
+class FakeContext:
+    """The few RunContext services run_unit uses, with fixed seeds (mutation copies cannot compose the config)."""
+
+    log = logging.getLogger("test")
+
+    def data_seed(self, *names: object) -> int:
+        return 11
+
+    def child_seed(self, *names: object) -> int:
+        return 12
+
+    def shared(self, name: str, build: Callable[[], object]) -> object:
+        return build()
+
+    def record_convergence(self, converged: bool) -> None:
+        pass
+
+
+def test_normalised_mse_is_divided_by_the_variance_of_h(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prediction off by 1 everywhere has normalised MSE 1 / Var h on the unit's test points."""
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "paper" / "hier_poly.yaml")
+    cfg.problems = [{"k": 2, "ds": [4], "ratios": [32], "max_n": 4608, "krr_ds": []}]
+    cfg.test_points, cfg.width = 500, 16
+    monkeypatch.setattr(learners.ScalarHead, "predict", lambda self, z: link(z) + 1.0)
+    [row] = task.run_unit(cfg, FakeContext(), Unit("fit", "oracle", (("k", 2), ("d", 4))))
+    feature, _, x_test = task.setup(cfg, FakeContext(), 2, 4)
+    assert row["nmse"] == pytest.approx(1 / link(feature(x_test)).var(), rel=1e-9)
