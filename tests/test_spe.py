@@ -15,9 +15,9 @@ from scipy.spatial.distance import cdist
 from torch_geometric.data import Batch
 
 from repro.core.errors import DataUnavailableError
-from repro.papers.spe.data import cycle_counts, graph_to_data, load_alchemy, load_zinc
+from repro.papers.spe.data import cycle_counts, graph_to_data, load_alchemy, load_zinc, random_graphs
 from repro.papers.spe.models import LapPEEncoder, PEGDistances, SignNetEncoder, SPEEncoder, build_model
-from repro.papers.spe.probe import dense_adjacency, random_basis_change, sensitivity
+from repro.papers.spe.probe import dense_adjacency, er_probe, random_basis_change, sensitivity
 from repro.papers.spe.spectral import (
     eigenpairs,
     eigenspace_indicators,
@@ -26,6 +26,7 @@ from repro.papers.spe.spectral import (
     normalized_laplacian,
     spectral_tensor,
 )
+from repro.papers.spe.task import Standardizer, mean_abs_error
 
 CENTERS = torch.linspace(0, 2, 8, dtype=torch.float64)
 
@@ -44,6 +45,9 @@ def test_laplacian_matches_scipy_and_pyg() -> None:
     edge_index = torch.cat([edge_index, edge_index.flip(0)], 1)
     assert np.allclose(normalized_laplacian(edge_index, 15).numpy(), expected, atol=1e-12)
     assert np.allclose(laplacian_from_adjacency(torch.tensor(adjacency)).numpy(), expected, atol=1e-12)
+    eigvals, eigvecs, mask = eigenpairs(torch.tensor(expected), 5)  # the 5 smallest, ascending
+    assert np.allclose(eigvals.numpy(), np.linalg.eigvalsh(expected)[:5], atol=1e-12) and mask.all()
+    assert np.allclose(torch.tensor(expected) @ eigvecs, eigvecs * eigvals, atol=1e-12)
 
 
 def test_cycle_spectrum_closed_form_and_numpy_agreement() -> None:
@@ -346,3 +350,96 @@ def test_planted_zinc_pickle_is_refused_without_running_it(tmp_path: Path) -> No
     with pytest.raises(ReproError, match="val.pickle is not a plain pickle"):
         load_zinc(tmp_path / "zinc", subset=True, d=6)
     assert not marker.exists()
+
+
+def _numpy_spe_tensor(adjacency: np.ndarray, d: int, width: float) -> np.ndarray:
+    """V[:, :d] diag(phi_l(lambda)) V[:, :d]^T per bump phi_l, from scipy's normalised Laplacian and numpy's eigh."""
+    values, vectors = np.linalg.eigh(scipy_laplacian(adjacency, normed=True))
+    phi = np.exp(-(((values[:d, None] - CENTERS.numpy()[None]) / width) ** 2))  # (d, m)
+    return np.einsum("ik,kl,jk->ijl", vectors[:, :d], phi, vectors[:, :d])
+
+
+def test_sensitivity_is_the_ratio_of_frobenius_norms_for_a_symmetric_perturbation() -> None:
+    """||W(A + E) - W(A)||_F / ||L(A + E) - L(A)||_F with E = eps (e_i e_j^T + e_j e_i^T), written out in numpy."""
+    graph = er_graph(n=12, p=0.35, seed=3)
+    adjacency = nx.to_numpy_array(graph, nodelist=range(12))
+    i, j, eps = 2, 7, 0.05
+    perturbed = adjacency.copy()
+    perturbed[i, j] += eps
+    perturbed[j, i] += eps
+    change = np.linalg.norm(_numpy_spe_tensor(perturbed, 5, 0.5) - _numpy_spe_tensor(adjacency, 5, 0.5))
+    laplacian_change = scipy_laplacian(perturbed, normed=True) - scipy_laplacian(adjacency, normed=True)
+    expected = change / np.linalg.norm(laplacian_change)
+    got = sensitivity(torch.tensor(adjacency), (i, j), eps, "spe", 5, 8, 0.5, 1e-6)
+    assert got == pytest.approx(expected, rel=1e-8)
+
+
+def test_er_probe_gaps_are_the_eigengaps_at_and_below_d(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boundary_gap = lambda_{d+1} - lambda_d (1-based) and inner_gap = the smallest gap among lambda_1..lambda_d,
+    from scipy's Laplacian of the very graphs the probe draws (recorded as it draws them)."""
+    drawn, original = [], nx.erdos_renyi_graph
+
+    def recording(*args, **kwargs) -> nx.Graph:
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(nx, "erdos_renyi_graph", recording)
+    rows = er_probe(count=3, n=10, p=0.45, d=4, eps=1e-3, m=8, width=0.5, tol=1e-6, seed=0)
+    connected = [g for g in drawn if nx.is_connected(g)]
+    assert len(connected) == 3
+    for index, graph in enumerate(connected):
+        values = np.linalg.eigvalsh(scipy_laplacian(nx.to_numpy_array(graph, nodelist=range(10)), normed=True))
+        row = next(r for r in rows if r["graph"] == index)
+        assert row["boundary_gap"] == pytest.approx(values[4] - values[3], abs=1e-10)
+        assert row["inner_gap"] == pytest.approx(np.diff(values[:4]).min(), abs=1e-10)
+
+
+def test_lappe_training_flips_whole_eigenvectors_by_plus_or_minus_one() -> None:
+    """Training-time augmentation: each graph's eigenvector k is multiplied by s in {-1, +1}, never zeroed."""
+    torch.manual_seed(0)
+    batch = _batch([er_graph(n=12, seed=1), er_graph(n=15, seed=3)], d=8)
+    lappe = LapPEEncoder(d=8, out_dim=8).train()
+    with torch.no_grad():
+        lappe.linear.weight.copy_(torch.eye(8))
+        lappe.linear.bias.zero_()
+        for _ in range(4):
+            out = lappe(batch)
+            torch.testing.assert_close(out.abs(), batch.eigvecs.abs())
+            for g in range(2):
+                ratio = out[batch.batch == g] / batch.eigvecs[batch.batch == g]
+                assert torch.allclose(ratio, ratio[:1].expand_as(ratio))  # one sign per graph and eigenvector
+
+
+def test_random_graphs_have_mean_degree_c_and_every_size_in_range() -> None:
+    """G(n, p) with p = c / (n - 1): E[mean degree] = p (n - 1) = c. 400 graphs of n = 10, c = 3: the sample mean
+    has standard error 2 sqrt(C(10, 2) p (1 - p)) / 10 / sqrt(400) = 0.032, so 3 +- 0.13 (4 s.e.)."""
+    graphs = random_graphs(400, (10, 10), (3.0, 3.0), np.random.default_rng(0))
+    mean_degree = np.mean([2 * g.number_of_edges() / g.number_of_nodes() for g in graphs])
+    assert abs(mean_degree - 3.0) < 0.13
+    sizes = {g.number_of_nodes() for g in random_graphs(40, (10, 12), (3.0, 3.0), np.random.default_rng(1))}
+    assert sizes == {10, 11, 12}
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, value: list[float]) -> None:
+        super().__init__()
+        self.value = torch.tensor(value)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.value.expand(batch.num_graphs, -1)
+
+
+def test_standardised_mae_is_the_per_graph_mean_in_training_units() -> None:
+    """MAE of a constant prediction over 7 graphs in batches of 3, against numpy: targets standardised with the
+    training mean and (population) standard deviation, |error| averaged over graphs, per target."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(2.0, 3.0, size=(50, 4))
+    counts = rng.integers(0, 9, size=(7, 4)).astype(float)
+    graphs = [graph_to_data(er_graph(n=8, p=0.5, seed=s), list(c), 4) for s, c in enumerate(counts)]
+    target = Standardizer(train, "cpu")
+    np.testing.assert_allclose(target(torch.tensor(counts, dtype=torch.float)).numpy(),
+                               (counts - train.mean(0)) / train.std(0), rtol=1e-5, atol=1e-5)
+    prediction = [0.1, -0.2, 0.3, 0.0]
+    expected = np.abs(np.array(prediction) - (counts - train.mean(0)) / train.std(0)).mean(0)
+    got = mean_abs_error(_Constant(prediction), graphs, target, batch_size=3, device="cpu")
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
