@@ -26,11 +26,12 @@ from repro.papers.cheb_tucker.kernel import (
     CPTensor,
     ball_particles,
     cp_to_full,
+    lattice_particles,
     long_range_mask,
     newton_gaussian_sum,
     potential_cp,
 )
-from repro.papers.cheb_tucker.task import cell_centred_grid
+from repro.papers.cheb_tucker.task import cell_centred_grid, middle, relative_max
 from repro.papers.cheb_tucker.tucker import hooi, hosvd, tucker_to_full
 
 
@@ -253,3 +254,63 @@ def write_dry_data(data_dir: Path) -> None:
     names, so no blob id applies). The clouds and the lattice are generated in the run."""
     write_biomol(data_dir / "cheb_tucker" / biomol_name(32, 5), 32, np.random.default_rng(7))
     write_newton(data_dir / "cheb_tucker" / newton_name(32), 32)
+
+
+def test_potential_cp_is_the_direct_coulomb_sum() -> None:
+    """The CP tensor of a cloud equals sum_j q_j / |x - x_j| at every grid point (the full Gaussian sum reproduces
+    1/r to 1e-9, away from the particles), and its long-range part equals sum_j q_j G_long(|x - x_j|) point by
+    point (GaussianSum evaluated on distances, not per coordinate)."""
+    kernel = newton_gaussian_sum(0.2, -110, 45)
+    positions, charges = ball_particles(5, 0.6, 0.03, np.random.default_rng(11))
+    grid = cell_centred_grid(6)
+    points = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1)                  # (6, 6, 6, 3)
+    distances = np.linalg.norm(points[..., None, :] - positions, axis=-1)                # (6, 6, 6, N)
+    assert distances.min() > 1e-3
+    coulomb = (charges / distances).sum(-1)
+    np.testing.assert_allclose(cp_to_full(potential_cp(grid, positions, charges, kernel)), coulomb,
+                               rtol=1e-8, atol=1e-8 * np.abs(coulomb).max())
+    long_range = kernel.subset(long_range_mask(kernel, 0.25))
+    np.testing.assert_allclose(cp_to_full(potential_cp(grid, positions, charges, long_range)),
+                               (charges * long_range(distances)).sum(-1), rtol=1e-12, atol=1e-12)
+
+
+def test_cell_centred_grid_and_its_middle_slice() -> None:
+    """x_i = -1 + (i - 1/2) h (i = 1..n, h = 2 / n): the centres of n equal cells of [-1, 1]; the authors' middle
+    slice is MATLAB index floor(n / 2): x = -h / 2 for n = 64, x = -1 + 2.5 h = -2/7 for n = 7."""
+    np.testing.assert_allclose(cell_centred_grid(4), [-0.75, -0.25, 0.25, 0.75])
+    assert cell_centred_grid(64)[middle(64)] == pytest.approx(-1 / 64)
+    assert cell_centred_grid(7)[middle(7)] == pytest.approx(-2 / 7)
+
+
+def test_lattice_is_centred_with_alternating_charges() -> None:
+    """side^3 points spaced by `spacing` around the origin; nearest neighbours carry opposite charges."""
+    positions, charges = lattice_particles(3, 0.18)
+    np.testing.assert_allclose(positions.mean(0), 0.0, atol=1e-15)
+    np.testing.assert_allclose(np.unique(positions[:, 0]), [-0.18, 0.0, 0.18])
+    gaps = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    neighbours = np.isclose(gaps, 0.18)
+    assert neighbours.sum() == 2 * 3 * 3 * 3 * 2                   # 54 nearest-neighbour pairs, both orders
+    assert np.all((charges[:, None] * charges[None])[neighbours] == -1)
+
+
+def test_relative_max_error() -> None:
+    """max |approx - exact| / max |exact|."""
+    exact = np.array([1.0, -4.0, 2.0])
+    assert relative_max(exact + np.array([0.1, 0.0, -0.2]), exact) == pytest.approx(0.05)
+
+
+def test_hosvd_mode_ranks_are_the_smallest_with_tail_below_tol_over_sqrt_d() -> None:
+    """Per mode, r is the smallest rank whose discarded singular values of the unfolding (numpy SVD of tensorly's
+    unfolding) have norm <= tol ||T||_F / sqrt(3)."""
+    import tensorly as tl
+
+    rng = np.random.default_rng(12)
+    tensor = np.einsum("ia,jb,kc,abc->ijk", *(rng.normal(size=(10, 6)) for _ in range(3)),
+                       rng.normal(size=(6, 6, 6)) * np.geomspace(1, 1e-3, 6)[:, None, None])
+    for tol in (1e-1, 3e-2, 1e-2):
+        core, _ = hosvd(tensor, tol)
+        budget = tol * np.linalg.norm(tensor) / np.sqrt(3)
+        for mode in range(3):
+            values = np.linalg.svd(tl.unfold(tensor, mode), compute_uv=False)
+            rank = core.shape[mode]
+            assert np.linalg.norm(values[rank:]) <= budget < np.linalg.norm(values[rank - 1:])
