@@ -28,7 +28,7 @@ from repro.papers.coulomb_cumulants.samplers import (
     mala_power_sums,
     tamed_drift,
 )
-from repro.papers.coulomb_cumulants.task import chunk_rows
+from repro.papers.coulomb_cumulants.task import chunk_rows, limit_rows
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 1600])
@@ -265,3 +265,13 @@ def test_unknown_function_is_a_clear_error() -> None:
         g_coefficients("r3")
     with pytest.raises(ValueError, match="not a polynomial"):
         g_coefficients("f3")
+
+
+def test_richardson_limit_is_exact_for_a_one_over_n_correction() -> None:
+    """f = r^2: N^(p-2) kappa_p = (p-1)! (N + 1) / (2 N) = c_p (1 + 1/N) exactly (Gamma law), so 2 a(2N) - a(N)
+    is the limit c_p = (p-1)! / 2 with no error, while a(2N) alone is off by c_p / (2N)."""
+    exact = [{"f": "r2", "N": n, "p": p, "scaled": n ** (p - 2) * gamma_law_cumulants(n)[p - 1],
+              "prediction": math.factorial(p - 1) / 2} for n in (200, 400) for p in (2, 3, 4, 5)]
+    for row in limit_rows(exact):
+        assert row["limit"] == pytest.approx(math.factorial(row["p"] - 1) / 2, rel=1e-12)
+        assert row["rel_dev"] < 1e-12
