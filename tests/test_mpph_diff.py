@@ -11,14 +11,16 @@ import torch
 from omegaconf import OmegaConf
 
 from repro.core.errors import DataUnavailableError
-from repro.papers.mpph_diff.data import grid_edges, label, landscape, tu_graphs
+from repro.papers.mpph_diff.data import bump_signal, grid_edges, label, landscape, tu_graphs
 from repro.papers.mpph_diff.descriptors import (
     euler_measure_closed_form,
     gaussian_images,
     lower_star_h0_bars,
+    persistence_diagram_measure,
     signed_measure,
 )
-from repro.papers.mpph_diff.task import h1_mass_1p, h1_mass_2p
+from repro.papers.mpph_diff.models import TopologicalClassifier
+from repro.papers.mpph_diff.task import h1_mass_1p, h1_mass_2p, loop_landscape_value
 
 
 def _graph(seed: int, side: int = 4) -> tuple[list[np.ndarray], torch.Tensor, np.ndarray]:
@@ -217,3 +219,90 @@ def test_tu_reader_on_files_in_the_real_format(tmp_path: Path) -> None:
 def test_tu_offline_download_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError, match="NOT_A_DATASET"):
         tu_graphs(tmp_path, "NOT_A_DATASET")
+
+
+def test_landscape_and_bump_signal_are_their_closed_forms() -> None:
+    x = np.array([[0.3, 0.25], [0.7, 0.5]])
+    expected = [1 - sum(np.exp(-((p[0] - a) ** 2 + (p[1] - b) ** 2) / 0.17 ** 2)
+                        for a, b in ((0.2, 0.2), (0.8, 0.4), (0.4, 0.7))) for p in x]
+    assert np.allclose(landscape(torch.tensor(x), 0.17).numpy(), expected, atol=1e-12)
+    # one bump, no noise: h exp(-||p - c||^2 / (2 width^2)), c and h the generator's first draws
+    signal = bump_signal(5, 1, 1.5, 0.0, np.random.default_rng(0))
+    draws = np.random.default_rng(0)
+    (c,), (h,) = draws.uniform(0, 4, size=(1, 2)), draws.uniform(0.5, 1.5, size=1)
+    expected = [h * np.exp(-((r - c[0]) ** 2 + (q - c[1]) ** 2) / (2 * 1.5 ** 2)) for r in range(5) for q in range(5)]
+    assert np.allclose(signal, expected, atol=1e-12)
+
+
+def test_label_uses_four_neighbour_components_of_the_intersection() -> None:
+    side = 6
+    s1 = np.zeros((side, side))
+    s1[1, 1] = s1[2, 2] = 1.0  # two cells touching at a corner only: two components of the grid graph
+    s2 = np.ones((side, side))
+    assert label(s1.ravel(), s2.ravel(), side, 0.6) == 1
+    s2[:] = 0.0
+    s2[1, 1] = 1.0  # the intersection is one cell, although the union of the two sets has three
+    s1[4, 4] = 1.0
+    assert label(s1.ravel(), s2.ravel(), side, 0.6) == 0
+
+
+def test_persistence_image_measure_is_birth_persistence_weighted_by_persistence() -> None:
+    points, weights = persistence_diagram_measure(torch.tensor([[0.1, 0.5], [0.2, 0.3]], dtype=torch.float64))
+    assert torch.allclose(points, torch.tensor([[0.1, 0.4], [0.2, 0.1]], dtype=torch.float64))
+    assert torch.allclose(weights, torch.tensor([0.4, 0.1], dtype=torch.float64))
+
+
+def test_two_parameter_loss_is_the_integral_of_gudhis_betti_curves_over_f_thresholds() -> None:
+    """f is lower-star from the vertices, so {f <= b} is the Rips complex of the points with f <= b and the
+    Hilbert function is piecewise constant in b between vertex values: the integral over [r_lo, r_hi] x
+    (-inf, f_max] is sum_i (b_{i+1} - b_i) x (the Betti-curve integral over [r_lo, r_hi] of that Rips complex,
+    gudhi), with f_max < max f so that the upper boundary cuts."""
+    t = OmegaConf.create({"width": 0.17, "max_radius": 0.15, "radius_box": [0.02, 0.10], "f_max": 0.95})
+    points = torch.rand(120, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    f = landscape(points, 0.17).numpy()
+    levels = np.append(np.sort(f[f <= t.f_max]), t.f_max)
+    expected = 0.0
+    for b, step in zip(levels[:-1], np.diff(levels)):
+        cloud = points.numpy()[f <= b]
+        tree = gudhi.RipsComplex(points=cloud, max_edge_length=0.15).create_simplex_tree(max_dimension=2)
+        tree.compute_persistence()
+        bars = tree.persistence_intervals_in_dimension(1).reshape(-1, 2)
+        expected += step * np.clip(np.minimum(bars[:, 1], 0.10) - np.maximum(bars[:, 0], 0.02), 0, None).sum()
+    assert (f > t.f_max).sum() > 10 and expected > 1e-3
+    assert float(h1_mass_2p(points, t)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_loop_f_is_the_window_length_weighted_mean_over_loops() -> None:
+    """Two far-apart quadrilaterals, each one H1 bar born at its longest side and dying at its shorter diagonal
+    (Rips); the reported f is the mean of f at the longest side's ends, weighted by the bar inside [r_lo, r_hi]."""
+    t = OmegaConf.create({"width": 0.17, "max_radius": 0.15, "radius_box": [0.02, 0.10]})
+    quad = np.array([[0.0, 0.0], [0.05, 0.0], [0.055, 0.045], [0.0, 0.04]])
+    points = np.concatenate([quad + [0.15, 0.15], 1.3 * quad + [0.6, 0.6]])
+    f = landscape(torch.tensor(points), 0.17).numpy()
+    means, lengths = [], []
+    for q, corner in ((quad, 0), (1.3 * quad, 4)):
+        birth = np.linalg.norm(q[2] - q[3])  # the longest side
+        death = min(np.linalg.norm(q[0] - q[2]), np.linalg.norm(q[1] - q[3]))
+        lengths.append(min(death, 0.10) - max(birth, 0.02))
+        means.append((f[corner + 2] + f[corner + 3]) / 2)
+    value, total = loop_landscape_value(torch.tensor(points), t)
+    assert total == pytest.approx(sum(lengths), rel=1e-12)
+    assert value == pytest.approx(np.average(means, weights=lengths), rel=1e-12)
+    assert abs(means[0] - means[1]) > 0.1 and abs(lengths[0] - lengths[1]) > 1e-3
+
+
+def test_classifier_descriptors_are_the_lower_star_euler_and_hilbert_measures() -> None:
+    """Euler: +1 at each vertex's (f1, f2), -1 at each edge's coordinate-wise max of its ends (closed form);
+    H0 Hilbert of the connected 4 x 4 grid: total mass 1, against the Euler characteristic V - E = 16 - 24."""
+    edges = grid_edges(4)
+    f = torch.rand(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    v = f.numpy()
+    expected: dict[tuple, float] = {}
+    for p, s in [(tuple(x), 1.0) for x in v] + [(tuple(np.maximum(v[u], v[w])), -1.0) for u, w in edges]:
+        expected[p] = expected.get(p, 0.0) + s
+    euler = TopologicalClassifier("euler_2p", 4, 2, 4, 8, 0.1).double().measure(f, edges)
+    assert {tuple(p): float(w) for p, w in zip(euler[0].detach().numpy(), euler[1].numpy())} == \
+        {p: w for p, w in expected.items() if w != 0}
+    assert float(euler[1].sum()) == 16 - 24
+    hilbert = TopologicalClassifier("hilbert_2p", 4, 2, 4, 8, 0.1).double().measure(f, edges)
+    assert float(hilbert[1].sum()) == 1.0
