@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from repro.papers.dcnn_theory.extractor import NONLINEARITIES, distance, features, layer_norms
+from repro.papers.dcnn_theory.extractor import (
+    NONLINEARITIES,
+    convolve,
+    distance,
+    features,
+    layer_norms,
+    lipschitz_constant,
+    pool,
+)
 from repro.papers.dcnn_theory.filters import (
+    chi_constant,
     frequencies,
     gabor,
     learned,
@@ -170,3 +179,69 @@ def test_signal_classes_and_deformations() -> None:
     points = np.arange(N) / N
     direct = band(points - a * np.sin(2 * math.pi * m * points) / (2 * math.pi * m)) * scale
     assert np.allclose(moved, direct)
+
+
+def test_pooling_keeps_the_norm_of_slow_signals_by_parseval() -> None:
+    """A trigonometric polynomial of degree < N / (2 S) keeps its norm under S^(1/2) sub-sampling (Parseval on
+    both grids); a constant keeps it under S^(1/2) averaging; averaging is the block mean."""
+    rng = np.random.default_rng(0)
+    k = np.arange(1, 31)
+    coefficients = rng.standard_normal(30) + 1j * rng.standard_normal(30)
+    x = np.real((coefficients * np.exp(2j * math.pi * np.arange(N)[:, None] * k / N)).sum(1))[None, None]
+    norm = np.sqrt(H * (x ** 2).sum())
+    sub = pool(torch.tensor(x), "sub", 2).numpy()
+    assert np.sqrt(H * (sub ** 2).sum()) == pytest.approx(norm, rel=1e-12)
+    constant = torch.full((1, 1, N), 0.7, dtype=torch.float64)
+    assert float(layer_norms([pool(constant, "avg", 4)], H)[0, 0]) == pytest.approx(0.7, rel=1e-12)
+    avg = pool(torch.tensor(x), "avg", 4).numpy()
+    assert np.allclose(avg, 2.0 * x.reshape(1, 1, -1, 4).mean(-1), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(NONLINEARITIES))
+def test_nonlinearities_vanish_at_zero_with_their_lipschitz_constant(name: str) -> None:
+    """M(0) = 0 and L = max |M'| (1 for modulus, ReLU and tanh; sigma'(0) = 1/4 for the logistic sigmoid)."""
+    apply = NONLINEARITIES[name][0]
+    assert float(apply(torch.zeros(1, dtype=torch.float64))) == 0.0
+    x = torch.linspace(-6, 6, 120001, dtype=torch.float64)
+    slopes = torch.diff(apply(x)) / torch.diff(x)
+    assert lipschitz_constant(name) == pytest.approx(float(slopes.abs().max()), rel=1e-6)
+
+
+def test_convolve_is_circular_convolution_with_the_impulse_response() -> None:
+    rng = np.random.default_rng(1)
+    multipliers = rng.standard_normal((2, N)) + 1j * rng.standard_normal((2, N))   # not conjugate-symmetric
+    f = rng.standard_normal(N)
+    got = convolve(torch.tensor(f[None]), torch.tensor(multipliers))[0].numpy()
+    for m, row in zip(multipliers, got):
+        assert np.allclose(row, circular_convolution(f, np.fft.ifft(m)), atol=1e-12)
+
+
+def test_learned_bank_is_the_scaled_dft_of_its_taps() -> None:
+    """g^(k / (N h)) = h sum_t g[t] e^(-2 pi i k t / N) = h FFT(zero-padded taps)[k]; chi is the box of unit
+    integral (chi^(0) = 1)."""
+    taps = np.random.default_rng(2).standard_normal((3, 8))
+    bank, chi = learned(torch.tensor(taps), H)(OMEGA)
+    assert np.allclose(bank.numpy(), H * np.fft.fft(taps, n=N, axis=-1), atol=1e-12)
+    assert np.allclose(chi.numpy(), H * np.fft.fft(np.full(8, 1 / (8 * H)), n=N), atol=1e-12)
+    assert chi[0].real.item() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_real_part_is_the_frame_of_the_real_impulse_responses() -> None:
+    taps = torch.tensor(np.random.default_rng(3).standard_normal((3, 8)) + 0j)
+    taps = taps * torch.exp(1j * torch.arange(8) * 0.9)            # complex taps: a non-trivial real part
+    complex_bank = learned(taps, H)
+    bank, _ = real_part(complex_bank)(OMEGA)
+    impulse = np.fft.ifft(complex_bank(OMEGA)[0].numpy(), axis=-1)
+    assert np.allclose(bank.numpy(), np.fft.fft(impulse.real, axis=-1), atol=1e-12)
+
+
+def test_gabor_centres_and_chi_constant_against_closed_forms() -> None:
+    """Window m is a Gaussian of width delta / 2 centred at m delta, delta = nyquist / M; for the Gaussian chi of
+    width s, max |chi^(omega)| |omega| = s e^(-1/2) at omega = s (cycles per unit length)."""
+    nyquist, count = N / 2, 6
+    omega = torch.linspace(-nyquist, nyquist, 200001, dtype=torch.float64)
+    bank = gabor(nyquist, count)
+    peaks = omega[bank(omega)[0].abs().argmax(dim=1)].numpy()
+    delta = nyquist / count
+    assert np.allclose(peaks, delta * np.arange(1, count + 1), atol=1e-2)
+    assert chi_constant(bank, omega) == pytest.approx(delta / 2 * math.exp(-0.5), rel=1e-6)
