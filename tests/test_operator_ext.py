@@ -5,6 +5,7 @@ on functions, the nested Darcy grids, and the Navier-Stokes reader on files in n
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,17 @@ from omegaconf import OmegaConf
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.operator_ext.data import darcy, navier_stokes
-from repro.papers.operator_ext.layers import InputOutputInterpolation, InterpConv2d, Resolution, UNet, ViT
+from repro.papers.operator_ext.layers import (
+    InputOutputInterpolation,
+    InterpConv2d,
+    InterpConvTranspose2d,
+    Resolution,
+    UNet,
+    ViT,
+    coordinates,
+    grid_scale,
+    resample,
+)
 from repro.papers.operator_ext.task import absolute_l2, relative_l2
 
 
@@ -148,3 +159,70 @@ def test_navier_stokes_reader(tmp_path: Path) -> None:
     cfg.train = 10
     with pytest.raises(DataUnavailableError, match="fewer than"):
         navier_stokes(cfg, tmp_path, "cpu")
+
+
+@pytest.mark.parametrize("kind,points,base", [("nodes", 65, 33), ("nodes", 17, 33), ("nodes", 50, 33),
+                                              ("periodic", 128, 64), ("periodic", 96, 64)])
+def test_grid_scale_is_the_ratio_of_spacings_of_the_physical_coordinates(kind: str, points: int, base: int) -> None:
+    """Node grids: numpy.linspace(0, 1, n) (both ends); periodic grids: n cells, numpy.linspace(0, 1, n,
+    endpoint=False). The scale is h_base / h."""
+    axis = {"nodes": lambda n: np.linspace(0, 1, n), "periodic": lambda n: np.linspace(0, 1, n, endpoint=False)}[kind]
+    for n in (points, base):
+        xy = coordinates(2, n, kind, "cpu").double().numpy()
+        x, y = np.meshgrid(axis(n), axis(n), indexing="ij")
+        assert np.allclose(xy[1, 0], x, atol=1e-6) and np.allclose(xy[1, 1], y, atol=1e-6)
+    h, h_base = np.diff(axis(points))[0], np.diff(axis(base))[0]
+    assert grid_scale(points, base, kind) == pytest.approx(h_base / h)
+
+
+def test_resampled_kernel_is_the_kernel_function_on_finer_taps_over_the_area_ratio() -> None:
+    """A kernel that is a bilinear function f of the physical offset on [-1, 1]^2 is resampled exactly by
+    bilinear interpolation through its end taps: at scale 2 the 9 x 9 kernel is f on numpy.linspace(-1, 1, 9)
+    divided by the ratio of tap counts 81 / 25 (the quadrature weight h^2 shrinks by that much)."""
+    f = lambda u, v: 1 + 2 * u - 3 * v + u * v  # noqa: E731
+    resolution = Resolution(base=33, kind="nodes")
+    conv = InterpConv2d(resolution, 1, 1, 5, padding=2, bias=False).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(f(*np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-1, 1, 5),
+                                                          indexing="ij"))))
+    resolution.set(65)
+    expected = f(*np.meshgrid(np.linspace(-1, 1, 9), np.linspace(-1, 1, 9), indexing="ij")) * 25 / 81
+    assert np.allclose(conv.resampled()[0].detach().numpy()[0, 0], expected, atol=1e-12)
+
+
+def test_node_grid_resampling_is_exact_for_bilinear_fields() -> None:
+    f = lambda x, y: 1 + x + 2 * y + x * y  # noqa: E731
+    coarse = torch.from_numpy(f(*np.meshgrid(np.linspace(0, 1, 17), np.linspace(0, 1, 17), indexing="ij")))
+    fine = f(*np.meshgrid(np.linspace(0, 1, 33), np.linspace(0, 1, 33), indexing="ij"))
+    assert np.allclose(resample(coarse[None, None], 33, "nodes").numpy()[0, 0], fine, atol=1e-12)
+
+
+def test_transposed_convolution_runs_at_its_training_grid_and_resamples_back() -> None:
+    """A 17-node input at scale 2 is the bilinear refinement of a 9-node field: the wrapped layer must apply
+    the pixel transposed convolution to that 9-node field (17 nodes out) and refine its output to 33 nodes."""
+    torch.manual_seed(0)
+    resolution = Resolution(base=33, kind="nodes")
+    layer = InterpConvTranspose2d(resolution, 2, 3, 3, stride=2, padding=1).double()
+    coarse = torch.randn(1, 2, 9, 9, dtype=torch.float64)
+    fine = F.interpolate(coarse, size=(17, 17), mode="bilinear", align_corners=True)
+    resolution.set(65)
+    with torch.no_grad():
+        expected = F.interpolate(F.conv_transpose2d(coarse, layer.weight, layer.bias, stride=2, padding=1),
+                                 size=(33, 33), mode="bilinear", align_corners=True)
+        assert torch.allclose(layer(fine), expected, atol=1e-12)
+
+
+def test_vit_decoder_puts_each_token_on_its_own_patch() -> None:
+    """Without the encoder, output pixel (i, j) is entry (i mod p) p + (j mod p) of the decoded token of patch
+    (i // p, j // p)."""
+    torch.manual_seed(0)
+    patch, points = 4, 10
+    model = ViT(patch, 8, 1, 2, 16, "nodes").double()
+    model.encoder = torch.nn.Identity()
+    a = torch.randn(1, points, points, dtype=torch.float64)
+    with torch.no_grad():
+        x = F.pad(torch.cat([a[:, None], coordinates(1, points, "nodes", "cpu").double()], 1), (0, 2, 0, 2))
+        tokens = model.decode(model.embed(x)[0].permute(1, 2, 0)).numpy()
+        out = model(a)[0].numpy()
+    for i, j in np.ndindex(points, points):
+        assert out[i, j] == pytest.approx(tokens[i // patch, j // patch, (i % patch) * patch + j % patch], abs=1e-12)
