@@ -23,7 +23,14 @@ from repro.papers.lie_decomp.groups import (
     traceless,
 )
 from repro.papers.lie_decomp.groups import polar as our_polar
-from repro.papers.lie_decomp.models import build_model
+from repro.papers.lie_decomp.models import (
+    GroupConv,
+    GroupLayerConfig,
+    LiftingConv,
+    SineLayer,
+    build_model,
+    layer_norm_3d,
+)
 
 SMALL_MODEL = {"width": 3, "samples": 4, "kernel_size": 5, "siren_hidden": 8, "siren_layers": 2, "siren_w0": 10.0,
                "siren_first_w0": 10.0, "spd_variance": 0.1, "rotation_bound": 1.0, "head_hidden": 8,
@@ -221,3 +228,96 @@ def test_affnist_reader_reads_the_dry_files_and_rejects_bad_labels(tmp_path) -> 
         assert "0..9" in str(error)
     else:
         raise AssertionError("a label of 12 was accepted")
+
+
+def test_chart_bases_are_orthonormal_in_the_trace_metric() -> None:
+    for group, dim in (("sl2", 2), ("gl2", 3)):
+        basis = symmetric_from_coordinates(torch.eye(dim, dtype=torch.float64), group)
+        gram = torch.einsum("aij,bij->ab", basis, basis)  # <X, Y> = tr(X^T Y)
+        assert torch.allclose(gram, torch.eye(dim, dtype=torch.float64), atol=1e-15), group
+
+
+# R maps centred pixel coordinates (x, y) = (column, row) to (y, -x): torch.rot90(image, 1, (-2, -1)) sends the
+# pixel at u to R u, so the turned image is I(R^-1 u).
+QUARTER = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+
+
+def test_lifting_and_group_convolution_commute_with_quarter_turns_on_sl2_and_gl2() -> None:
+    """With the group samples moved along, f(g, x) = sum_y k(g^-1 (y - x)) I(y) gives
+    lift(I o R^-1, samples g) = lift(I, samples R^-1 g) o R^-1, and the group convolution (kernel read at
+    (g_out^-1 offsets, xi^-1(g_out^-1 g_in))) gives conv(f o R^-1, R g_in, R g_out) = conv(f, g_in, g_out) o R^-1,
+    exactly: the quarter turn maps the pixel grid and the 5 x 5 offsets onto themselves."""
+    torch.manual_seed(10)
+    for group in ("sl2", "gl2"):
+        model = build_model(group, SMALL_MODEL).eval()
+        g, g_inverse = sample_pair(group, 3, 0.3, 0.5)
+        image = torch.randn(1, 1, 14, 14)
+        with torch.no_grad():
+            lifted = model.stem(image, g_inverse @ QUARTER)
+            turned = model.stem(torch.rot90(image, 1, (2, 3)), g_inverse)
+            assert torch.allclose(turned, torch.rot90(lifted, 1, (3, 4)), atol=1e-5), group
+            features = torch.randn(1, 3, 3, 10, 10)
+            g_out, g_out_inverse = sample_pair(group, 3, 0.3, 0.5)
+            conv = model.block_conv1(features, g, g_out_inverse)
+            conv_turned = model.block_conv1(torch.rot90(features, 1, (3, 4)), QUARTER @ g,
+                                            g_out_inverse @ QUARTER.T)
+            assert torch.allclose(conv_turned, torch.rot90(conv, 1, (3, 4)), atol=1e-5), group
+
+
+class ConstantKernel(torch.nn.Module):
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        return torch.ones(*points.shape[:-1], 1, dtype=points.dtype)
+
+
+def test_gl2_layers_carry_the_haar_factors_and_the_soft_disc() -> None:
+    """With the kernel k = 1 and a unit impulse, GL+(2) at g = 2 I: the lift returns |det g^-1| m(g^-1 u) and the
+    group convolution (g_in = g_out = 2 I, so xi^-1(g_out^-1 g_in) = 0) m(g_out^-1 u) / |det g_in|, with the soft
+    disc m(p) = sigmoid(2 (1 - |p|)) over the 5 x 5 offsets u at pixel centres of [-1, 1]^2."""
+    spec = GroupLayerConfig("gl2", 5, 8, 2, 10.0, 10.0)
+    lift, conv = LiftingConv(spec, 1, 1), GroupConv(spec, 1, 1, padding=0)
+    lift.kernel = conv.kernel = ConstantKernel()
+    centres = np.array([-0.8, -0.4, 0.0, 0.4, 0.8])
+    radius = np.hypot(*np.meshgrid(centres, centres))
+    disc = 1 / (1 + np.exp(-2 * (1 - 0.5 * radius)))
+    impulse = torch.zeros(1, 1, 9, 9)
+    impulse[..., 4, 4] = 1.0
+    half, double = 0.5 * torch.eye(2)[None], 2 * torch.eye(2)[None]
+    with torch.no_grad():
+        lifted = lift(impulse, half)[0, 0, 0].numpy()
+        convolved = conv(impulse[:, :, None], double, half)[0, 0, 0].numpy()
+    assert np.allclose(lifted, 0.25 * disc, atol=1e-6)
+    assert np.allclose(convolved, disc / 4, atol=1e-6)
+
+
+def test_layernorm3d_normalises_over_channels_samples_and_space() -> None:
+    x = torch.randn(2, 3, 4, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    a = x.numpy()
+    mean, var = a.mean(axis=(1, 2, 3, 4), keepdims=True), a.var(axis=(1, 2, 3, 4), keepdims=True)
+    assert np.allclose(layer_norm_3d(x).numpy(), (a - mean) / np.sqrt(var + 1e-5), atol=1e-10)
+
+
+def test_siren_layers_are_sines_of_w0_times_affine_maps_with_siren_initialisation() -> None:
+    torch.manual_seed(12)
+    first, hidden = SineLayer(20, 400, 10.0, first=True), SineLayer(20, 400, 10.0, first=False)
+    for layer, bound in ((first, 1 / 20), (hidden, math.sqrt(6 / 20) / 10.0)):
+        weight = layer.linear.weight.detach().numpy()
+        assert weight.max() <= bound and weight.min() >= -bound and np.abs(weight).max() > 0.98 * bound
+    assert torch.equal(hidden.linear.bias, torch.zeros(400))
+    x = torch.randn(3, 20)
+    w, b = first.linear.weight.detach().numpy(), first.linear.bias.detach().numpy()
+    assert np.allclose(first(x).detach().numpy(), np.sin(10.0 * (x.numpy() @ w.T + b)), atol=1e-5)
+
+
+def test_random_warp_linear_part_is_rotation_shear_scale_in_that_order() -> None:
+    images = torch.zeros(6, 1, 24, 24)
+    images[:, :, 8:16, 8:16] = 1.0
+    ranges = {"rotation_deg": 20.0, "shear": 0.2, "scale": [0.8, 1.2], "translation": 4.0}
+    matrices = random_warps(images, ranges, 0.0, torch.Generator().manual_seed(13))
+    draws = torch.Generator().manual_seed(13)  # the same uniform draws, in the order theta, s, (sx, sy)
+    theta = (-1 + 2 * torch.rand(6, generator=draws).double().numpy()) * math.radians(20.0)
+    shear = -0.2 + 0.4 * torch.rand(6, generator=draws).double().numpy()
+    scales = 0.8 + 0.4 * torch.rand(6, 2, generator=draws).double().numpy()
+    for m, t, s, (sx, sy) in zip(matrices.numpy(), theta, shear, scales):
+        expected = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ np.array([[1, s], [0, 1]]) @ \
+            np.diag([sx, sy])
+        assert np.allclose(m[:2, :2], expected, atol=1e-6) and np.allclose(m[2], [0, 0, 1])
