@@ -1,6 +1,7 @@
 """pac_invariant: the closed-form environment covariance against simulation (numpy.cov), DAG validity
 (networkx), exact invariance of the causal predictor (sklearn OLS per environment), the invariance residual's
-zero set, and the learners' optimality/feasibility."""
+zero set, the learners' optimality/feasibility (the invariant learner against a brute-force grid), the generator's
+laws (degrees, weight ranges, target, sites, intervention ranges) and the evaluation metrics on closed forms."""
 
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sklearn.linear_model import LinearRegression
 
 from repro.papers.pac_invariant.learn import invariant_learner, pooled_erm, residuals, risks
 from repro.papers.pac_invariant.sem import LinearSEM, random_sem
-from repro.papers.pac_invariant.task import causal_predictor
+from repro.papers.pac_invariant.task import causal_predictor, evaluate
 
 
 def write_dry_data(data_dir: Path) -> None:
@@ -105,3 +106,64 @@ def test_learners(sem: LinearSEM) -> None:
     w = invariant_learner(sxx, sxy, syy, 0.05, [causal, erm, (causal + erm) / 2])
     assert np.abs(residuals(w, sxx, sxy)).max() <= 0.05 + 1e-7
     assert risks(erm, sxx, sxy, syy).mean() <= risks(w, sxx, sxy, syy).mean() <= risks(causal, sxx, sxy, syy).mean()
+
+
+def test_generator_laws_over_many_draws() -> None:
+    """Edge magnitudes in [0.5, 1.5], Y = node floor(d/2) (even d too), Y never a site, one site a child of Y."""
+    magnitudes = []
+    for seed in range(40):
+        d = 6 + seed % 3
+        sem = random_sem(d, 2, 3, np.random.default_rng(100 + seed))
+        edges = np.abs(sem.weights[sem.weights != 0])
+        assert edges.min() >= 0.5 and edges.max() <= 1.5
+        assert sem.target == d // 2
+        assert sem.target not in sem.sites and len(set(sem.sites)) == 3
+        assert any(sem.weights[s, sem.target] != 0 for s in sem.sites)
+        magnitudes.append(edges)
+    magnitudes = np.concatenate(magnitudes)
+    assert magnitudes.min() < 0.6 and magnitudes.max() > 1.4   # U([0.5, 1.5]) magnitudes fill the interval
+
+
+def test_intervention_parameters_fill_their_ranges(sem: LinearSEM) -> None:
+    """New incoming weights ~ U[-2, 2] and noise std log-uniform on [0.5, 2]: log variance ~ U[log 1/4, log 4]."""
+    environments = sem.sample_interventions(800, np.random.default_rng(8))
+    site = next(s for s in sem.sites if len(sem.parents(s)))
+    weights = np.array([b[site, sem.parents(site)] for b, _ in environments]).ravel()
+    assert weights.min() < -1.9 and weights.max() > 1.9 and np.abs(weights).max() <= 2
+    log_variance = np.log([v[site] for _, v in environments])
+    assert log_variance.min() < np.log(0.3) and log_variance.max() > np.log(3.5)
+    assert log_variance.mean() == pytest.approx(0.0, abs=0.1)
+    assert log_variance.std() == pytest.approx(2 * np.log(4) / np.sqrt(12), rel=0.05)
+
+
+def test_evaluate_counts_both_signs_and_takes_the_worst_risk() -> None:
+    """One covariate, Sigma_XX = s, Sigma_XY = c, w = 1: g = s - c and R = Sigma_YY - 2 c + s, per environment."""
+    sxx = np.array([1.0, 1.0, 1.0, 1.0])[:, None, None]
+    sxy = np.array([[1.0], [0.9], [1.3], [0.95]])
+    syy = np.array([2.0, 2.0, 5.0, 2.0])
+    scores = evaluate(np.array([1.0]), (sxx, sxy, syy), 0.08)
+    assert scores["violation_rate"] == 0.5                     # |g| = 0, 0.1, 0.3, 0.05 against eps = 0.08
+    assert scores["violation_rate_2eps"] == 0.25
+    assert scores["max_abs_residual"] == pytest.approx(0.3)
+    risk = syy - 2 * sxy[:, 0] + 1
+    assert scores["ood_risk_worst"] == pytest.approx(risk.max())
+    assert scores["ood_risk_mean"] == pytest.approx(risk.mean())
+
+
+def test_invariant_learner_matches_a_brute_force_grid() -> None:
+    """Two covariates: the learner's risk is the lowest over every eps-invariant point of a fine grid of w (the
+    grid's best feasible point bounds the constrained minimum from above), and it is eps-invariant itself."""
+    sem = random_sem(3, 2, 1, np.random.default_rng(3))
+    sxx, sxy, syy = sem.covariances(sem.sample_interventions(6, np.random.default_rng(4)))
+    erm = pooled_erm(sxx, sxy)
+    w = invariant_learner(sxx, sxy, syy, 0.05, [np.zeros(2), erm, erm / 2])   # w = 0 is exactly invariant
+    axis = np.linspace(-2, 2, 801)
+    w1, w2 = (a.ravel()[:, None] for a in np.meshgrid(axis, axis))
+    quadratic = w1**2 * sxx[:, 0, 0] + 2 * w1 * w2 * sxx[:, 0, 1] + w2**2 * sxx[:, 1, 1]
+    g = quadratic - w1 * sxy[:, 0] - w2 * sxy[:, 1]
+    risk = np.mean(syy - 2 * (w1 * sxy[:, 0] + w2 * sxy[:, 1]) + quadratic, axis=1)
+    grid_best = risk[np.abs(g).max(axis=1) <= 0.05].min()
+    assert np.abs(residuals(erm, sxx, sxy)).max() > 0.05      # the constraint binds: pooled ERM is not invariant
+    learned = risks(w, sxx, sxy, syy).mean()
+    assert np.abs(residuals(w, sxx, sxy)).max() <= 0.05 + 1e-7
+    assert grid_best - 0.01 <= learned <= grid_best + 1e-6
