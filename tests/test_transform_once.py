@@ -17,6 +17,7 @@ from repro.papers.transform_once.models import (
     SpectralConv1d,
     SpectralConv2d,
     T1_1d,
+    T1_2d,
     dct,
     dct2,
     fno_spectral_scale,
@@ -30,6 +31,7 @@ from repro.papers.transform_once.pde import (
     darcy_coefficients,
     darcy_solve,
 )
+from repro.papers.transform_once.task import relative_l2
 
 
 @pytest.mark.parametrize("n", [7, 16, 128])
@@ -194,3 +196,77 @@ def test_navier_stokes_reader(tmp_path: Path) -> None:
         navier_stokes(cfg, tmp_path, "cpu")
     with pytest.raises(DataUnavailableError, match=NS_FILE):
         navier_stokes(cfg, tmp_path / "missing", "cpu")
+
+
+def test_burgers_solver_matches_the_cole_hopf_solution() -> None:
+    """Cole-Hopf: u = -2 nu phi_x / phi solves u_t + u u_x = nu u_xx when phi_t = nu phi_xx. With
+    phi = 2 + cos(2 pi x) exp(-4 pi^2 nu t), u = 4 pi nu sin(2 pi x) e / (2 + cos(2 pi x) e), e = exp(-4 pi^2 nu t)."""
+    nu, points = 0.1, 256
+    x = np.arange(points) / points
+
+    def exact(t: float) -> np.ndarray:
+        e = math.exp(-4 * math.pi ** 2 * nu * t)
+        return 4 * math.pi * nu * np.sin(2 * math.pi * x) * e / (2 + np.cos(2 * math.pi * x) * e)
+
+    path = burgers_solve(exact(0.0)[None], nu, 0.2, 1e-3, snapshots=2)
+    assert abs(path[0, 0] - exact(0.1)).max() < 1e-8 * abs(exact(0.1)).max()
+    assert abs(path[1, 0] - exact(0.2)).max() < 1e-8 * abs(exact(0.2)).max()
+
+
+def test_t1_layer_is_the_residual_of_mode_mixing_after_channel_mixing() -> None:
+    """One T1 layer against explicit sums:
+    out[b, c, y] = z[b, c, y] + sum_x S[x, y, c] gelu(sum_i z[b, i, x] C[i, c, x])."""
+    torch.manual_seed(0)
+    layer = T1_1d(width=3, modes=5, layers=1, points=16).layers[0].double()
+    z = torch.randn(2, 3, 5, dtype=torch.float64)
+    C, S = layer.channel_mixing.detach().numpy(), layer.mode_mixing.detach().numpy()
+    zn = z.numpy()
+    mixed = np.zeros((2, 3, 5))
+    for b, c, x in np.ndindex(2, 3, 5):
+        mixed[b, c, x] = sum(zn[b, i, x] * C[i, c, x] for i in range(3))
+    mixed = F.gelu(torch.from_numpy(mixed)).numpy()
+    expected = zn.copy()
+    for b, c, y in np.ndindex(2, 3, 5):
+        expected[b, c, y] += sum(S[x, y, c] * mixed[b, c, x] for x in range(5))
+    assert np.allclose(layer(z).detach().numpy(), expected, atol=1e-12)
+
+
+def test_t1_keeps_the_lowest_dct_modes_and_inverts_once() -> None:
+    """With zero channel mixing every layer is the identity (gelu(0) = 0), so the last hidden state is the m
+    lowest modes (0..m-1) of scipy's orthonormal DCT of the lift, and the output is scipy's inverse DCT of the
+    head's output placed on those modes with zeros above."""
+    torch.manual_seed(0)
+    points, modes = 32, 6
+    model = T1_1d(width=4, modes=modes, layers=2, points=points).double()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.channel_mixing.zero_()
+        model.head.first.normal_()
+        model.head.second.normal_()
+        a = torch.randn(3, points, dtype=torch.float64)
+        lifted = model.hidden(a)[0].numpy()
+        kept = scipy.fft.dct(lifted, type=2, norm="ortho")[..., :modes]
+        assert np.allclose(model.hidden(a)[-1].numpy(), kept, atol=1e-12)
+        head = model.head(torch.from_numpy(kept)).numpy()
+        spectrum = np.concatenate([head, np.zeros((3, points - modes))], axis=-1)
+        assert np.allclose(model(a).numpy(), scipy.fft.idct(spectrum, type=2, norm="ortho"), atol=1e-12)
+
+
+def test_2d_vp_scale_preserves_variance() -> None:
+    """The 2D T1 layer's channel mixing at the VP scale: white N(0, 1) input through dct2, keep m x m modes,
+    mix channels, inverse: output variance 1 (Monte Carlo; the weight draw adds about 2% spread, tolerance 10%)."""
+    generator = torch.Generator().manual_seed(0)
+    width, points, modes = 8, 16, 8
+    torch.manual_seed(0)
+    weights = T1_2d(width, modes, 1, points).layers[0].channel_mixing.detach().double()
+    x = torch.randn(150, width, points, points, generator=generator, dtype=torch.float64)
+    kept = torch.einsum("bixy,ioxy->boxy", dct2(x)[..., :modes, :modes], weights)
+    assert float(idct2(F.pad(kept, (0, points - modes, 0, points - modes))).var()) == pytest.approx(1.0, rel=0.1)
+
+
+def test_relative_l2_is_per_sample_over_the_grid() -> None:
+    rng = np.random.default_rng(0)
+    prediction, target = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 3, 5))
+    expected = [np.linalg.norm(p - t) / np.linalg.norm(t) for p, t in zip(prediction, target)]
+    got = relative_l2(torch.from_numpy(prediction), torch.from_numpy(target))
+    assert np.allclose(got.numpy(), expected, atol=1e-12)
