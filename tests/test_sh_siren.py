@@ -19,7 +19,7 @@ from repro.papers.sh_siren.data import (
     uniform_sphere,
 )
 from repro.papers.sh_siren.encodings import encode, real_spherical_harmonics
-from repro.papers.sh_siren.models import Siren
+from repro.papers.sh_siren.models import FCNet, Siren
 
 
 def write_dry_data(data_dir: Path) -> None:
@@ -124,3 +124,51 @@ def test_siren_initialisation_ranges() -> None:
     assert first.linear.weight.abs().max() <= 1 / 225
     assert second.linear.weight.abs().max() <= math.sqrt(6 / 128)
     assert second.linear.weight.abs().max() > 0.9 * math.sqrt(6 / 128)
+
+
+def test_bandlimited_coefficients_have_variance_one_over_l_plus_one_squared() -> None:
+    """a_lm ~ N(0, (l + 1)^-2): the sample variance per degree over 400 draws of the 16^2 coefficients."""
+    draws = np.stack([bandlimited_coefficients(15, seed) for seed in range(400)])
+    for degree in (1, 5, 15):
+        block = draws[:, degree * degree:(degree + 1) ** 2]
+        assert block.var() == pytest.approx((degree + 1) ** -2.0, rel=0.15)
+
+
+def test_spherec_at_one_radian_scale_is_the_unit_vector() -> None:
+    """With the scale 180 / pi degrees (frequency 1 per radian), sphereC's three features are the point's
+    Cartesian coordinates (z, x, y) = (sin lat, cos lat cos lon, cos lat sin lon), each kept twice."""
+    points = uniform_sphere(20, seed=5)
+    features = encode(torch.from_numpy(points), "spherec", frequency_num=2, min_radius=180 / math.pi,
+                      max_radius=360.0).numpy()
+    lon, lat = np.radians(points[:, 0]), np.radians(points[:, 1])
+    unit = np.stack([np.sin(lat), np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon)], 1)
+    np.testing.assert_allclose(features[:, 0:6:2], unit, atol=1e-6)
+    np.testing.assert_allclose(features[:, 1:6:2], unit, atol=1e-6)
+
+
+def test_siren_forward_is_sin_of_w0_times_the_affine_map() -> None:
+    """Siren (lucidrains): h1 = sin(30 (W1 x + b1)), h2 = sin(1 (W2 h1 + b2)), out = W3 h2 + b3."""
+    torch.manual_seed(0)
+    net = Siren(dim_in=5, hidden=7, dim_out=3, layers=2).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    W = [(layer.linear.weight.detach().numpy(), layer.linear.bias.detach().numpy())
+         for layer in (*net.hidden, net.out)]
+    h = np.sin(30 * (x.numpy() @ W[0][0].T + W[0][1]))
+    h = np.sin(h @ W[1][0].T + W[1][1])
+    np.testing.assert_allclose(net(x).detach().numpy(), h @ W[2][0].T + W[2][1], atol=1e-12)
+
+
+def test_fcnet_is_residual() -> None:
+    """FCNet (Mac Aodha et al. 2019) in eval mode: h0 = relu(A x), h_{k+1} = h_k + relu(B_k relu(C_k h_k)),
+    out = E h4 (no bias)."""
+    torch.manual_seed(0)
+    net = FCNet(dim_in=4, hidden=6, dim_out=3).double().eval()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    first = net.features[0]
+    h = relu(x.numpy() @ first.weight.detach().numpy().T + first.bias.detach().numpy())
+    for block in net.features[2:]:
+        inner, outer = block.block[0], block.block[3]
+        g = relu(h @ inner.weight.detach().numpy().T + inner.bias.detach().numpy())
+        h = h + relu(g @ outer.weight.detach().numpy().T + outer.bias.detach().numpy())
+    np.testing.assert_allclose(net(x).detach().numpy(), h @ net.out.weight.detach().numpy().T, atol=1e-12)
