@@ -12,13 +12,16 @@ from kan.spline import B_batch
 from torch.utils.flop_counter import FlopCounterMode
 
 from repro.core.errors import DataUnavailableError
-from repro.papers.afkan.data import load_idx_dataset
+from repro.papers.afkan.data import digits_splits, load_idx_dataset
 from repro.papers.afkan.models import (
     AFKAN,
+    FUNCTION_TYPES,
     MLP,
     AFKANLayer,
     BSplineKAN,
+    BSplineKANLayer,
     FastKAN,
+    FastKANLayer,
     ReLUKAN,
     ReLUKANLayer,
     bspline_basis,
@@ -27,6 +30,7 @@ from repro.papers.afkan.models import (
     matmul_flops,
     used_parameters,
 )
+from repro.papers.afkan.task import exponential_decay
 from tests.helpers import write_idx
 
 WIDTH = [64, 32, 10]
@@ -163,3 +167,114 @@ def test_idx_loader_reads_and_validates(tmp_path: Path) -> None:
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
     with pytest.raises(DataUnavailableError, match="not a readable gzip"):
         load_idx_dataset(tmp_path, "mnist", validation=10, seed=0)
+
+
+def test_function_types_match_the_papers_formulas() -> None:
+    x1, x2 = torch.rand(2, 40, dtype=torch.float64) * 3 - 1
+    formulas = {"quad1": (x1 * x2) ** 2, "quad2": x1 * x2 + x1 * x1 + x2 * x2, "sum": x1 + x2, "prod": x1 * x2,
+                "sum_prod": x1 + x2 + x1 * x2, "cubic1": (x1 + x2) * (x1 * x1 + x2 * x2), "cubic2": (x1 * x2) ** 3}
+    assert set(formulas) == set(FUNCTION_TYPES)
+    for name, expected in formulas.items():
+        assert torch.allclose(FUNCTION_TYPES[name](x1, x2), expected), name
+
+
+def test_l2mm_against_numpy() -> None:
+    features = np.random.default_rng(1).uniform(2.0, 5.0, (6, 4, 3))    # the minimum is far from 0
+    scaled = features / np.sqrt((features ** 2).sum())
+    expected = (scaled - scaled.min()) / (scaled.max() - scaled.min())
+    assert np.allclose(l2_min_max(torch.tensor(features)).numpy(), expected, atol=1e-12)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("tau", [0.4, 3.0])
+def test_af_kan_layer_forward_against_numpy(tau: float) -> None:
+    """The whole layer written from its equations in numpy: SiLU quad1 basis, L2MM over the batch tensor, softmax
+    over the D inputs of score / max(tau, 1), sum over the G + k functions, LayerNorm over D, W SiLU(.)."""
+    torch.manual_seed(0)
+    grid, order, d_in, d_out = 3, 2, 5, 4
+    layer = AFKANLayer(d_in, d_out, grid, order).double()
+    with torch.no_grad():
+        layer.temperature.fill_(tau)
+        layer.score.weight.normal_(0, 3.0)               # a non-trivial attention
+        layer.norm.weight.uniform_(0.5, 1.5)
+        layer.norm.bias.uniform_(-0.5, 0.5)
+    x = np.random.default_rng(2).uniform(-1.5, 1.5, (7, d_in))
+    a = (np.arange(grid + order) - order) / grid
+    b = a + (order + 1) / grid
+    basis = (silu(x[..., None] - a) * silu(b - x[..., None])) ** 2                       # (B, D, G + k)
+    basis = basis / np.sqrt((basis ** 2).sum())
+    basis = (basis - basis.min()) / (basis.max() - basis.min())
+    score = basis @ layer.score.weight.detach().numpy()[0] + layer.score.bias.detach().numpy()[0]   # (B, D)
+    score = score / max(tau, 1.0)
+    attention = np.exp(score) / np.exp(score).sum(1, keepdims=True)
+    reduced = (basis * attention[..., None]).sum(-1)                                      # (B, D)
+    normed = (reduced - reduced.mean(1, keepdims=True)) / np.sqrt(reduced.var(1, keepdims=True) + 1e-5)
+    normed = normed * layer.norm.weight.detach().numpy() + layer.norm.bias.detach().numpy()
+    expected = silu(normed) @ layer.weight.detach().numpy().T
+    with torch.no_grad():
+        ours = layer(torch.tensor(x)).numpy()
+    assert np.allclose(ours, expected, atol=1e-10)
+
+
+def test_bspline_kan_layer_forward_against_pykan_basis() -> None:
+    torch.manual_seed(0)
+    grid, order = 4, 3
+    layer = BSplineKANLayer(3, 2, grid, order)
+    x = torch.rand(30, 3) * 1.98 - 0.99
+    splines = B_batch(x, layer.knots, k=order).float()                                    # (B, D, G + k)
+    coefficients = layer.spline_weight * layer.spline_scaler.unsqueeze(-1)                 # (O, D, G + k)
+    # y_o = sum_i w_oi silu(x_i) + sum_ij c_oij s_oi B_j(x_i), silu(x) = x sigmoid(x)
+    expected = (x * torch.sigmoid(x)) @ layer.base_weight.T + torch.einsum("bij,oij->bo", splines, coefficients)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), expected, atol=1e-5)
+
+
+def test_fast_kan_layer_forward_against_numpy() -> None:
+    torch.manual_seed(0)
+    layer = FastKANLayer(3, 2, centres=8).double()
+    x = np.random.default_rng(3).normal(size=(9, 3))
+    normed = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    centres = np.linspace(-2, 2, 8)
+    h = 4 / 7                                              # FastKAN's denominator: the spacing of the centres
+    rbf = np.exp(-((normed[..., None] - centres) / h) ** 2).reshape(9, -1)
+    expected = (rbf @ layer.spline.weight.detach().numpy().T + silu(x) @ layer.base.weight.detach().numpy().T
+                + layer.base.bias.detach().numpy())
+    with torch.no_grad():
+        assert np.allclose(layer(torch.tensor(x)).numpy(), expected, atol=1e-10)
+
+
+def test_digits_mapped_to_minus_one_one_and_stratified() -> None:
+    splits = digits_splits((0.6, 0.2, 0.2), seed=0)
+    x = np.concatenate([v[0] for v in splits.values()])
+    y = np.concatenate([v[1] for v in splits.values()])
+    assert x.shape == (1797, 64) and x.min() == -1.0 and x.max() == 1.0     # pixels 0..16 -> x / 8 - 1
+    assert np.allclose(np.sort(np.unique(x)), np.arange(17) / 8 - 1)
+    counts = np.bincount(y)
+    for _, labels in splits.values():
+        assert np.abs(np.bincount(labels, minlength=10) / len(labels) - counts / len(y)).max() < 0.02
+
+
+def test_idx_pixels_mapped_to_minus_one_one(tmp_path: Path) -> None:
+    write_dry_data(tmp_path, train=30, test=5)
+    pixels = np.array([0, 255, 51, 204, 128]).repeat(784).reshape(5, 28, 28)
+    write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz", pixels)
+    x_test = load_idx_dataset(tmp_path, "mnist", validation=10, seed=0)["test"][0]
+    assert np.allclose(x_test[:, 0], [-1.0, 1.0, -0.6, 0.6, 128 / 127.5 - 1])
+
+
+def test_learning_rate_decays_like_exponential_lr_per_epoch() -> None:
+    steps_per_epoch, gamma = 5, 0.8
+    ours = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = exponential_decay(ours, gamma, steps_per_epoch)
+    epochs = torch.optim.lr_scheduler.ExponentialLR(reference, gamma)
+    for step in range(1, 4 * steps_per_epoch + 1):
+        ours.step()
+        schedule.step()
+        if step % steps_per_epoch == 0:
+            reference.step()
+            epochs.step()
+        assert ours.param_groups[0]["lr"] == pytest.approx(reference.param_groups[0]["lr"], rel=1e-12)
