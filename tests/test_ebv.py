@@ -220,3 +220,72 @@ def test_welch_bound_is_math_sqrt_formula() -> None:
     # independent restatement for a few (N, d) with N > d
     for n, d in ((1000, 100), (1000, 500), (81, 80)):
         assert welch_bound(n, d) == pytest.approx(math.sqrt((n - d) / (d * (n - 1))))
+
+
+def _numpy_generator_steps(init: np.ndarray, tau: float, lr: float, steps: int) -> np.ndarray:
+    """The generator written out: w_i <- w_i / |w_i|, then one SGD step on L = sum_{i != j} relu(|w_i.w_j| - tau),
+    whose gradient is dL/dw_i = 2 sum_{j != i} sign(c_ij) [|c_ij| > tau] w_j (each pair appears twice)."""
+    w = init / np.linalg.norm(init, axis=1, keepdims=True)
+    for _ in range(steps):
+        w = w / np.linalg.norm(w, axis=1, keepdims=True)
+        c = w @ w.T
+        np.fill_diagonal(c, 0.0)
+        w = w - lr * 2 * (np.sign(c) * (np.abs(c) > tau)) @ w
+    return w / np.linalg.norm(w, axis=1, keepdims=True)
+
+
+def test_generator_steps_match_numpy_sgd() -> None:
+    n, d, tau, lr, seed = 9, 5, 0.3, 0.05, 7           # Welch bound 0.32 > tau: it never stops early
+    init = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float32).double().numpy()
+    expected = _numpy_generator_steps(init, tau, lr, steps=3)
+    c = expected @ expected.T
+    assert ((np.abs(c) > tau) & ~np.eye(n, dtype=bool)).any() and (np.abs(c) < tau).any()   # both regimes
+    out = _gen(n, d, tau, steps=3, slice_size=4, seed=seed, lr=lr)
+    assert out.steps == 3 and not out.reached
+    assert np.allclose(out.basis.numpy(), expected, atol=2e-5)
+
+
+def test_generator_stops_within_the_tolerance() -> None:
+    """A tau 5e-5 below the initial max |cos| is met within the tolerance 1e-4: no step is taken."""
+    n, d, seed = 10, 6, 2
+    init = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float32).double().numpy()
+    start = _scipy_max_abs_cos(init)
+    out = _gen(n, d, tau=start - 5e-5, steps=10, seed=seed)
+    assert out.reached and out.steps == 0
+    assert out.max_abs_cos == pytest.approx(start, abs=1e-6)
+
+
+def test_heads_normalise_their_class_vectors_against_numpy() -> None:
+    torch.manual_seed(0)
+    basis = torch.randn(6, 4, dtype=torch.float64)
+    scales = torch.tensor([0.2, 1.0, 3.0, 7.0, 0.5, 2.0], dtype=torch.float64)[:, None]
+    f = torch.randn(9, 5, dtype=torch.float64)
+
+    def cosines_over_t(z: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+        return z @ (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).T / 0.07
+
+    ebv = EBVHead(5, basis * scales, temperature=0.07).double()
+    expected = cosines_over_t(ebv.project(f).detach().numpy(), basis.numpy())
+    assert np.allclose(ebv(f).detach().numpy(), expected, atol=1e-10)
+    cosine = CosineHead(5, 6, 0.07).double()
+    with torch.no_grad():
+        cosine.prototypes.mul_(scales)                    # learned prototypes drift off the unit sphere
+    expected = cosines_over_t(cosine.project(f).detach().numpy(), cosine.prototypes.detach().numpy())
+    assert np.allclose(cosine(f).detach().numpy(), expected, atol=1e-10)
+
+
+def test_mixup_is_the_convex_combination_of_images_and_labels() -> None:
+    x = torch.rand(3, 2, 6, 6)
+    y = torch.tensor([0, 1, 3])
+    mixups = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        if np.random.default_rng(seed).random() >= 0.5:    # the batch's first draw picks CutMix: skip it
+            continue
+        mixed, soft = mix_batch(x, y, 4, 0.2, 1.0, rng)
+        lam = float(soft[0, 0])
+        assert torch.allclose(mixed[0], lam * x[0] + (1 - lam) * x[2], atol=1e-6)   # rolled by one: 0 with 2
+        assert float(soft[0, 3]) == pytest.approx(1 - lam, abs=1e-6)
+        mixups += 1
+    assert mixups > 0
