@@ -284,3 +284,56 @@ def test_imagenet_loader_fails_with_the_fix(tmp_path: Path) -> None:
     (tmp_path / "imagenet" / "train" / "n99999999").mkdir()
     with pytest.raises(DataUnavailableError, match="holds no images"):
         imagenet_splits(tmp_path / "imagenet", 32)
+
+
+def test_bn_relu_moving_variance_uses_momentum_one_minus_decay(x) -> None:
+    """The official decay 0.9: moving = 0.9 moving + 0.1 batch variance (PyTorch stores the unbiased one)."""
+    layer = BNReLU(12).double().train()
+    layer(x)
+    n = x.shape[0] * x.shape[2] * x.shape[3]
+    batch = x.numpy().var(axis=(0, 2, 3)) * n / (n - 1)
+    assert np.allclose(layer.norm.running_var.numpy(), 0.9 * 1.0 + 0.1 * batch, atol=1e-12)
+    assert np.allclose(layer.norm.running_mean.numpy(), 0.1 * x.numpy().mean(axis=(0, 2, 3)), atol=1e-12)
+
+
+def test_convolution_init_is_tf_variance_scaling() -> None:
+    """TF1's variance_scaling(fan_in, truncated_normal): variance 1 / fan_in after truncation at 2 std."""
+    from repro.papers.evonorm.models import conv
+
+    torch.manual_seed(0)
+    weight = conv(64, 128, 3, 1).weight.detach().double()
+    assert float(weight.std()) == pytest.approx(1 / np.sqrt(64 * 9), rel=0.02)
+    limit = 2 * np.sqrt(1 / (64 * 9)) / 0.87962566103423978
+    assert float(weight.abs().max()) <= limit + 1e-9
+
+
+def test_identity_shortcut_is_the_raw_block_input() -> None:
+    """v2 block without projection: branch(pre(x)) + x (the identity skips the pre-activation)."""
+    model = PreActResNet("evonorm_s0", 8, [16], [2], [1], 16, "small", "basic", 1, 10)
+    block = model.blocks[1]
+    assert block.shortcut is None
+    z = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        pre = block.pre(z)
+        assert torch.allclose(block(z), block.conv2(block.act1(block.conv1(pre))) + z, atol=1e-6)
+
+
+def test_digits_are_bilinearly_upsampled_with_half_pixel_centres() -> None:
+    """Output pixel i of the 16x16 image samples the 8x8 one at (i + 1/2) / 2 - 1/2 (clamped at the border), the
+    convention of tf.image.resize / PIL; the 8x8 digits are pixel / 16."""
+    from sklearn.datasets import load_digits
+
+    splits = digits_splits(1097, 200, 500, 16, seeds=(11, 12))
+    source = load_digits().images / 16.0
+    position = np.clip((np.arange(16) + 0.5) / 2 - 0.5, 0, 7)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, 7)
+    weight = position - low
+    rows = (1 - weight)[:, None] * source[:, low] + weight[:, None] * source[:, high]
+    expected = (1 - weight) * rows[:, :, low] + weight * rows[:, :, high]
+    images = torch.cat([v[0] for v in splits.values()])[:, 0].double().numpy()
+    # Every split image is one of the 1797 upsampled digits: its nearest oracle image is equal to float32 precision.
+    images = images[:100].reshape(100, -1)
+    expected = expected.reshape(len(expected), -1)
+    nearest = ((images[:, None, :] - expected[None]) ** 2).sum(-1).min(1)
+    assert nearest.max() < 1e-10
