@@ -8,11 +8,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats
+from scipy.ndimage import correlate
 from scipy.ndimage import shift as ndimage_shift
+from sklearn.datasets import load_digits
 
 from repro.core.errors import DataUnavailableError
-from repro.papers.flow_equiv_rnn.data import load_mnist_sprites, pad_to_frame, render, translating_sequences
+from repro.papers.flow_equiv_rnn.data import (
+    digits_sprites,
+    load_mnist_sprites,
+    pad_to_frame,
+    render,
+    translating_sequences,
+)
 from repro.papers.flow_equiv_rnn.models import FlowCell, Seq2SeqFERNN, ShiftConv, shift_index, velocity_set
+from repro.papers.flow_equiv_rnn.task import step_errors
 from tests.helpers import write_idx
 
 
@@ -177,3 +187,76 @@ def test_mnist_loader_reads_and_validates(tmp_path: Path) -> None:
     (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     with pytest.raises(DataUnavailableError, match="not a readable gzip"):
         load_mnist_sprites(tmp_path / "mnist", 0.1, seed=0)
+
+
+def numpy_rollout(model: Seq2SeqFERNN, v_range: int, frames: np.ndarray, pred_len: int) -> np.ndarray:
+    """The paper's recurrence written out with scipy's wrap-around correlation and numpy.roll, one velocity
+    copy at a time: h_t[v] = ReLU(conv_u(u_t) + conv_h(roll(h_{t-1}[v], v))), h_0 = 0; the decoder reads the
+    last input frame, then its own predictions, through max over v and (conv + ReLU) blocks and a last conv."""
+    def conv(x: np.ndarray, w: torch.Tensor) -> np.ndarray:
+        w = w.detach().numpy()
+        return np.stack([sum(correlate(x[c], w[o, c], mode="wrap") for c in range(x.shape[0]))
+                         for o in range(w.shape[0])])
+
+    convs = [m.weight for m in model.decoder if isinstance(m, torch.nn.Conv2d)]
+    velocities = [(vy, vx) for vy in range(-v_range, v_range + 1) for vx in range(-v_range, v_range + 1)]
+    hidden = model.cell.conv_h.weight.shape[0]
+    h = {v: np.zeros((hidden, *frames.shape[1:])) for v in velocities}
+
+    def step(u: np.ndarray) -> dict:
+        drive = conv(u[None], model.cell.conv_u.weight)
+        return {v: np.maximum(drive + conv(np.roll(h[v], v, axis=(1, 2)), model.cell.conv_h.weight), 0)
+                for v in velocities}
+
+    for u in frames:
+        h = step(u)
+    previous, outputs = frames[-1], []
+    for _ in range(pred_len):
+        h = step(previous)
+        x = np.max(np.stack(list(h.values())), axis=0)
+        for w in convs[:-1]:
+            x = np.maximum(conv(x, w), 0)
+        previous = conv(x, convs[-1])[0]
+        outputs.append(previous)
+    return np.stack(outputs)
+
+
+def test_rollout_equals_the_recurrence_written_out_in_numpy() -> None:
+    torch.manual_seed(5)
+    model = Seq2SeqFERNN(v_range=1, hidden=3, decoder_blocks=1).double()
+    frames = np.random.default_rng(5).random((4, 6, 7))
+    with torch.no_grad():
+        ours = model(torch.tensor(frames)[None, :, None], 3)[0, :, 0].numpy()
+    np.testing.assert_allclose(ours, numpy_rollout(model, 1, frames, 3), rtol=0, atol=1e-10)
+
+
+def test_random_velocities_are_uniform_on_the_integer_box() -> None:
+    """One sprite per sequence: its velocity is the unique v in {-3..3}^2 with roll(frame_0, v) = frame_1
+    (numpy.roll); every value of {-2..2}^2 occurs, with frequencies consistent with the uniform law."""
+    bank = torch.tensor(pad_to_frame(np.random.default_rng(6).random((10, 8, 8)), 16), dtype=torch.float64)
+    seqs = translating_sequences(bank, 500, 2, np.random.default_rng(7), v_range=2, digits=1)[:, :, 0].numpy()
+    candidates = [(vy, vx) for vy in range(-3, 4) for vx in range(-3, 4)]
+    matches = np.stack([(np.roll(seqs[:, 0], v, axis=(1, 2)) == seqs[:, 1]).all(axis=(1, 2)) for v in candidates], 1)
+    assert (matches.sum(1) == 1).all()
+    found = [candidates[k] for k in matches.argmax(1)]
+    counts = {v: found.count(v) for v in set(found)}
+    assert set(counts) == {(vy, vx) for vy in range(-2, 3) for vx in range(-2, 3)}
+    assert stats.chisquare(list(counts.values())).pvalue > 1e-3
+
+
+def test_digit_sprites_are_scaled_to_the_unit_interval_and_split_without_sharing() -> None:
+    sprites = digits_sprites(1200, seed=0)
+    assert sprites["train"].shape == (1200, 8, 8) and sprites["test"].shape == (597, 8, 8)
+    everything = np.concatenate([sprites["train"], sprites["test"]])
+    assert everything.min() == 0.0 and everything.max() == 1.0  # sklearn's digits take values 0..16
+    assert np.allclose(np.sort((everything * 16).ravel()), np.sort(load_digits().images.ravel()))
+
+
+def test_step_errors_are_per_pixel_mse_per_predicted_frame() -> None:
+    class Zero(torch.nn.Module):
+        def forward(self, frames: torch.Tensor, pred_len: int) -> torch.Tensor:
+            return frames.new_zeros(frames.shape[0], pred_len, *frames.shape[2:])
+
+    seqs = torch.rand(5, 6, 1, 4, 3, dtype=torch.float64)
+    errors = step_errors(Zero(), seqs, 2, batch_size=2).numpy()
+    np.testing.assert_allclose(errors, (seqs[:, 2:].numpy() ** 2).mean(axis=(2, 3, 4)), atol=1e-15)
