@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import DictConfig
 from scipy.spatial.distance import cdist
 from sklearn.metrics.pairwise import rbf_kernel
 
@@ -30,6 +31,17 @@ from repro.papers.dp_similarity.l1 import (
     make_structure,
 )
 from repro.papers.dp_similarity.task import private_average_classifier, unit_rows
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config `repro <cmd> *overrides` would see, composed from the project's conf/ (not through the package's
+    repro/conf symlink, which scripts/mutate.py's project copies do not carry)."""
+    from hydra import compose, initialize_config_dir
+
+    from repro import ROOT
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
 
 
 def group_vectors(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -165,8 +177,6 @@ def test_bandwidths_come_from_the_public_split(tmp_path: Path, monkeypatch: pyte
     from repro.core.context import RunContext
     from repro.core.units import expand
     from repro.papers.dp_similarity import task
-    from tests.helpers import compose_config
-
     cfg = compose_config(["paper=dp_similarity", "scale=smoke", "paper.classify.dpsgd.epochs=1",
                           "paper.classify.timing_repeats=1", "paper.classify.eps=[2.0]", "paper.kde.features=64",
                           "paper.classify.features=64", "paper.kde.timing_repeats=1"])
@@ -281,3 +291,76 @@ def test_embeddings_not_an_npz(tmp_path: Path) -> None:
     (tmp_path / "emb.npz").write_text("train_x,train_y\n")
     with pytest.raises(DataUnavailableError, match="not a readable .npz"):
         load_embeddings(tmp_path / "emb.npz")
+
+
+@pytest.mark.parametrize("order", [2, 3, 6])
+def test_rdp_of_the_sampled_gaussian_against_numerical_integration(order: int) -> None:
+    """RDP(alpha) = log int mu^alpha / mu_0^(alpha - 1) / (alpha - 1) for mu = (1 - q) N(0, s^2) + q N(1, s^2) and
+    mu_0 = N(0, s^2) (the add/remove case of Mironov, Talwar and Zhang 2019), by scipy.integrate.quad; at
+    alpha = 2 also the closed form log(1 + q^2 (exp(1 / s^2) - 1))."""
+    from scipy import integrate, stats
+
+    q, sigma = 0.05, 1.3
+    base, shifted = stats.norm(0, sigma), stats.norm(1, sigma)
+
+    def integrand(x: float) -> float:
+        mixture = (1 - q) * base.pdf(x) + q * shifted.pdf(x)
+        return base.pdf(x) * (mixture / base.pdf(x)) ** order
+
+    value = integrate.quad(integrand, -30, 30, epsabs=0, epsrel=1e-12, limit=200)[0]
+    assert sampled_gaussian_rdp(q, sigma, order) == pytest.approx(np.log(value) / (order - 1), rel=1e-8)
+    if order == 2:
+        assert sampled_gaussian_rdp(q, sigma, 2) == pytest.approx(np.log1p(q**2 * np.expm1(1 / sigma**2)), rel=1e-10)
+
+
+def test_rdp_to_dp_conversion_closed_form() -> None:
+    """No subsampling, one step: eps = min_alpha alpha / (2 s^2) + log(1 / delta) / (alpha - 1). With s = 1 and
+    delta = e^-8 the minimiser alpha = 1 + sqrt(2 s^2 log(1 / delta)) = 5 is an integer: eps = 5/2 + 8/4 = 4.5."""
+    assert dpsgd_epsilon(1.0, 1.0, 1, float(np.exp(-8))) == pytest.approx(4.5, rel=1e-12)
+
+
+def test_dpsgd_noise_is_sigma_c_per_step_and_clipping_bounds_each_gradient() -> None:
+    """With all-zero features only the bias row gets gradients, so the feature rows of W are the summed noise:
+    after T full-batch steps (q = 1) their entries have variance T (lr sigma C / B)^2. One example with
+    x~ = (3, 4, 1), two classes and W = 0: p - e_y = (-1/2, 1/2), ||g|| = sqrt(26) / sqrt(2) = sqrt(13), clipped to
+    C = 1, so W = -lr x~ (p - e_y)^T / sqrt(13)."""
+    features, labels = np.zeros((50, 1000)), np.arange(50) % 2
+    weights = train_dpsgd_logreg(features, labels, 2, 2.0, 50, 4, 0.5, 3.0, np.random.default_rng(11))
+    expected = np.sqrt(4) * 0.5 * 2.0 * 3.0 / 50
+    assert weights[:-1].std() == pytest.approx(expected, rel=0.1)
+    single = train_dpsgd_logreg(np.array([[3.0, 4.0]]), np.array([0]), 2, 0.0, 1, 1, 0.1, 1.0,
+                                np.random.default_rng(12))
+    np.testing.assert_allclose(single, -0.1 * np.outer([3.0, 4.0, 1.0], [-0.5, 0.5]) / np.sqrt(13), rtol=1e-12)
+
+
+def test_rff_sensitivity_bounds_the_largest_feature_vector() -> None:
+    """||z(x)||_1 <= sqrt(2 / D) D = sqrt(2 D) because |cos| <= 1, and the bound is attained: with D = 1 feature
+    some x gives |z(x)| = sqrt(2) (a smaller sensitivity would not bound one point's contribution)."""
+    kde = PrivateRFFKDE(1, 1, 1.0, None, np.random.default_rng(13))
+    line = np.linspace(-50, 50, 200_001)[:, None]
+    largest = np.abs(kde.feature_map(line)).sum(1).max()
+    assert largest <= kde.sensitivity * (1 + 1e-12)
+    assert largest == pytest.approx(np.sqrt(2), rel=1e-6)
+
+
+class RecordingLaplace:
+    """An rng stand-in that records the Laplace scales it is asked for and returns zero noise."""
+
+    def __init__(self) -> None:
+        self.scales = []
+
+    def laplace(self, scale: float, size: int | None = None) -> np.ndarray | float:
+        self.scales.append(scale)
+        return np.zeros(size) if size is not None else 0.0
+
+
+def test_private_averages_spend_exactly_eps_per_class() -> None:
+    """Per class, the Laplace mechanism on the sum (l1 sensitivity Delta) and on the count (sensitivity 1) spend
+    Delta / b_sum + 1 / b_count; basic composition within a class, parallel composition over classes: = eps."""
+    private, labels, _, _, _ = digits_split(300, 100, seed=0)
+    rng = RecordingLaplace()
+    private_average_classifier(lambda v: v, 8.0, unit_rows(private), labels, 0.7, 0.25, rng)
+    sums, counts = rng.scales[0::2], rng.scales[1::2]
+    assert len(sums) == len(counts) == 10
+    for b_sum, b_count in zip(sums, counts):
+        assert 8.0 / b_sum + 1 / b_count == pytest.approx(0.7, rel=1e-12)
