@@ -10,7 +10,7 @@ import torch
 from pyriemann.geometry.distance import distance_wasserstein
 from pyriemann.geometry.mean import mean_riemann, mean_wasserstein
 from scipy.io import savemat
-from scipy.linalg import solve_continuous_lyapunov, sqrtm
+from scipy.linalg import expm, solve_continuous_lyapunov, sqrtm
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.spd_bw_norm import spd
@@ -20,7 +20,7 @@ from repro.papers.spd_bw_norm.data import (
     load_mamem_subject,
     region_covariance,
 )
-from repro.papers.spd_bw_norm.models import GBWBN, StiefelAdam, StiefelParameter
+from repro.papers.spd_bw_norm.models import GBWBN, SPDNetBN, StiefelAdam, StiefelParameter
 
 
 def random_spd(rng: np.random.Generator, n: int, count: int, spread: float = 1.0) -> np.ndarray:
@@ -145,6 +145,102 @@ def test_gbwbn_training_output_has_identity_barycenter() -> None:
     assert not torch.allclose(layer.running_mean, torch.eye(5, dtype=torch.float64))
 
 
+def np_power(a: np.ndarray, t: float) -> np.ndarray:
+    """A^t of SPD matrices (batched) by numpy's eigh."""
+    s, u = np.linalg.eigh(a)
+    return (u * s[..., None, :] ** t) @ np.swapaxes(u, -1, -2)
+
+
+def symmetric(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    a = rng.normal(0.0, scale, (n, n))
+    return (a + a.T) / 2
+
+
+def test_gbwbn_scales_the_dispersion_by_shift_squared_over_the_variance() -> None:
+    """With G = M = I, theta = 1: d(I, out_i) = s / sqrt(v + eps) d(mu, X_i), because Log at mu, the transport to I
+    and Exp_I, Log_I at I all preserve BW distances from the base point; v = mean_i d^2(X_i, I) (the official layer's
+    variance). The batch is X_i = P^1/2 E_i P^1/2, E_i near I, P far from I (so every Exp_I stays valid)."""
+    rng = np.random.default_rng(4)
+    p_half = np_power(random_spd(rng, 5, 1, spread=0.8)[0], 0.5)
+    batch = p_half @ random_spd(rng, 5, 10, spread=0.15) @ p_half
+    layer = GBWBN(5, learn_metric=False, power=1.0, momentum=0.1, mean_iterations=200, eps=1e-5)
+    with torch.no_grad():
+        layer.shift.fill_(1.5)
+        out = layer(torch.tensor(batch)).numpy()
+    mu = mean_wasserstein(batch, tol=1e-12, maxiter=500)
+    eye = np.eye(5)
+    v = np.mean([distance_wasserstein(x, eye) ** 2 for x in batch])
+    expected = 1.5 ** 2 / (v + 1e-5) * np.array([distance_wasserstein(x, mu) ** 2 for x in batch])
+    np.testing.assert_allclose([distance_wasserstein(o, eye) ** 2 for o in out], expected, rtol=1e-6)
+
+
+def test_gbwbn_running_statistics_with_a_metric_and_a_power() -> None:
+    """One training pass from running mean I and variance 1 (momentum 0.1): the variance moves to 0.9 + 0.1 v with
+    v = mean_i d^2(Y_i, I) / theta^2, Y_i = M^-1/2 X_i^theta M^-1/2; the mean moves 0.1 of the BW geodesic from I
+    to the batch barycenter mu of the Y_i."""
+    rng = np.random.default_rng(5)
+    s_metric = symmetric(rng, 5, 0.3)
+    layer = GBWBN(5, learn_metric=True, power=0.5, momentum=0.1, mean_iterations=200, eps=1e-5)
+    with torch.no_grad():
+        layer.metric.log.copy_(torch.tensor(s_metric))
+        layer(T)
+    inv_root = expm(-s_metric / 2)
+    y = inv_root @ np_power(BATCH, 0.5) @ inv_root
+    eye = np.eye(5)
+    v = np.mean([distance_wasserstein(x, eye) ** 2 for x in y]) / 0.5 ** 2
+    assert float(layer.running_var) == pytest.approx(0.9 + 0.1 * v, rel=1e-8)
+    mu, running = mean_wasserstein(y, tol=1e-12, maxiter=500), layer.running_mean.numpy()
+    assert distance_wasserstein(eye, running) == pytest.approx(0.1 * distance_wasserstein(eye, mu), rel=1e-6)
+    assert distance_wasserstein(running, mu) == pytest.approx(0.9 * distance_wasserstein(eye, mu), rel=1e-6)
+
+
+def test_gbwbn_is_the_identity_when_its_bias_is_the_running_mean() -> None:
+    """Eval mode, s = 1, running variance 1 - eps and running mean G' = M^-1/2 G^theta M^-1/2: centring at G' and
+    re-biasing at G' cancel (the transports to and from I are inverse), so the layer must return its input; every
+    step of the GBW map (power theta, M^-1/2 congruence, their inverses) has to match for that."""
+    rng = np.random.default_rng(6)
+    s_metric, s_bias, theta = symmetric(rng, 5, 0.3), symmetric(rng, 5, 0.4), 1.5
+    g = expm(s_bias)
+    batch = np_power(g, 0.5) @ random_spd(rng, 5, 6, spread=0.05) @ np_power(g, 0.5)
+    layer = GBWBN(5, learn_metric=True, power=theta, momentum=0.1, mean_iterations=1, eps=1e-5)
+    inv_root = expm(-s_metric / 2)
+    with torch.no_grad():
+        layer.metric.log.copy_(torch.tensor(s_metric))
+        layer.bias.log.copy_(torch.tensor(s_bias))
+        layer.running_mean.copy_(torch.tensor(inv_root @ expm(theta * s_bias) @ inv_root))
+        layer.running_var.fill_(1 - 1e-5)
+        layer.eval()
+        out = layer(torch.tensor(batch)).numpy()
+    np.testing.assert_allclose(out, batch, atol=1e-8)
+
+
+def test_spdnetbn_output_has_the_bias_as_its_karcher_mean() -> None:
+    """Brooks et al.: B^-1/2 X_i B^-1/2 has affine-invariant mean I when B is the batch's Karcher mean, and the
+    congruence by G^1/2 carries it to G (pyriemann's Riemannian mean as the oracle)."""
+    s_bias = symmetric(np.random.default_rng(7), 5, 0.4)
+    layer = SPDNetBN(5, momentum=0.1, mean_iterations=100)
+    with torch.no_grad():
+        layer.bias.log.copy_(torch.tensor(s_bias))
+        out = layer(T).numpy()
+    np.testing.assert_allclose(mean_riemann(out, tol=1e-12, maxiter=500), expm(s_bias), atol=1e-7)
+
+
+def test_stiefel_gradient_is_the_frobenius_projection_onto_the_tangent_space() -> None:
+    """Edelman, Arias & Smith (1998): at W on the Stiefel manifold the tangent space is {xi: W^T xi skew} and its
+    Frobenius-orthogonal complement is {W S: S symmetric}; the projected gradient splits G along the two."""
+    generator = torch.Generator().manual_seed(0)
+    start = torch.linalg.qr(torch.randn(6, 3, dtype=torch.float64, generator=generator))[0]
+    w = StiefelParameter(start.clone())
+    gradient = torch.randn(6, 3, dtype=torch.float64, generator=generator)
+    w.grad = gradient.clone()
+    StiefelAdam([w], lr=0.01).step()
+    xi = w.grad.detach()
+    normal = gradient - xi
+    np.testing.assert_allclose((start.T @ xi + xi.T @ start).numpy(), 0.0, atol=1e-12)
+    np.testing.assert_allclose((start.T @ normal - normal.T @ start).numpy(), 0.0, atol=1e-12)
+    np.testing.assert_allclose((normal - start @ start.T @ normal).numpy(), 0.0, atol=1e-12)
+
+
 def test_stiefel_adam_keeps_orthonormal_columns() -> None:
     w = StiefelParameter(torch.linalg.qr(torch.randn(6, 3, dtype=torch.float64))[0])
     optimizer = StiefelAdam([w], lr=0.1)
@@ -157,7 +253,7 @@ def test_stiefel_adam_keeps_orthonormal_columns() -> None:
 
 @pytest.mark.parametrize("kappa", [1.0, 3.0, 5.0])
 def test_generator_has_the_requested_condition_number(kappa: float) -> None:
-    x, y = ill_conditioned_classes(16, 4, kappa, 10, 0.5, 0.0, 0.0, 100000, 0.0, np.random.default_rng(1),
+    x, y = ill_conditioned_classes(16, 4, kappa, 10, 0.5, 0.0, 0.0, 20000, 0.0, np.random.default_rng(1),
                                    np.random.default_rng(2))
     # Without rotation or jitter, and many draws, the sample covariance approaches the template.
     assert x.shape == (40, 16, 16) and sorted(np.bincount(y)) == [10] * 4
@@ -174,6 +270,14 @@ def test_region_covariance_of_digits() -> None:
     x, y = digits_covariances(1e-4)
     assert x.shape == (1797, 7, 7) and set(y) == set(range(10))
     assert np.linalg.eigvalsh(x).min() >= 1e-4 - 1e-12
+
+
+def test_region_covariance_of_a_transposed_image_swaps_the_x_and_y_features() -> None:
+    """Transposing the image exchanges x with y, |dI/dx| with |dI/dy| and |d2I/dx2| with |d2I/dy2|."""
+    image = np.random.default_rng(8).random((8, 8))
+    swap = [1, 0, 2, 4, 3, 6, 5]
+    np.testing.assert_allclose(region_covariance(image.T, 0.0), region_covariance(image, 0.0)[np.ix_(swap, swap)],
+                               atol=1e-12)
 
 
 def write_mamem_subject(path: Path, trials: int, samples: int, seed: int, labels: np.ndarray | None = None) -> None:
