@@ -15,9 +15,10 @@ from scipy import stats
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.crrelu.activations import CRReLU, make_activation
-from repro.papers.crrelu.data import CIFAR_MEMBERS, cifar10_splits
+from repro.papers.crrelu.data import CIFAR_MEMBERS, cifar10_splits, digits_splits
 from repro.papers.crrelu.entropy import BOUNDED, activation_pair, gaussian_entropy, output_entropy
 from repro.papers.crrelu.models import ViT, parameter_groups
+from repro.papers.crrelu.task import augment, entropy_row, warmup_cosine
 
 
 def test_crrelu_derivative_matches_sympy() -> None:
@@ -152,3 +153,109 @@ def test_cifar_reader_and_validation(tmp_path: Path) -> None:
     (tmp_path / "cifar10" / "cifar-10-binary.tar.gz").write_bytes(b"not an archive")
     with pytest.raises(DataUnavailableError, match="not a readable CIFAR-10"):
         cifar10_splits(tmp_path, validation=5, seed=0)
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_entropy_row_gap_against_sample_estimator(scale: float) -> None:
+    """The WAFBC's output is uniform on [0, 1] (entropy 0), so the gap is H(f(X)) itself, estimated here from
+    samples of f(s Z) with scipy's estimator."""
+    samples = scale * np.random.default_rng(1).standard_normal(200_000)
+    row = entropy_row("sigmoid", scale)
+    estimate = stats.differential_entropy(BOUNDED["sigmoid"][0](samples))
+    assert row["gap_to_wafbc"] == pytest.approx(estimate, abs=2e-2)
+    assert row["gap_to_wafbc"] < 0 and row["entropy"] == pytest.approx(row["gap_to_wafbc"], abs=1e-9)
+    assert entropy_row("wafbc", scale)["gap_to_wafbc"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_patches_match_slicing_of_every_block() -> None:
+    image = torch.randn(2, 3, 8, 8)
+    model = ViT(8, 3, 2, 32, 1, 4, 64, 10, "relu")
+    patches = model.patches(image)
+    for row in range(4):
+        for col in range(4):
+            block = image[:, :, 2 * row:2 * row + 2, 2 * col:2 * col + 2].reshape(2, -1)   # (C, p, p) flattened
+            assert torch.equal(patches[:, 4 * row + col], block)
+
+
+def test_block_matches_torch_pre_norm_encoder_layer() -> None:
+    torch.manual_seed(0)
+    model = vit("gelu")
+    block = model.blocks[0]
+    reference = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu", batch_first=True,
+                                                 norm_first=True)
+    reference.self_attn.load_state_dict(block.attention.state_dict())
+    reference.linear1.load_state_dict(block.mlp.fc1.state_dict())
+    reference.linear2.load_state_dict(block.mlp.fc2.state_dict())
+    reference.norm1.load_state_dict(block.norm1.state_dict())
+    with torch.no_grad():
+        block.norm2.weight.uniform_(0.5, 1.5)       # the two norms differ, so swapping them shows
+        block.norm2.bias.uniform_(-0.5, 0.5)
+    reference.norm2.load_state_dict(block.norm2.state_dict())
+    x = torch.randn(3, 17, 32)
+    with torch.no_grad():
+        assert torch.allclose(block(x), reference(x), atol=1e-5)
+
+
+def test_class_token_output_is_invariant_to_patch_order_without_position_embedding() -> None:
+    """Attention is permutation-equivariant, so without position embeddings the class token (and only it)
+    does not see the order of the patches."""
+    torch.manual_seed(0)
+    model = vit("relu")
+    with torch.no_grad():
+        model.pos_embed.zero_()
+        image = torch.rand(2, 1, 8, 8)
+        swapped = image.clone()
+        swapped[..., 0:2, 0:2], swapped[..., 4:6, 6:8] = image[..., 4:6, 6:8], image[..., 0:2, 0:2]
+        assert torch.allclose(model(image), model(swapped), atol=1e-5)
+        assert not torch.allclose(model.patches(image), model.patches(swapped))
+
+
+def test_warmup_cosine_against_torch_schedulers() -> None:
+    warmup, total = 4, 20
+    ours = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = warmup_cosine(ours, warmup, total)
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    linear = torch.optim.lr_scheduler.LinearLR(reference, 1 / warmup, 1.0, total_iters=warmup - 1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(reference, T_max=total - warmup)
+    sequence = torch.optim.lr_scheduler.SequentialLR(reference, [linear, cosine], milestones=[warmup])
+    for _ in range(total + 1):
+        assert ours.param_groups[0]["lr"] == pytest.approx(reference.param_groups[0]["lr"], abs=1e-12)
+        ours.step()
+        reference.step()
+        schedule.step()
+        sequence.step()
+
+
+def test_augment_is_a_padded_crop_or_its_mirror() -> None:
+    images = torch.rand(32, 3, 6, 6)
+    pad = 2
+    out = augment(images, torch.Generator().manual_seed(0), pad)
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    flipped = 0
+    for i in range(len(images)):
+        crops = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
+        plain = any(torch.equal(out[i], crop) for crop in crops)
+        mirror = any(torch.equal(out[i], crop.flip(-1)) for crop in crops)
+        assert plain != mirror
+        flipped += mirror
+    assert 0 < flipped < len(images)
+
+
+def test_digits_splits_in_unit_range_with_the_requested_sizes() -> None:
+    splits = digits_splits(1097, 200, 500, seed=0)
+    assert {k: v[0].shape for k, v in splits.items()} == {"train": (1097, 1, 8, 8), "val": (200, 1, 8, 8),
+                                                         "test": (500, 1, 8, 8)}
+    pixels = np.concatenate([v[0].ravel() for v in splits.values()])
+    assert pixels.min() == 0.0 and pixels.max() == 1.0
+    assert np.allclose(np.unique(pixels), np.arange(17) / 16)
+
+
+def test_cifar_records_are_channel_major(tmp_path: Path) -> None:
+    """The CIFAR-10 binary format: a label byte, then 1024 red, 1024 green and 1024 blue bytes, rows in order."""
+    cifar_archive(tmp_path / "cifar10" / "cifar-10-binary.tar.gz", train_per_batch=4, test=3, seed=5)
+    with tarfile.open(tmp_path / "cifar10" / "cifar-10-binary.tar.gz") as archive:
+        raw = np.frombuffer(archive.extractfile(CIFAR_MEMBERS["test"][0]).read(), np.uint8).reshape(3, 3073)
+    x_test, y_test = cifar10_splits(tmp_path, validation=5, seed=0)["test"]
+    assert np.array_equal(y_test, raw[:, 0])
+    for channel, row, col in [(0, 0, 1), (1, 5, 7), (2, 31, 0), (2, 3, 30)]:
+        assert x_test[1, channel, row, col] * 255 == pytest.approx(raw[1, 1 + 1024 * channel + 32 * row + col])
