@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorly as tl
+from omegaconf import DictConfig
 from scipy.linalg import expm
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel
@@ -15,7 +16,14 @@ from sklearn.gaussian_process.kernels import Matern as SklearnMatern
 from repro.core.data import sha256
 from repro.core.errors import DataUnavailableError
 from repro.papers.funbat import data as funbat_data
-from repro.papers.funbat.baselines import BinnedTucker, FunctionalTT, TuckerSVI, design_second_moment, ftt_als
+from repro.papers.funbat.baselines import (
+    BinnedTucker,
+    FunctionalTT,
+    TuckerSVI,
+    bin_index,
+    design_second_moment,
+    ftt_als,
+)
 from repro.papers.funbat.data import (
     PAPER_FILES,
     BadDataError,
@@ -28,6 +36,18 @@ from repro.papers.funbat.data import (
 )
 from repro.papers.funbat.model import FunBaT, batched_kron, unfold_core
 from repro.papers.funbat.statespace import Matern, smooth
+from repro.papers.funbat.task import errors
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config `repro <cmd> *overrides` would see, composed from the project's conf/ (not through the package's
+    repro/conf symlink, which scripts/mutate.py's project copies do not carry)."""
+    from hydra import compose, initialize_config_dir
+
+    from repro import ROOT
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
 
 
 def _folds(entries: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -323,8 +343,6 @@ def test_git_blob_id_is_gits(tmp_path: Path) -> None:
 
 
 def test_every_paper_file_is_pinned() -> None:
-    from tests.helpers import compose_config
-
     pins = compose_config(["paper=funbat", "scale=paper"]).paper.data_pins
     assert set(pins) == set(PAPER_FILES)
     for name, pin in pins.items():
@@ -371,3 +389,103 @@ def test_missing_fold_and_empty_fold_list_are_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "empty.npy", {"ndims": [2, 2], "data": []}, allow_pickle=True)
     with pytest.raises(UnsafeDataError, match=r"empty\.npy: the authors' dict has an empty 'data' list"):
         convert(tmp_path / "empty.npy", tmp_path / "empty.npz")
+
+
+def funbat_state(seed: int) -> tuple[FunBaT, np.random.Generator]:
+    """A FunBaT (ranks 2, 2) on 3 observations with hand-set Gaussian posteriors of the factors and the core, no
+    damping: one update then returns exactly the computed messages."""
+    rng = np.random.default_rng(seed)
+    index, y = rng.uniform(0, 1, size=(3, 2)), rng.normal(size=3)
+    model = FunBaT([2, 2], Matern(1.5, 0.2, 1.0), damping=0.0, damping_tau=0.0, damping_core=0.0, b0=0.7)
+    model.fit(index, y, index[:0], 0, rng)
+    for k in range(2):
+        model.means[k] = rng.normal(size=(3, 2))
+        root = rng.normal(size=(3, 2, 2)) / 2
+        model.covs[k] = root @ np.swapaxes(root, 1, 2) + 0.1 * np.eye(2)
+    model.core_mean = rng.normal(size=4)
+    root = rng.normal(size=(4, 4)) / 3
+    model.core_cov = root @ root.T
+    model.tau_b = model.tau_a / 2.5                                       # E[tau] = 2.5
+    return model, rng
+
+
+def sampled_factors(model: FunBaT, k: int, rng: np.random.Generator, draws: int) -> np.ndarray:
+    """Draws (draws, N, R) of u^k at the observations from its Gaussian posterior marginals."""
+    positions = model.train_pos[k]
+    roots = np.linalg.cholesky(model.covs[k][positions])
+    return model.means[k][positions] + np.einsum("nij,snj->sni", roots, rng.normal(size=(draws, len(positions), 2)))
+
+
+def test_funbat_messages_and_updates_against_monte_carlo() -> None:
+    """CEP with independent Gaussian factors and core: the message to u^1 at observation n has precision
+    E[tau] W_(1) E[b b^T] W_(1)^T (b = u^2(i_n2)); the core's precision is E[tau] sum_n E[x_n x_n^T] (x = u^1 kron
+    u^2); the Gamma rate is b0 + (1/2) sum_n E[(y_n - vec(W)^T x_n)^2]; the shape a0 + N / 2. Oracles: Monte Carlo
+    averages over draws of the factors and the core (W_(1) unfolded by numpy's reshape, x by einsum)."""
+    model, rng = funbat_state(13)
+    draws = 60_000
+    u1, u2 = sampled_factors(model, 0, rng, draws), sampled_factors(model, 1, rng, draws)
+    w = model.core_mean.reshape(2, 2)
+    a = np.einsum("rp,snp->snr", w, u2)                                      # W_(1) b for the mean core
+    precision_mc = 2.5 * np.einsum("dnr,dns->nrs", a, a) / draws
+    x = np.einsum("sni,snj->snij", u1, u2).reshape(draws, 3, 4)
+    core_mc = 2.5 * np.einsum("snp,snq->pq", x, x) / draws
+    cores = rng.multivariate_normal(model.core_mean, model.core_cov, size=draws)
+    squared_mc = ((model.y - np.einsum("sp,snp->sn", cores, x)) ** 2).mean(0).sum()
+    assert model.tau_a == pytest.approx(1.0 + 3 / 2)
+    model.update_tau()
+    assert model.tau_b == pytest.approx(0.7 + squared_mc / 2, rel=0.03)
+    model.tau_b = model.tau_a / 2.5
+    model.update_core()
+    np.testing.assert_allclose(model.core_natural[0], core_mc, rtol=0.05, atol=0.05 * np.abs(core_mc).max())
+    model.core_mean = w.ravel()
+    model.update_mode(0)
+    np.testing.assert_allclose(model.messages[0][0], precision_mc, atol=0.05 * np.abs(precision_mc).max())
+
+
+def test_tied_index_values_share_one_state_and_add_their_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two observations at the same index value of mode 0 are one point of the chain; its message is the sum of
+    theirs (the product of the two Gaussian likelihood factors)."""
+    from repro.papers.funbat import model as funbat_model
+
+    rng = np.random.default_rng(14)
+    index = np.array([[0.3, 0.1], [0.3, 0.6], [0.8, 0.4]])
+    model = FunBaT([1, 1], Matern(1.5, 0.2, 1.0), damping=0.0).fit(index, rng.normal(size=3), index[:0], 0, rng)
+    seen = []
+    monkeypatch.setattr(funbat_model, "smooth", lambda grid, lam, eta, kernel: seen.append((grid, lam, eta))
+                        or (np.zeros((len(grid), 1)), np.ones((len(grid), 1, 1))))
+    model.update_mode(0)
+    grid, lam, eta = seen[0]
+    assert len(grid) == 2
+    np.testing.assert_allclose(lam[0], model.messages[0][0][0] + model.messages[0][0][1])
+    np.testing.assert_allclose(eta[0], model.messages[0][1][0] + model.messages[0][1][1])
+
+
+def test_svi_minibatch_step_equals_a_full_step_on_the_repeated_minibatch() -> None:
+    """SVI's noisy natural gradient: a step on minibatch S scaled by N / |S| is the coordinate optimum for the
+    data set made of S repeated N / |S| times (rho = 1)."""
+    import copy
+
+    rng = np.random.default_rng(15)
+    index, y = rng.uniform(0, 1, size=(8, 2)), rng.normal(size=8)
+    model = TuckerSVI([2, 2], 3, 0, 8, 1.0, 0.75, 1.0, 1.0, 0.1).fit(index, y, rng)
+    cells = model.cells(index)
+    scaled, repeated = copy.deepcopy(model), copy.deepcopy(model)
+    scaled.svi_step(cells[:4], y[:4], 2.0, 1.0)
+    repeated.svi_step(np.concatenate([cells[:4], cells[:4]]), np.concatenate([y[:4], y[:4]]), 1.0, 1.0)
+    for k in range(2):
+        for a, b in zip(scaled.rows[k], repeated.rows[k]):
+            np.testing.assert_allclose(a, b, rtol=1e-10)
+    np.testing.assert_allclose(scaled.core_natural[0], repeated.core_natural[0], rtol=1e-10)
+    assert scaled.tau_b == pytest.approx(repeated.tau_b, rel=1e-10)
+
+
+def test_bins_come_from_the_training_range_only() -> None:
+    """Equal-width bins over the TRAINING range [0.2, 0.8] (edges 0.2, 0.4, 0.6, 0.8); test values outside it are
+    clipped into the end bins."""
+    train = np.array([0.2, 0.5, 0.8])
+    np.testing.assert_array_equal(bin_index(train, np.array([0.0, 0.35, 0.45, 0.79, 1.0]), 3), [0, 0, 1, 2, 2])
+
+
+def test_errors_are_rmse_and_mae() -> None:
+    result = errors(np.array([1.0, 2.0, 6.0]), np.zeros(3))
+    assert result["test/rmse"] == pytest.approx(np.sqrt(41 / 3)) and result["test/mae"] == pytest.approx(3.0)
