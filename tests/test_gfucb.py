@@ -1,4 +1,5 @@
-"""gfucb: LinUCB bookkeeping and the multi-head fit against closed forms; the MNIST IDX reader."""
+"""gfucb: LinUCB bookkeeping and the multi-head fit against closed forms, the oracle bandit against a textbook
+LinUCB written with explicit inverses, the feature network against its formula; the MNIST IDX reader."""
 
 import gzip
 import logging
@@ -193,3 +194,74 @@ def test_feature_table_in_chunks_equals_one_pass(monkeypatch) -> None:
     monkeypatch.setattr("repro.papers.gfucb.bandit.FEATURE_CHUNK", 3 * 8 * 7)     # 7 images per chunk
     np.testing.assert_allclose(features_table("independent", net, images, np.zeros(50, int), 10, 3), whole,
                                rtol=1e-6, atol=1e-6)
+
+
+def linucb_reference(labels: np.ndarray, theta: np.ndarray, rounds: int, arms: int, lam: float, beta: float,
+                     noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Textbook LinUCB on one-hot(label) per task (explicit A_i, np.linalg.inv), drawing the offered arms and then
+    the reward noise of every round from rng in that order; returns the per-task cumulative pseudo-regret
+    (against the best offered arm, from the means) after each round."""
+    features = np.eye(10)[labels]
+    means = theta @ features.T
+    tasks = len(theta)
+    a, b = np.stack([lam * np.eye(10)] * tasks), np.zeros((tasks, 10))
+    regret, curve = np.zeros(tasks), []
+    for _ in range(rounds):
+        offered = rng.integers(0, len(labels), (tasks, arms))
+        chosen = np.empty(tasks, dtype=int)
+        for i in range(tasks):
+            inverse, phi = np.linalg.inv(a[i]), features[offered[i]]
+            scores = phi @ inverse @ b[i] + beta * np.sqrt(np.einsum("aj,jk,ak->a", phi, inverse, phi))
+            chosen[i] = offered[i, np.argmax(scores)]
+            regret[i] += means[i, offered[i]].max() - means[i, chosen[i]]
+        rewards = means[np.arange(tasks), chosen] + noise * rng.standard_normal(tasks)
+        for i in range(tasks):
+            a[i] += np.outer(features[chosen[i]], features[chosen[i]])
+            b[i] += features[chosen[i]] * rewards[i]
+        curve.append(regret.mean())
+    return np.array(curve)
+
+
+def test_oracle_play_is_textbook_linucb() -> None:
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 10, 200)
+    theta = make_tasks(3, 10, 10, rng)
+    cfg = OmegaConf.create({"rounds": 60, "arms": 4, "noise": 0.3, "features": 10, "hidden": 8, "refit_every": 20,
+                            "fit_steps": 5, "lr": 0.01, "weight_decay": 0.0, "beta": 0.7, "lam": 2.5})
+    points = list(range(1, 61))
+    curve = play("oracle", np.zeros((200, 4)), labels, theta, cfg, np.random.default_rng(12),
+                 torch.Generator().manual_seed(0), points)
+    expected = linucb_reference(labels, theta, 60, 4, 2.5, 0.7, 0.3, np.random.default_rng(12))
+    np.testing.assert_allclose([curve[t] for t in points], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_feature_network_is_a_relu_mlp() -> None:
+    net = MultiHeadNet(2, 2, 5, 7, 3, torch.Generator().manual_seed(4))
+    x = torch.randn(2, 6, 5, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        net.heads.normal_(generator=torch.Generator().manual_seed(6))
+        w1, b1, w2, b2, heads = (p.numpy() for p in (net.w1, net.b1, net.w2, net.b2, net.heads))
+        features, rewards = net.features(x).numpy(), net(x).numpy()
+    for g in range(2):
+        expected = np.maximum(x[g].numpy() @ w1[g] + b1[g], 0.0) @ w2[g] + b2[g]
+        np.testing.assert_allclose(features[g], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rewards[g], expected @ heads[g], rtol=1e-5, atol=1e-6)
+
+
+def test_refit_rebuild_without_a_change_of_features_continues_the_same_chain(monkeypatch) -> None:
+    """With the network frozen (the refit a no-op), rebuilding A_i and b_i from every past pull after a refit gives
+    the incremental state back, so the shared learner plays exactly as without refits."""
+    monkeypatch.setattr("repro.papers.gfucb.bandit.fit_multihead", lambda *args, **kwargs: 0.0)
+    rng = np.random.default_rng(13)
+    labels, images = rng.integers(0, 10, 150), rng.random((150, 6))
+    theta = make_tasks(3, 10, 10, rng)
+
+    def curve(refit_every: int) -> list[float]:
+        cfg = OmegaConf.create({"rounds": 40, "arms": 4, "noise": 0.3, "features": 5, "hidden": 8,
+                                "refit_every": refit_every, "fit_steps": 1, "lr": 0.01, "weight_decay": 0.0,
+                                "beta": 0.7, "lam": 2.5})
+        played = play("shared", images, labels, theta, cfg, np.random.default_rng(14),
+                      torch.Generator().manual_seed(15), list(range(1, 41)))
+        return list(played.values())
+
+    np.testing.assert_allclose(curve(7), curve(1000), rtol=1e-9)
