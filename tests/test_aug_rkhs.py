@@ -1,13 +1,17 @@
-"""aug_rkhs: the masking kernel, its spectrum and the regressors against independent oracles."""
+"""aug_rkhs: the masking kernel, its spectrum and the regressors against independent oracles: enumeration of the
+views, brute-force eigendecomposition, sklearn's KernelRidge (also for the validation choice of lam and its refit),
+the closed-form ANOVA moments, and the rows' normalisations (Var f*, the approximation floor, the label noise)."""
 
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import DictConfig, OmegaConf
 from scipy.special import comb
 from sklearn.kernel_ridge import KernelRidge
 
+from repro.papers.aug_rkhs import task
 from repro.papers.aug_rkhs.kernel import (
     AnovaTarget,
     all_inputs,
@@ -110,10 +114,7 @@ def test_target_anova_energy() -> None:
 
 def test_krr_summary_row_chooses_on_validation_only() -> None:
     """The optimum row picks alpha by held-out validation MSE (never test MSE); gains are end minus interior."""
-    from omegaconf import OmegaConf
-
-    from repro.papers.aug_rkhs.task import krr_rows
-
+    krr_rows = task.krr_rows
     cfg = OmegaConf.create({"toy": {"vocab": 4, "length": 8, "noise": 0.1}, "krr": {"alphas": [0.05, 0.5, 0.8, 0.995]},
                             "ridge_grid": [1e-3, 1e-1, 1.0], "val_fraction": 0.2})
     target = AnovaTarget({1: 4, 2: 6}, {1: 0.5, 2: 0.5}, 4, 8, np.random.default_rng(4))
@@ -127,3 +128,59 @@ def test_krr_summary_row_chooses_on_validation_only() -> None:
     assert summary["gain_over_weak_end"] == per_alpha[0]["mse"] - interior["mse"]
     assert summary["gain_over_strong_end"] == per_alpha[-1]["mse"] - interior["mse"]
     assert summary["interior"] == float(0.05 < summary["alpha_opt"] < 0.995)
+
+
+def test_ridge_predict_against_sklearn_on_the_split() -> None:
+    """lam' minimises the held-out MSE of sklearn's KernelRidge(alpha = lam' mean diag K) fitted on the rest; the
+    refit on all n labels keeps the per-sample penalty, alpha = lam' mean diag K * n / n_fit."""
+    rng = np.random.default_rng(7)
+    x, xt = rng.integers(0, 4, (100, 8)), rng.integers(0, 4, (20, 8))
+    y = np.sin(x[:, 0] + x[:, 1]) + 0.1 * rng.standard_normal(100)
+    k, kt = kernel_from_matches(matches(x, x), 0.8, 4, 8), kernel_from_matches(matches(xt, x), 0.8, 4, 8)
+    grid, scale = [1e-4, 1e-2, 1.0, 100.0], float(np.mean(np.diag(k)))
+    held = [np.mean((KernelRidge(alpha=g * scale, kernel="precomputed").fit(k[25:, 25:], y[25:])
+                     .predict(k[:25, 25:]) - y[:25]) ** 2) for g in grid]
+    best = int(np.argmin(held))
+    pred, lam, val_mse = task.ridge_predict(k, y, kt, grid, 0.25)
+    assert lam == grid[best] and val_mse == pytest.approx(held[best], rel=1e-6)
+    reference = KernelRidge(alpha=grid[best] * scale * 100 / 75, kernel="precomputed").fit(k, y).predict(kt)
+    np.testing.assert_allclose(pred, reference, rtol=1e-6)
+
+
+def toy_config(**extra: object) -> DictConfig:
+    return OmegaConf.create({"toy": {"vocab": 4, "length": 5, "noise": 0.3}, "ridge_grid": [1e-3, 1e-1],
+                             "val_fraction": 0.2, **extra})
+
+
+def test_krr_mse_is_normalised_by_the_target_variance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Predicting 0 on every input of {0..3}^5 has MSE E f*^2 = Var f* (mean 0 over all inputs): normalised, 1."""
+    target = AnovaTarget({1: 2, 2: 2}, {1: 1.5, 2: 0.5}, 4, 5, np.random.default_rng(8))   # Var f* = 2
+    monkeypatch.setattr(task, "ridge_predict", lambda k, y, kt, grid, v: (np.zeros(len(kt)), grid[0], 1.0))
+    rows = task.krr_rows(toy_config(krr={"alphas": [0.3, 0.5, 0.7]}), target, all_inputs(4, 5), 40,
+                         np.random.default_rng(9))
+    assert [r["mse"] for r in rows[:-1]] == pytest.approx([1.0, 1.0, 1.0], rel=1e-12)
+
+
+def test_encoder_floor_is_the_energy_above_the_learnt_orders() -> None:
+    """floor = (energy of orders > max_order) / Var f*; excess = mse - floor."""
+    target = AnovaTarget({1: 2, 2: 2, 3: 2}, {1: 0.5, 2: 0.5, 3: 1.0}, 4, 5, np.random.default_rng(10))
+    cfg = toy_config(encoder={"max_order": 2, "n": 40, "d": 5, "alphas": [0.5]}, toy={
+        "vocab": 4, "length": 5, "noise": 0.3, "target_energy": {1: 0.5, 2: 0.5, 3: 1.0}})
+    (row,) = task.encoder_rows(cfg, target, all_inputs(4, 5)[:50], 30, np.random.default_rng(11))
+    assert row["floor"] == pytest.approx(0.5)
+    assert row["excess_mse"] == pytest.approx(row["mse"] - 0.5)
+
+
+def test_spectrum_rows_find_the_closed_form() -> None:
+    """The rows of the brute-force spectrum agree with (1 - alpha)^s and C(L, s)(V - 1)^s at every order."""
+    rows = task.spectrum_rows(OmegaConf.create({"alphas": [0.3], "vocab": 2, "length": 4}))
+    assert [r["order"] for r in rows] == [0, 1, 2, 3, 4]
+    assert all(r["mult_error"] == 0 and r["eig_max_rel_error"] < 1e-8 for r in rows)
+    assert [r["eig_predicted"] for r in rows] == pytest.approx([0.7**s for s in range(5)])
+    assert abs(rows[0]["trace_minus_kappa2"]) < 1e-9
+
+
+def test_labels_carry_noise_of_the_stated_std() -> None:
+    target = AnovaTarget({1: 2}, {1: 1.0}, 4, 5, np.random.default_rng(12))
+    x, y = task.labelled(toy_config(), target, 20_000, np.random.default_rng(13))
+    assert np.std(y - target(x)) == pytest.approx(0.3, rel=0.03)
