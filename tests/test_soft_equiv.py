@@ -10,7 +10,7 @@ from scipy.linalg import block_diag, null_space
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
-from repro.papers.soft_equiv.data import REP_IN, REP_OUT, inertia, modified_inertia
+from repro.papers.soft_equiv.data import REP_IN, REP_OUT, draw, inertia, modified_inertia
 from repro.papers.soft_equiv.models import PER, BiLinear, TensorNet
 from repro.papers.soft_equiv.reps import (
     GROUPS,
@@ -20,6 +20,7 @@ from repro.papers.soft_equiv.reps import (
     invariant_projector,
     uniform_rep,
 )
+from repro.papers.soft_equiv.task import equivariance_error
 
 FLIP_Z = np.diag([1.0, 1.0, -1.0])
 
@@ -178,3 +179,51 @@ def test_regulariser_residuals_equal_the_distance_to_the_projection(names: list[
     w = torch.randn(rep_out.size, rep_in.size)
     expected = 0.5 * ((w - project(w)) ** 2).sum((1, 2))
     assert torch.allclose(project.residuals(w), expected, rtol=1e-5)
+
+
+def test_draw_has_softplus_masses_and_shifts_only_the_positions() -> None:
+    x, y = draw(6, 0.3, 0.5, seed=3)
+    z = np.random.default_rng(3).standard_normal((6, 20))  # the same normal draws
+    assert np.allclose(x[:, :5], np.log1p(np.exp(z[:, :5])), atol=1e-12)
+    assert np.allclose(x[:, 5:], z[:, 5:] + 0.5, atol=1e-12)
+    assert np.allclose(y, modified_inertia(x, 0.3))
+
+
+def test_per_regulariser_is_the_distance_of_weights_and_biases_to_the_sampled_equivariant_maps() -> None:
+    """R_i = sum over layers of 1/2 ||W - P_i W||^2 + 1/2 ||b - P_i b||^2 with P_i the sampled null-space
+    projectors (the oracle above), on a small network."""
+    torch.manual_seed(6)
+    model = PER(REP_IN, TensorRep((2, 1)), REP_OUT, 1, ["o3", "o2xy"], [1.0, 1.0], "cpu")
+    elements = {"o3": o3_elements(4, 11), "o2xy": o2_elements("z", 4, 12)}
+    expected = []
+    for name in ("o3", "o2xy"):
+        total = 0.0
+        for linear in model.linears():
+            w, b = linear.w.detach().double().numpy().ravel(), linear.b.detach().double().numpy()
+            p = sampled_projector(linear.rep_out, linear.rep_in, elements[name])
+            p_bias = sampled_projector(linear.rep_out, TensorRep((1,)), elements[name])
+            total += 0.5 * ((w - p @ w) ** 2).sum() + 0.5 * ((b - p_bias @ b) ** 2).sum()
+        expected.append(total)
+    with torch.no_grad():
+        assert np.allclose(model.regularisers().numpy(), expected, rtol=1e-4)
+
+
+def _probe(elements: list[np.ndarray], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (x, torch.tensor(np.stack([rho(REP_IN.counts, g) for g in elements])),
+            torch.tensor(np.stack([rho(REP_OUT.counts, g) for g in elements])))
+
+
+def test_equivariance_error_vanishes_on_the_exact_symmetry_and_has_the_reference_normalisation() -> None:
+    """Zero for the target under rotations about z (rho_out(g) f(x) = f(rho_in(g) x)); for a constant
+    f = V, ||V - V rho_out(g)^T|| / (||V|| + ||V rho_out(g)^T||) = ||V - V rho_out(g)^T|| / (2 ||V||)."""
+    x = torch.tensor(np.random.default_rng(13).standard_normal((10, 20)))
+    turns = [Rotation.from_euler("z", a).as_matrix() for a in (0.4, 1.3, 2.5)]
+
+    def target(inputs: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(modified_inertia(inputs.numpy(), 0.3))
+
+    assert equivariance_error(target, _probe(turns, x)) < 1e-12
+    v = np.random.default_rng(14).standard_normal((10, 9))
+    constant = _probe(turns, x)
+    expected = np.mean([np.linalg.norm(v - v @ b.T) / (2 * np.linalg.norm(v)) for b in constant[2].numpy()])
+    assert equivariance_error(lambda inputs: torch.tensor(v), constant) == pytest.approx(expected, rel=1e-12)
