@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from scipy import stats
 from scipy.spatial.transform import Rotation
 
 from repro.core.errors import DataUnavailableError
@@ -21,7 +22,14 @@ from repro.papers.sie.models import (
     covariance_penalty,
     variance_hinge,
 )
-from repro.papers.sie.render import Objects, pentacube_classes, relative_quaternion, render
+from repro.papers.sie.render import (
+    Objects,
+    draw_latents,
+    pentacube_classes,
+    relative_quaternion,
+    render,
+    surface_points,
+)
 
 
 def elementary(axis: int, angle: float) -> np.ndarray:
@@ -214,3 +222,80 @@ def test_3diebench_missing_lists_say_where_to_get_them(tmp_path: Path) -> None:
     data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None})
     with pytest.raises(DataUnavailableError, match="train_images.npy"):
         load_benchmark(tmp_path / "3DIEBench", data, seed=0)
+
+
+def test_render_rotates_points_and_normals_extrinsically_and_lights_from_theta_phi() -> None:
+    """One point p with normal n: it lands at the pixel of R p (R = Rz Ry Rx from elementary matrices, column
+    = floor(x ppu + size / 2), row = floor(-y ppu + size / 2)) with colour c (ambient + max(0, R n . l)),
+    l = (sin theta cos phi, sin theta sin phi, cos theta)."""
+    p, n, c = np.array([1.0, 0.5, 0.2]), np.array([0.6, 0.0, 0.8]), np.array([0.9, 0.6, 0.3])
+    angles, theta, phi = np.array([0.5, -0.3, 0.7]), 0.6, 2.0
+    objects = Objects(p[None, None], n[None, None], c[None, None], np.array([0]))
+    image = render(objects, np.array([0]), np.array([[*angles, 0.0, theta, phi]]), size=16, pixels_per_unit=4.0,
+                   ambient=0.3)[0]
+    r = elementary(2, angles[2]) @ elementary(1, angles[1]) @ elementary(0, angles[0])
+    moved, normal = r @ p, r @ n
+    light = np.array([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+    row, column = int(np.floor(-moved[1] * 4 + 8)), int(np.floor(moved[0] * 4 + 8))
+    assert np.allclose(image[row, column], c * (0.3 + max(0.0, normal @ light)), atol=1e-6)
+    background = image[(row + 8) % 16, (column + 8) % 16]
+    assert (np.abs(image - background).sum(-1) > 1e-6).sum() == 1  # the point's pixel is the only one drawn
+
+
+def test_surface_points_lie_on_the_exposed_faces_only() -> None:
+    """Each point sits on a face of its cube (offset 1/2 along the normal, within 1/2 across it) whose
+    neighbour cell is empty; every exposed face (6 per cube minus 2 per adjacent pair) is sampled."""
+    cubes = pentacube_classes(1)[0]
+    points, normals, cube = surface_points(cubes, 2000, np.random.default_rng(4))
+    local = points + cubes.mean(0) - cubes[cube]
+    assert np.allclose((local * normals).sum(1), 0.5)
+    assert (np.abs(local * (normals == 0)) <= 0.5 + 1e-12).all()
+    occupied = {tuple(v) for v in cubes.tolist()}
+    faces = {(int(k), tuple(v)) for k, v in zip(cube, normals.astype(int).tolist())}
+    assert all(tuple(np.add(cubes[k], v)) not in occupied for k, v in faces)
+    adjacent = int((np.abs(cubes[:, None] - cubes[None]).sum(-1) == 1).sum()) // 2
+    assert len(faces) == 6 * len(cubes) - 2 * adjacent
+
+
+def test_latents_follow_the_3diebench_ranges() -> None:
+    latents = draw_latents(3000, np.random.default_rng(5))
+    laws = [stats.uniform(-np.pi / 2, np.pi)] * 3 + [stats.uniform(0, 1), stats.uniform(0, np.pi / 4),
+                                                      stats.uniform(0, 2 * np.pi)]
+    for column, law in zip(latents.T, laws):
+        assert stats.kstest(column, law.cdf).pvalue > 1e-3
+
+
+def _hinge(z: np.ndarray) -> float:
+    return float(np.maximum(0, 1 - np.sqrt(z.var(0, ddof=1) + 1e-4)).mean() / 2)
+
+
+def _covariance(z: np.ndarray) -> float:
+    cov = np.cov(z, rowvar=False)
+    return float(((cov - np.diag(np.diag(cov))) ** 2).sum() / z.shape[1])
+
+
+@pytest.mark.parametrize("method,factor", [("sie", 0.45), ("sie_equi_only", 1.0), ("vicreg", None)])
+def test_loss_is_the_official_weighted_sum_on_the_concatenated_embedding(method: str, factor: float | None) -> None:
+    """10 MSE(inv1, inv2) + factor 10 MSE(W(q) equi1, equi2) + 10 var(W(q) equi1) + 10 (var(z1) + var(z2))
+    + (cov(z1) + cov(z2)), z = [inv, equi], with the variance and covariance terms written in numpy."""
+    coefficients = {"sim": 10.0, "equi_factor": 0.45, "std": 10.0, "cov": 1.0}
+    torch.manual_seed(7)
+    model = SSLModel(method, build_encoder("cnn", [4, 4], 8, 12), 12, 4, [24, 24], coefficients).double()
+    first, second = torch.rand(2, 16, 3, 8, 8, dtype=torch.float64)
+    quaternion = torch.randn(16, 4, dtype=torch.float64)
+    with torch.no_grad():
+        loss = float(model(first, second, quaternion))
+        r1, r2 = model.encoder(first), model.encoder(second)
+        expected, z1, z2 = 0.0, [], []
+        if model.inv:
+            i1, i2 = model.projector_inv(r1[:, :model.inv]).numpy(), model.projector_inv(r2[:, :model.inv]).numpy()
+            expected += 10 * ((i1 - i2) ** 2).mean()
+            z1, z2 = z1 + [i1], z2 + [i2]
+        if model.equi:
+            e1, e2 = model.projector_equi(r1[:, model.inv:]), model.projector_equi(r2[:, model.inv:]).numpy()
+            predicted = model.predictor(e1, quaternion).numpy()
+            expected += factor * 10 * ((predicted - e2) ** 2).mean() + 10 * _hinge(predicted)
+            z1, z2 = z1 + [e1.numpy()], z2 + [e2]
+    z1, z2 = np.concatenate(z1, 1), np.concatenate(z2, 1)
+    expected += 10 * (_hinge(z1) + _hinge(z2)) + _covariance(z1) + _covariance(z2)
+    assert loss == pytest.approx(expected, rel=1e-9)
