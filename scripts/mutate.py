@@ -38,8 +38,10 @@ def project_copy(target: Path) -> None:
                             capture_output=True).stdout.decode().split("\0")
     for name in filter(None, listed):
         source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():     # e.g. repro/conf -> ../conf: a link, so that it points inside the copy
+            (target / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             shutil.copy2(source, target / name)
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import DictConfig
 from scipy.spatial.distance import cdist
 from sklearn.metrics.pairwise import rbf_kernel
 
@@ -31,17 +30,7 @@ from repro.papers.dp_similarity.l1 import (
     make_structure,
 )
 from repro.papers.dp_similarity.task import private_average_classifier, unit_rows
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The config `repro <cmd> *overrides` would see, composed from the project's conf/ (not through the package's
-    repro/conf symlink, which scripts/mutate.py's project copies do not carry)."""
-    from hydra import compose, initialize_config_dir
-
-    from repro import ROOT
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
+from tests.helpers import compose_config
 
 
 def group_vectors(arrays: list[np.ndarray]) -> list[np.ndarray]:

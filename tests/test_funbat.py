@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorly as tl
-from omegaconf import DictConfig
 from scipy.linalg import expm
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel
@@ -37,17 +36,7 @@ from repro.papers.funbat.data import (
 from repro.papers.funbat.model import FunBaT, batched_kron, unfold_core
 from repro.papers.funbat.statespace import Matern, smooth
 from repro.papers.funbat.task import errors
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The config `repro <cmd> *overrides` would see, composed from the project's conf/ (not through the package's
-    repro/conf symlink, which scripts/mutate.py's project copies do not carry)."""
-    from hydra import compose, initialize_config_dir
-
-    from repro import ROOT
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
+from tests.helpers import compose_config
 
 
 def _folds(entries: int, rng: np.random.Generator) -> list[np.ndarray]:
