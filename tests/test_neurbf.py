@@ -17,8 +17,17 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from repro.core.errors import DataUnavailableError
 from repro.papers.neurbf import task
 from repro.papers.neurbf.data import gradient_magnitude, load_div2k, pixel_centres
-from repro.papers.neurbf.fields import HASH_PRIME, MultiResolutionGrid, RBFLayer, count_parameters, inverse_quadratic
-from repro.papers.neurbf.kernels import ALPHA, cluster_shapes, lattice_kernels, nearest_kernels, weighted_kmeans_centres
+from repro.papers.neurbf.fields import (
+    HASH_PRIME,
+    MultiResolutionGrid,
+    NeuRBFDecoder,
+    RBFLayer,
+    Siren,
+    count_parameters,
+    grid_layout,
+    inverse_quadratic,
+)
+from repro.papers.neurbf.kernels import cluster_shapes, lattice_kernels, nearest_kernels, weighted_kmeans_centres
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "paper" / "neurbf.yaml"
 
@@ -114,10 +123,11 @@ def test_cluster_shapes_are_twice_the_weighted_covariance_inverted() -> None:
     shapes = cluster_shapes(centres, points, weights, isotropic=False, pixel=1 / 256)
     first = points[:400] - centres[0]
     covariance = (weights[:400, None, None] * first[:, :, None] * first[:, None, :]).sum(0) / weights[:400].sum()
-    np.testing.assert_allclose(np.linalg.inv(shapes[0]), covariance / ALPHA, rtol=1e-6)
+    # the official kw_init 'v3': A = (2 Cov)^-1
+    np.testing.assert_allclose(np.linalg.inv(shapes[0]), 2 * covariance, rtol=1e-6)
     assert np.linalg.eigvalsh(shapes[1]).min() > 0
     isotropic = cluster_shapes(centres, points, weights, isotropic=True, pixel=1 / 256)
-    np.testing.assert_allclose(1 / isotropic[0, 0], np.trace(covariance) / ALPHA, rtol=1e-6)
+    np.testing.assert_allclose(1 / isotropic[0, 0], 2 * np.trace(covariance), rtol=1e-6)
 
 
 def test_lattice_kernels() -> None:
@@ -204,3 +214,56 @@ def test_div2k_parsing_and_offline_message(tmp_path: Path) -> None:
     io.imsave(tmp_path / "div2k" / "DIV2K_valid_HR" / "0803.png", np.zeros((20, 20), np.uint8), check_contrast=False)
     with pytest.raises(DataUnavailableError, match="8-bit RGB"):
         load_div2k(tmp_path / "div2k", 5)
+
+
+def test_decoder_adds_a_log_spaced_sine_after_the_first_layer() -> None:
+    """out = W3 relu(W2 (h + sin(omega' h)) + b2) + b3 with h = W1 x + b1 and omega' = numpy.geomspace(10, 100)."""
+    torch.manual_seed(0)
+    decoder = NeuRBFDecoder(5, 8, 3, (10.0, 100.0)).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    W = [(layer.weight.detach().numpy(), layer.bias.detach().numpy())
+         for layer in (decoder.first, decoder.second, decoder.out)]
+    h = x.numpy() @ W[0][0].T + W[0][1]
+    h = h + np.sin(h * np.geomspace(10, 100, 8))
+    expected = np.maximum(h @ W[1][0].T + W[1][1], 0) @ W[2][0].T + W[2][1]
+    np.testing.assert_allclose(decoder(x).detach().numpy(), expected, atol=1e-5)  # omega' stored in float32
+
+
+def test_rbf_frequencies_are_log_spaced_over_the_configured_range() -> None:
+    cfg = OmegaConf.load(CONFIG)
+    image = np.zeros((64, 64, 1))
+    target = {"image": image, "points": pixel_centres(64, 64)}
+    model = task.build_neurbf(cfg, None, "neurbf-regular", target, task.reference_budget(cfg, image))
+    expected = np.geomspace(*cfg.model.rbf_omegas, cfg.model.channels)
+    np.testing.assert_allclose(model.rbf.omegas.numpy(), expected, rtol=1e-5)
+
+
+def test_grid_layout_follows_torch_ngp() -> None:
+    """torch-ngp's grid encoder: per-level growth b = (finest / base)^(1 / (levels - 1)), position scale
+    base b^l - 1 and resolution ceil(base b^l): base 16, finest 100, 3 levels gives b = 2.5."""
+    scales, resolutions, _, _ = grid_layout(3, 16, 100, 2**30)
+    np.testing.assert_allclose(scales, [15.0, 39.0, 99.0])
+    assert resolutions == [16, 40, 100]
+
+
+def test_cosine_schedule_decays_to_one_hundredth() -> None:
+    """Cosine annealing (SGDR, eta_min = 0.01 eta_0): 1 at the start, 0.01 at the end and after, 0.505 halfway,
+    and point-symmetric about the midpoint: f(t) + f(T - t) = 1.01."""
+    f = task.cosine_to_one_hundredth
+    assert f(0, 50) == pytest.approx(1.0) and f(50, 50) == pytest.approx(0.01) and f(70, 50) == pytest.approx(0.01)
+    assert f(25, 50) == pytest.approx(0.505)
+    for step in range(51):
+        assert f(step, 50) + f(50 - step, 50) == pytest.approx(1.01)
+    assert f(10, 50) == pytest.approx(0.01 + 0.99 * math.cos(math.pi * 10 / 100) ** 2)  # (1 + cos 2u) / 2 = cos^2 u
+
+
+def test_siren_baseline_is_sin_of_thirty_times_the_affine_map() -> None:
+    """h0 = 2 x - 1 (inputs on [-1, 1]), h_{k+1} = sin(30 (W h_k + b)), out = W h + b."""
+    torch.manual_seed(0)
+    net = Siren(hidden=6, layers=2, dim_out=1).double()
+    x = torch.rand(5, 2, dtype=torch.float64)
+    h = 2 * x.numpy() - 1
+    for layer in net.layers:
+        h = np.sin(30 * (h @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()))
+    expected = h @ net.out.weight.detach().numpy().T + net.out.bias.detach().numpy()
+    np.testing.assert_allclose(net(x).detach().numpy(), expected, atol=1e-12)
