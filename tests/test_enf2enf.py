@@ -4,6 +4,7 @@ field), the signed distance against a k-d tree, the ENF's exact translation equi
 and the AirfRANS loader on files written in PyTorch Geometric's raw format."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from repro.core.errors import DataUnavailableError
 from repro.papers.enf2enf import data as data_module
-from repro.papers.enf2enf.data import airfrans_splits, joukowski_splits
+from repro.papers.enf2enf.data import airfrans_splits, joukowski_fields, joukowski_splits
 from repro.papers.enf2enf.joukowski import (
     CUSP_EXCLUSION,
     Airfoil,
@@ -23,7 +24,13 @@ from repro.papers.enf2enf.joukowski import (
     lift_from_pressure,
     signed_distance,
 )
-from repro.papers.enf2enf.models import EquivariantNeuralField, ModulatedFourierField, fit_latents
+from repro.papers.enf2enf.models import (
+    EquivariantCrossAttention,
+    EquivariantNeuralField,
+    ModulatedFourierField,
+    fit_latents,
+)
+from repro.papers.enf2enf.task import Normalizer, relative_l2
 
 FOILS = [Airfoil(0.05, 0.0, np.deg2rad(-4.0)), Airfoil(0.1, 0.05, np.deg2rad(6.0)),
          Airfoil(0.15, 0.1, np.deg2rad(10.0))]
@@ -246,3 +253,88 @@ def test_airfrans_loader_rejects_bad_files_and_fails_offline(tmp_path: Path, mon
     monkeypatch.setattr(data_module, "AIRFRANS_URL", "file:///nonexistent/AirfRANS.zip")
     with pytest.raises(DataUnavailableError, match="cannot download"):
         airfrans_splits(tmp_path / "empty", "full", 0.1, None)
+
+
+def outer_root(z: np.ndarray, foil: Airfoil) -> np.ndarray:
+    """The inverse of z = zeta + 1/zeta on the branch outside the circle."""
+    roots = np.stack([(z + np.sqrt(z - 2) * np.sqrt(z + 2)) / 2, (z - np.sqrt(z - 2) * np.sqrt(z + 2)) / 2])
+    return np.where(np.abs(roots[0] - foil.mu) > np.abs(roots[1] - foil.mu), roots[0], roots[1])
+
+
+def test_stored_velocity_is_the_airfoil_plane_derivative_of_the_potential() -> None:
+    """u - iv = dF/dz in the airfoil plane: F(zeta(z)) differentiated numerically in z, through the inverse map;
+    the stored fields are (Cp, u, v) with Cp = 1 - u^2 - v^2."""
+    foil = FOILS[1]
+    potential = lambda q: (np.exp(-1j * foil.alpha) * (q - foil.mu) + foil.radius**2 * np.exp(1j * foil.alpha)  # noqa: E731
+                           / (q - foil.mu) + 1j * foil.circulation / (2 * np.pi) * np.log(q - foil.mu))
+    zeta = foil.mu + foil.radius * np.array([1.3, 1.05, 2.0, 1.5]) * np.exp(1j * np.array([0.4, 2.0, 3.5, 5.0]))
+    z, h = zeta + 1 / zeta, 1e-6
+    derivative = (potential(outer_root(z + h, foil)) - potential(outer_root(z - h, foil))) / (2 * h)
+    fields = joukowski_fields(foil, zeta, (-1e9, 1e9))
+    np.testing.assert_allclose(fields[:, 1], derivative.real, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(fields[:, 2], -derivative.imag, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(fields[:, 0], 1 - fields[:, 1] ** 2 - fields[:, 2] ** 2, atol=1e-12)
+
+
+def test_chord_of_a_symmetric_joukowski_airfoil() -> None:
+    """b = 0: the leading edge is the image of zeta = -(1 + 2a), so c = 2 + (1 + 2a) + 1 / (1 + 2a)."""
+    for a in (0.05, 0.15):
+        exact = 2 + (1 + 2 * a) + 1 / (1 + 2 * a)
+        assert Airfoil(a, 0.0, 0.1).chord(4096) == pytest.approx(exact, rel=1e-5)
+
+
+def test_sample_sdf_is_the_distance_in_model_units() -> None:
+    """The stored SDF is the distance from the stored coordinates to the stored surface polyline (both scaled)."""
+    cfg = small_config(train=1, val=1, test=1, ood=1, surface_points=256)
+    sample = joukowski_splits(cfg, seed=4)["train"][0]
+    surface = sample["surface"][:, 0].astype(float) + 1j * sample["surface"][:, 1]
+    t = np.linspace(0, 1, 100, endpoint=False)
+    dense = (surface[:, None] + t * (np.roll(surface, -1) - surface)[:, None]).ravel()
+    distance, _ = cKDTree(np.stack([dense.real, dense.imag], 1)).query(sample["coords"].astype(float))
+    np.testing.assert_allclose(sample["sdf"], distance, atol=2e-4)
+
+
+def test_cross_attention_is_a_gaussian_windowed_softmax_over_latents() -> None:
+    """out = W_o sum_i w_i v_i with w = softmax_i(q_i . k_i / sqrt(H) - |x - p_i|^2 / sigma_i^2) per head and
+    v_i = mixer(W_v a_i (1 + gamma_i) + beta_i), (gamma, beta) = film(embed(x - p_i)); recomputed per query point."""
+    torch.manual_seed(0)
+    hidden, heads = 8, 2
+    layer = EquivariantCrossAttention(hidden, heads, (1.0, 0.5), project_heads=False).double()
+    x, p = torch.rand(1, 3, 2, dtype=torch.float64), torch.rand(4, 2, dtype=torch.float64)
+    a, window = torch.randn(1, 4, hidden, dtype=torch.float64), torch.tensor([0.3, 0.5, 0.7, 0.9], dtype=torch.float64)
+    with torch.no_grad():
+        got = layer(x, p, a, window)[0]
+        key = layer.to_key(a[0]).view(4, heads, hidden)
+        for c in range(3):
+            relative = x[0, c] - p                                                 # [Z, 2]
+            query = layer.to_query(layer.query_embedding(relative)).view(4, heads, hidden)
+            gamma, beta = layer.value_film(layer.value_embedding(relative)).chunk(2, -1)
+            value = layer.value_mixer((layer.to_value(a[0]) * (1 + gamma) + beta).view(4, heads, hidden))
+            logits = (query * key).sum(-1) / math.sqrt(hidden) - ((relative**2).sum(-1) / window**2)[:, None]
+            weights = torch.exp(logits - logits.max(0).values) / torch.exp(logits - logits.max(0).values).sum(0)
+            mixed = (weights[..., None] * value).sum(0).reshape(-1)
+            torch.testing.assert_close(got[c], layer.out(mixed), rtol=1e-10, atol=1e-12)
+
+
+def test_inner_loop_fits_each_shape_as_if_alone() -> None:
+    """Meta-SGD steps on a batch of two shapes give each shape the latents it gets when fitted by itself."""
+    torch.manual_seed(0)
+    field = EquivariantNeuralField(4, 16, 1, 0, 1, (1.0, 1.0), 3, [[-0.6, 0.6], [-0.3, 0.3]], False).double()
+    coords = torch.rand(2, 32, 2, dtype=torch.float64) - 0.5
+    target = coords.norm(dim=-1, keepdim=True) - torch.tensor([0.1, 0.3], dtype=torch.float64)[:, None, None]
+    init, steps = torch.ones(9, 4, dtype=torch.float64), torch.full((4,), 0.5, dtype=torch.float64)
+    together = fit_latents(field, init, steps, [(coords, target)] * 2, second_order=False)
+    for i in range(2):
+        alone = fit_latents(field, init, steps, [(coords[i:i + 1], target[i:i + 1])] * 2, second_order=False)
+        torch.testing.assert_close(together[i:i + 1], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_normaliser_is_per_field_and_relative_l2() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal([0.0, 5.0, -40.0], [1.0, 0.1, 30.0], (500, 3))
+    normalised = Normalizer(values, "cpu")(torch.tensor(values, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(normalised.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normalised.std(0), 1.0, rtol=1e-4)
+    prediction, truth = rng.normal(size=50), rng.normal(size=50)
+    assert relative_l2(torch.tensor(prediction), torch.tensor(truth)) == pytest.approx(
+        np.linalg.norm(prediction - truth) / np.linalg.norm(truth))
