@@ -167,3 +167,14 @@ def test_invariant_learner_matches_a_brute_force_grid() -> None:
     learned = risks(w, sxx, sxy, syy).mean()
     assert np.abs(residuals(w, sxx, sxy)).max() <= 0.05 + 1e-7
     assert grid_best - 0.01 <= learned <= grid_best + 1e-6
+
+
+def test_invariant_learner_returns_pooled_erm_when_it_is_invariant() -> None:
+    """When pooled ERM (the unconstrained minimiser of the pooled risk) is itself eps-invariant, it solves the
+    constrained problem: the learner's pooled risk equals ERM's, whatever the starts."""
+    sem = random_sem(4, 2, 1, np.random.default_rng(3))
+    sxx, sxy, syy = sem.covariances(sem.sample_interventions(2, np.random.default_rng(4)))
+    erm = pooled_erm(sxx, sxy)
+    assert np.abs(residuals(erm, sxx, sxy)).max() <= 0.05
+    w = invariant_learner(sxx, sxy, syy, 0.05, [np.zeros(3), erm, erm / 2])
+    assert risks(w, sxx, sxy, syy).mean() == pytest.approx(risks(erm, sxx, sxy, syy).mean(), rel=1e-9)
