@@ -477,3 +477,50 @@ def write_dry_data(data_dir) -> None:
                  pa.list_(pa.list_(pa.float32())), freq="D")
     _write_arrow(root / "GiftEval" / "ett1" / "H", pa, [seasonal(400, 24)], pa.list_(pa.float32()))
     _write_arrow(root / "GiftEval" / "us_births" / "D", pa, [seasonal(300, 7)], pa.list_(pa.float32()), freq="D")
+
+
+# --- the decoder's scaling, the generator's clock and the seasonal-naive metric -----------------------------------
+
+def test_decoder_reads_coefficients_through_legendre_over_four() -> None:
+    """With the encoder's output ignored (head weight 0) and head bias c_(q, n), the forecast of step j is
+    sum_n c_(q, n) P_n(t_j) / 4 (the official division by 4) on the grid t_j = -1 + j s 1.95 / 24."""
+    model = _model(layers=1)
+    coefficients = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(coefficients.flatten())
+    s = 0.5
+    z = model.normalised_forecasts(torch.randn(2, 10, dtype=torch.float64), torch.tensor([s], dtype=torch.float64), 48)
+    grid = -1 + np.arange(1, 49) * s * 1.95 / 24
+    basis = np.stack([eval_legendre(n, grid) for n in range(6)], 1)                 # (48, 6)
+    expected = basis @ coefficients.numpy().T / 4                                     # (48, Q)
+    assert np.allclose(z.detach().numpy(), np.broadcast_to(expected, z.shape), atol=1e-12)
+
+
+def test_generator_runs_on_hours_not_steps() -> None:
+    """The same seed at steps of 1 h and 0.5 h draws the same b, c, a, p, so the series agree at the shared hours
+    up to their two independent OU paths: the difference has variance 2 OU_SD^2 (the seasonal terms cancel)."""
+    hourly = data.generate(300, 120, 1.0, seed=4)
+    half_hourly = data.generate(300, 240, 0.5, seed=4)
+    difference = half_hourly[:, ::2] - hourly
+    assert difference.var() == pytest.approx(2 * data.OU_SD**2, rel=0.15)
+
+
+def test_seasonal_naive_mase_against_its_definition() -> None:
+    """Seasonal naive repeats the last period; MASE_i = mean_j |y_ij - yhat_ij| / mean_t |x_it - x_i(t-m)| with each
+    series' own in-sample scale, averaged over series (series of different amplitudes and noise levels)."""
+    from omegaconf import OmegaConf
+
+    from repro.papers.flowstate.task import evaluate
+
+    cfg = OmegaConf.create({"quantiles": [0.1, 0.5, 0.9], "data": {"mlp_context": 8, "context": 8}})
+    period, rng = 6, np.random.default_rng(0)
+    t = np.arange(40 + 2 * period)
+    clean = np.sin(2 * np.pi * t / period + rng.uniform(0, 6, (5, 1))) * rng.uniform(0.5, 3, (5, 1))
+    noisy = clean + rng.uniform(0.1, 2, (5, 1)) * rng.standard_normal(clean.shape)
+    x, y = noisy[:, :-2 * period], noisy[:, -2 * period:]
+    forecast = np.concatenate([x[:, -period:], x[:, -period:]], 1)
+    expected = np.mean([np.abs(y[i] - forecast[i]).mean() / np.abs(x[i, period:] - x[i, :-period]).mean()
+                        for i in range(5)])
+    (row,) = evaluate("noisy", noisy, period, cfg, "seasonal_naive", None, "cpu")
+    assert row["mase"] == pytest.approx(expected, rel=1e-12)
