@@ -397,3 +397,78 @@ def test_paper_widths_match_the_official_model() -> None:
     assert linears(net.fusion) == [(288, 256), (256, 512), (512, 1024)]
     assert linears(net.head) == [(1024, 512), (512, 256), (256, 40)]
     assert linears(net.relation_embed) == [(16, 32)]
+
+
+def test_pose_relation_against_its_formula() -> None:
+    """[O_a^T O_b (row-major, 9), O_a^T u (3), O_b^T u (3), |offset| (1)] with u = offset / |offset|, in numpy."""
+    rng = np.random.default_rng(0)
+    o_a, o_b = Rotation.random(4, random_state=1).as_matrix(), Rotation.random(4, random_state=2).as_matrix()
+    offset = rng.standard_normal((4, 3)) * 2.5
+    dist = np.linalg.norm(offset, axis=-1, keepdims=True)
+    u = offset / dist
+    expected = np.concatenate([np.einsum("bki,bkj->bij", o_a, o_b).reshape(4, 9), np.einsum("bki,bk->bi", o_a, u),
+                               np.einsum("bki,bk->bi", o_b, u), dist], -1)
+    got = pose_relation(torch.as_tensor(o_a), torch.as_tensor(o_b), torch.as_tensor(offset))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+
+
+def test_siamese_losses_vanish_for_equivariant_directions_but_orthogonality() -> None:
+    """With exactly equivariant directions, R^T d(R P) = d(P) in both branches: the direction-consistency loss is
+    0 and each scale's loss is its weight (0.2 local, 0.1 global) times mean cos^2(d1(P), d2(P)) over its patches,
+    computed here from brute-force FPS centres/anchors and the oracle's directions on the unrotated patches."""
+    torch.manual_seed(0)
+    net = PaRotLite(8, 6, 8, 4, 3, 16, 32)  # float32: the training branch draws float32 rotations
+    net.local_net, net.global_net = EquivariantOracle(8, 32), EquivariantOracle(4, 32)
+    x = generic_cloud(64, 3).float()
+    net.train()
+    net(x.expand(2, -1, -1))  # two copies: training BatchNorm needs more than one cloud
+    chosen = brute_fps(x[0].numpy(), 6)
+    centres, anchors = x[0, chosen], x[0, chosen[:4]]
+    order = torch.cdist(centres, x[0]).argsort(-1)[:, :8]
+    local = x[0][order] - centres[:, None]
+    global_ = anchors[None] - centres[:, None]
+
+    def mean_cos2(patches: torch.Tensor, oracle: torch.nn.Module) -> float:
+        _, d1, d2 = oracle(patches)
+        return float((torch.nn.functional.cosine_similarity(d1, d2, dim=-1) ** 2).mean())
+
+    assert float(net.aux_losses["local"]) == pytest.approx(0.2 * mean_cos2(local, net.local_net), rel=1e-4)
+    assert float(net.aux_losses["global"]) == pytest.approx(0.1 * mean_cos2(global_, net.global_net), rel=1e-4)
+
+
+def test_parot_translation_invariant_given_equivariant_disentanglement() -> None:
+    """Patches are relative to their centres and the local-to-global offset to the centroid: shifting the cloud
+    changes nothing."""
+    torch.manual_seed(0)
+    net = PaRotLite(8, 8, 8, 4, 3, 16, 32).double()
+    net.local_net, net.global_net = EquivariantOracle(8, 32).double(), EquivariantOracle(4, 32).double()
+    net.eval()
+    x = generic_cloud(64, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x + torch.tensor([3.0, -2.0, 1.5], dtype=torch.float64)), net(x),
+                                   atol=1e-9, rtol=0)
+
+
+def test_dgcnn_edge_conv_against_a_per_point_loop() -> None:
+    """EdgeConv (Wang et al.): h_i = max over the k nearest j (by numpy distances, i itself included) of
+    MLP([h_i, h_j - h_i])."""
+    torch.manual_seed(0)
+    net = DGCNN(8, 5, 16, 32).double().eval()
+    x = generic_cloud(20, 6)
+    with torch.no_grad():
+        got = net.edge_conv(x, net.conv1)[0]
+        points = x[0].numpy()
+        expected = []
+        for i in range(20):
+            near = np.argsort(np.linalg.norm(points - points[i], axis=1))[:5]
+            pairs = torch.cat([x[0, i].expand(5, 3), x[0, near] - x[0, i]], -1)
+            expected.append(net.conv1(pairs).amax(0))
+    torch.testing.assert_close(got, torch.stack(expected))
+
+
+def test_to_z_up_is_the_rotation_by_90_degrees_about_x() -> None:
+    from repro.papers.parot.data import to_z_up
+
+    points = np.random.default_rng(0).standard_normal((2, 10, 3))
+    np.testing.assert_allclose(to_z_up(points), Rotation.from_euler("x", 90, degrees=True).apply(
+        points.reshape(-1, 3)).reshape(2, 10, 3), atol=1e-12)
