@@ -359,3 +359,90 @@ def test_tsp_backbone_invariant_only_on_tinvnn_inputs() -> None:
         raw = model(inputs("raw", moved)) - model(inputs("raw", points))
     assert same.abs().max() < 1e-4
     assert raw.abs().max() > 1e-2
+
+
+class _NegativeDistance(torch.nn.Module):
+    """An edge scorer that prefers near cities: greedy decoding becomes the nearest-neighbour heuristic."""
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(coords, coords)
+
+
+def test_tsp_gaps_of_a_similarity_invariant_scorer(monkeypatch, tmp_path) -> None:
+    """Nearest-neighbour tours depend on the instance only through distance ratios, so on raw and on TinvNN inputs
+    (distances kept up to scale) and on the s Q x + t copies they are the same tours: every gap equals the
+    nearest-neighbour gap computed here by a plain loop over brute-force optimal tours, and the transformed gap
+    (against s times the optimal length) equals the original one."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from repro.core.context import RunContext
+    from repro.core.units import Unit
+    from repro.papers.tinvnn import tsp
+
+    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "test"}, "data_dir": str(tmp_path),
+                            "data": {"test_scale": [0.5, 2.0], "test_shift_std": 2.0},
+                            "tsp": {"cities": 6, "train_instances": 4, "val_instances": 4, "test_instances": 12,
+                                    "methods": ["raw", "tinvnn"]}})
+    ctx = RunContext(cfg, tmp_path, "cpu", Unit("tsp", None), logging.getLogger("test"))
+    monkeypatch.setattr(tsp, "train_scorer", lambda *args: _NegativeDistance())
+    rows = tsp.run_tsp(cfg, ctx)
+    rng = np.random.default_rng(ctx.data_seed("tsp"))  # the instances as run_tsp draws them: train, then test
+    rng.random((4, 6, 2))
+    test = rng.random((12, 6, 2))
+    every_tour = [(0, *p) for p in itertools.permutations(range(1, 6))]
+
+    def length(points: np.ndarray, tour: tuple) -> float:
+        return sum(np.linalg.norm(points[a] - points[b]) for a, b in zip(tour, tour[1:] + tour[:1]))
+
+    gaps = []
+    for points in test:
+        tour, left = [0], set(range(1, 6))
+        while left:
+            tour.append(min(left, key=lambda j: np.linalg.norm(points[j] - points[tour[-1]])))
+            left.remove(tour[-1])
+        gaps.append(length(points, tuple(tour)) / min(length(points, t) for t in every_tour) - 1)
+    for row in rows:
+        assert row["tsp/gap"] == pytest.approx(np.mean(gaps), rel=1e-6)
+        assert row["tsp/gap_transformed"] == pytest.approx(row["tsp/gap"], rel=1e-6)
+
+
+def test_pointnet_input_transform_acts_on_row_vectors() -> None:
+    """The official PointNet multiplies the points as rows by the T-Net's matrix, x_i^T A: a network whose T-Net
+    outputs A must equal the same network with an identity T-Net fed the points times A."""
+    torch.manual_seed(0)
+    net = trained_looking(PointNetFull(4))
+    a = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, -0.3], [0.2, 0.0, 0.8]])
+    points = torch.randn(3, 40, 3)
+    with torch.no_grad():
+        net.input_transform.out.bias.copy_((a - torch.eye(3)).flatten())
+        net.input_transform.out.weight.zero_()
+        transformed = net(points)
+        net.input_transform.out.bias.zero_()
+        torch.testing.assert_close(transformed, net(points @ a), atol=1e-5, rtol=1e-5)
+
+
+def test_invariance_probe_measures_coordinate_change_and_distance_recovery() -> None:
+    """On TinvNN coordinates of generic clouds: the coordinate change under O(3) x scale x shift and the distance
+    recovery error |pdist(Y) - pdist(X) / RMS(pdist(X))| (scipy) are both at float32 round-off."""
+    from repro.papers.tinvnn.task import invariance_probe
+
+    x = np.stack([cloud(seed, n=64) for seed in range(4)])
+    rng = np.random.default_rng(0)
+    moved = np.stack([rng.uniform(0.5, 2) * c @ ortho_group.rvs(3, random_state=s).T + rng.normal(0, 2, 3)
+                      for s, c in enumerate(x)])
+    rows = invariance_probe({"tests": {"aligned": x, "o3_scale_shift": moved},
+                             "labels": {"aligned": np.array([0, 0, 1, 1])}})
+    assert [r["class"] for r in rows[:-1]] == [0, 1] and rows[-1]["probe"] == "distances"
+    assert all(r["max_coord_change"] < 1e-5 for r in rows[:-1])
+    assert rows[-1]["max_distance_error"] < 1e-5
+
+
+def test_sweep_rotation_about_x_matches_scipy() -> None:
+    from scipy.spatial.transform import Rotation
+
+    from repro.papers.tinvnn.task import about_x
+
+    x = cloud(9, n=20)
+    np.testing.assert_allclose(about_x(x, 70.0), Rotation.from_euler("x", 70.0, degrees=True).apply(x), atol=1e-12)
