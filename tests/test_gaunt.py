@@ -324,3 +324,37 @@ def write_dry_data(data_dir: Path) -> None:
     tables, the 2D Fourier conversion) are built by quadrature in the run. Nothing to write; scale=dry runs the
     paper scale's own products and dtype at small L and batch."""
     data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def test_identity_errors_vanish_on_the_gaunt_table_and_see_a_rescaled_block() -> None:
+    """On the exact table every residual is round-off; scaling one parity-even block by 1.1 leaves G = 1.1 c W there,
+    so the residual ||G - c W|| / ||G|| is 0.1 / 1.1; an entry planted on an odd path is reported as it is."""
+    table = harmonics.real_gaunt_table(2, 4)
+    errors = benchmark.identity_errors(table, 2)
+    assert max(errors.values()) < 1e-12
+    table[harmonics.degree_slice(1), harmonics.degree_slice(2), harmonics.degree_slice(3)] *= 1.1
+    table[harmonics.degree_slice(1), harmonics.degree_slice(1), harmonics.degree_slice(1)][0, 2, 1] = 0.25  # 1 x 1 -> 1
+    errors = benchmark.identity_errors(table, 2)
+    assert errors["identity_residual"] == pytest.approx(0.1 / 1.1, rel=1e-10)
+    assert errors["odd_path_max"] == 0.25
+    assert errors["factor_error"] < 1e-12
+
+
+def test_equivariance_error_uses_the_wigner_d_of_the_rotation() -> None:
+    """harmonic_rotations gives e3nn's D(R) on degrees <= L and <= 2L; the Fourier product's measured equivariance
+    error with it is round-off, and a non-equivariant map (the products' first input, padded) is flagged."""
+    lmax = 2
+    torch.manual_seed(5)
+    rotation = o3.rand_matrix()
+    d_in, d_out = benchmark.harmonic_rotations(lmax, rotation)
+    assert (d_in - harmonics.sphere_irreps(lmax).D_from_matrix(rotation)).abs().max() < 1e-9
+    assert (d_out - harmonics.sphere_irreps(2 * lmax).D_from_matrix(rotation)).abs().max() < 1e-9
+    gen = torch.Generator().manual_seed(6)
+    x, y = (torch.randn(4, (lmax + 1) ** 2, generator=gen) for _ in range(2))
+    rotated = (x @ d_in.T, y @ d_in.T)
+    assert benchmark.equivariance_error(products.FourierGaunt(lmax), (x, y), rotated, d_out) < 1e-12
+
+    def padded_first(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, (2 * lmax + 1) ** 2 - x.shape[-1])) + 1.0
+
+    assert benchmark.equivariance_error(padded_first, (x, y), rotated, d_out) > 0.1
