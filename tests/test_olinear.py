@@ -237,3 +237,81 @@ def test_recipes_override_the_defaults_per_data_set_and_horizon() -> None:
     assert recipe(cfg, "ECL", 96)[1].blocks == 3 and recipe(cfg, "Weather", 96)[0].lr == 5e-4
     with pytest.raises(ConfigError, match="horizon 336"):
         recipe(cfg, "ETTh1", 336)
+
+
+# --- NormLin, the mixer block, RevIN, the generator and the data pipeline against explicit formulas -------------
+
+def test_normlin_mixing_is_the_row_normalised_softplus() -> None:
+    """A = rownorm_L1(softplus(W)), softplus(w) = log(1 + e^w), written out in numpy."""
+    torch.manual_seed(1)
+    layer = models.NormLin(6, 4)
+    w = layer.weight.detach().double().numpy()
+    softplus = np.log1p(np.exp(w))
+    np.testing.assert_allclose(layer.mixing().detach().numpy(), softplus / softplus.sum(1, keepdims=True), rtol=1e-5)
+
+
+def _layer_norm(x: np.ndarray, norm: torch.nn.LayerNorm) -> np.ndarray:
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + norm.eps) * norm.weight.detach().numpy() + norm.bias.detach().numpy()
+
+
+def test_mixer_block_is_the_written_residual_block() -> None:
+    """x = LN(x + W_o A W_v x); x = LN(x + W_2 GELU(W_1 x)) over the N channel tokens, in numpy (dropout 0)."""
+    from scipy.special import erf
+
+    torch.manual_seed(2)
+    block = models.MixerBlock("normlin", 5, 8, 12, 0.0).double().eval()
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+
+    def linear(z: np.ndarray, layer: torch.nn.Linear) -> np.ndarray:
+        return z @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+
+    z = x.numpy()
+    mixed = linear(block.mix.mixing().detach().numpy() @ linear(z, block.mix.value), block.mix.out)
+    z = _layer_norm(z + mixed, block.norm1)
+    hidden = linear(z, block.ffn[0])
+    hidden = hidden * 0.5 * (1 + erf(hidden / np.sqrt(2)))                      # exact GELU
+    z = _layer_norm(z + linear(hidden, block.ffn[3]), block.norm2)
+    np.testing.assert_allclose(block(x).detach().numpy(), z, rtol=1e-10, atol=1e-10)
+
+
+def test_revin_normalises_each_channel_over_time() -> None:
+    """RevIN (weight 1, bias 0): (x - mean_t x) / sqrt(var_t x + 1e-5) per sample and channel, numpy z-scores."""
+    x = torch.randn(4, 30, 3, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.2], dtype=torch.float64) + 7
+    z, _ = models.RevIN(3).double().normalise(x)
+    values = x.numpy()
+    expected = (values - values.mean(1, keepdims=True)) / np.sqrt(values.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(z.detach().numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_ar1_starts_in_its_stationary_law() -> None:
+    """z_0 ~ N(0, sd^2 / (1 - phi^2)), the variance every later z_t has (phi 0.98, sd 0.2: variance 1.0101)."""
+    rng = np.random.default_rng(0)
+    starts = np.array([data.ar1(2, 0.98, 0.2, rng)[0] for _ in range(4000)])
+    assert starts.var() == pytest.approx(0.2**2 / (1 - 0.98**2), rel=0.1)     # 4000 draws: sd of the ratio 2.2%
+
+
+def test_fixed_borders_follow_the_ett_loader() -> None:
+    """ETTh1's borders 12/4/4 months of hours as in the Time-Series-Library's Dataset_ETT_hour: border1s =
+    [0, 8640 - seq_len, 11520 - seq_len], border2s = [8640, 11520, 14400]."""
+    from repro.papers.olinear.task import split_parts
+
+    series = np.arange(17420.0)[:, None]
+    parts = split_parts(series, OmegaConf.create({"name": "ETTh1", "borders": [8640, 2880, 2880], "lookback": 96}))
+    assert np.array_equal(parts["train"], series[0:8640])
+    assert np.array_equal(parts["val"], series[8640 - 96:11520])
+    assert np.array_equal(parts["test"], series[11520 - 96:14400])
+
+
+def test_prepare_scales_with_training_statistics_only() -> None:
+    """z-scoring uses the training split's mean and std (numpy), never the later splits (a trended series makes
+    any leak visible)."""
+    from repro.papers.olinear.task import prepare
+
+    series = np.arange(400.0)[:, None] * np.array([[1.0, -0.5]]) + np.random.default_rng(0).standard_normal((400, 2))
+    dataset = OmegaConf.create({"name": "synthetic", "split": [0.7, 0.1, 0.2], "lookback": 24, "train_stride": 1})
+    out = prepare(series, dataset, 8)
+    train = series[:280]
+    np.testing.assert_allclose(out["train_series"], (train - train.mean(0)) / train.std(0), atol=1e-12)
+    x_test, _ = out["test"]
+    np.testing.assert_allclose(x_test[0], (series[320 - 24:320] - train.mean(0)) / train.std(0), atol=1e-12)
