@@ -1,18 +1,26 @@
 """rae_score: the mixtures' scores and the exact DAE optimum against scipy (finite differences, quadrature),
 the heat-equation small-sigma expansion, the RCAE Euler-Lagrange optimum against the Gaussian closed form and the
-score, the spiral and ninja-star densities, the batched networks and their forward-mode Jacobian, and the
-Metropolis-Hastings pieces."""
+score, the spiral and ninja-star densities, the batched networks, their forward-mode Jacobian and the RCAE loss
+(autograd), the Metropolis-Hastings pieces, and the score rows' metrics against scipy's smoothed mixture."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from scipy import integrate, stats
 
 from repro.core.errors import ConfigError
 from repro.papers.rae_score.densities import GaussianMixture, NinjaStar, make_density, rcae_optimum, spiral
-from repro.papers.rae_score.models import BatchedMLP, forward_with_jacobian, reconstruct, train_autoencoders
+from repro.papers.rae_score.models import (
+    BatchedMLP,
+    criterion_losses,
+    forward_with_jacobian,
+    reconstruct,
+    train_autoencoders,
+)
 from repro.papers.rae_score.sampling import (
     exact_difference,
     first_order_difference,
@@ -20,7 +28,7 @@ from repro.papers.rae_score.sampling import (
     metropolis,
     trapezoid_difference,
 )
-from repro.papers.rae_score.task import relative_score_error
+from repro.papers.rae_score.task import relative_score_error, score_rows
 
 
 def scipy_log_prob(p: GaussianMixture, x: np.ndarray) -> np.ndarray:
@@ -246,3 +254,69 @@ def test_unknown_density_is_a_config_error() -> None:
 def write_dry_data(data_dir: Path) -> None:
     """Nothing to write: the paper scale draws its data from the closed-form densities (no files to read)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def test_rcae_loss_is_reconstruction_plus_sigma_squared_jacobian_norm() -> None:
+    """L_m = mean ||r(x) - x||^2 + sigma_m^2 mean ||dr/dx||_F^2, the Jacobian by torch.autograd."""
+    torch.manual_seed(2)
+    model = BatchedMLP(2, 2, 6)
+    x, sigma = torch.randn(2, 5, 2), torch.tensor([0.3, 0.7]).view(2, 1, 1)
+    losses = criterion_losses("rcae", model, x, sigma, None)
+    for m in range(2):
+        def single(z: torch.Tensor, m: int = m) -> torch.Tensor:
+            return model(torch.stack([z[None]] * 2))[m, 0]
+        jacobians = [torch.autograd.functional.jacobian(single, x[m, i]) for i in range(5)]
+        penalty = torch.stack([(j**2).sum() for j in jacobians]).mean()
+        expected = ((model(x)[m] - x[m]) ** 2).sum(-1).mean() + sigma.view(-1)[m] ** 2 * penalty
+        assert losses[m].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_relative_score_error_closed_form() -> None:
+    truth = np.array([[1.0, 0.0], [0.0, 2.0]])             # E ||truth||^2 = 2.5
+    estimate = truth + np.array([[0.5, 0.0], [0.0, -1.0]])  # E ||error||^2 = 0.625
+    assert relative_score_error(estimate, truth) == pytest.approx(0.25)
+
+
+def test_ring_components_are_equally_spaced_on_the_circle() -> None:
+    means = make_density("ring2d").means
+    np.testing.assert_allclose(np.linalg.norm(means, axis=1), 2.0)
+    np.testing.assert_allclose(np.linalg.norm(means - np.roll(means, 1, axis=0), axis=1), 4 * np.sin(np.pi / 8))
+
+
+def test_score_rows_of_the_exact_optimum_against_scipy() -> None:
+    """Method `optimum` on the ring: (r* - x)/sigma^2 is the score of p_sigma = p * N(0, sigma^2 I) (scipy mixture
+    with variance s^2 + sigma^2, central differences), so score_err is its relative error against p's score and
+    the mode reconstruction error is sigma^4 |grad log p_sigma(mu_k)|^2; the antimode 0 is a stationary point."""
+    p, sigma = make_density("ring2d"), 0.3
+    cfg = OmegaConf.create({"eval": {"test_points": 400, "rcae_half_width": 2.2, "curve_range": [-1, 1],
+                                     "curve_points": 3}})
+    ctx = SimpleNamespace(data_seed=lambda *names: 17, unit=SimpleNamespace(replicate=0))
+    (row,) = score_rows(cfg, ctx, "ring2d", "optimum", sigma)
+
+    def fd_score(x: np.ndarray, variance: float) -> np.ndarray:
+        def log_p(z: np.ndarray) -> np.ndarray:
+            return np.log(sum(w * stats.multivariate_normal(mu, variance).pdf(z) for w, mu in zip(p.weights, p.means)))
+        return np.stack([(log_p(x + 1e-5 * e) - log_p(x - 1e-5 * e)) / 2e-5 for e in np.eye(2)], -1)
+
+    x = p.sample(400, np.random.default_rng(17))
+    smoothed, plain = fd_score(x, 0.25**2 + sigma**2), fd_score(x, 0.25**2)
+    expected = ((smoothed - plain) ** 2).sum(-1).mean() / (plain**2).sum(-1).mean()
+    assert row["score_err"] == pytest.approx(expected, rel=1e-4)
+    at_modes = sigma**4 * (fd_score(p.means, 0.25**2 + sigma**2) ** 2).sum(-1).mean()
+    assert row["recon_modes"] == pytest.approx(at_modes, rel=1e-4)
+    assert row["recon_antimode"] < 1e-20 and row["dist_to_optimum"] == 0.0
+
+
+def test_histogram_kl_is_kl_of_the_histogram_to_the_grid_density() -> None:
+    """Samples at cell centres with chosen counts: KL(q || p) = sum q log(q / p) (scipy's rel_entr), q the
+    histogram and p the density normalised over the same 4 x 4 cells."""
+    from scipy.special import rel_entr
+
+    centres = np.array([-1.5, -0.5, 0.5, 1.5])
+    cells = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
+    counts = np.arange(1, 17)
+    samples = np.repeat(cells, counts, axis=0)
+    p = make_density("ring2d")
+    density = np.exp(p.log_prob(cells))
+    expected = rel_entr(counts / counts.sum(), density / density.sum()).sum()
+    assert histogram_kl(samples, p.log_prob, 2.0, 4) == pytest.approx(expected, rel=1e-10)
