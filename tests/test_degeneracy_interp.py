@@ -1,9 +1,11 @@
-"""degeneracy_interp: free directions, the LLC estimator and the interaction basis against independent oracles."""
+"""degeneracy_interp: free directions, the LLC estimator and the interaction basis against independent oracles
+(autograd Jacobians, scipy null spaces, Gibbs quadrature, explicit numpy forward passes and edge sums)."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.linalg
 import torch
 
@@ -15,7 +17,7 @@ from repro.papers.degeneracy_interp.degeneracy import (
     tangent_residual,
     tangent_vectors,
 )
-from repro.papers.degeneracy_interp.interaction import gini, interaction_bases, layer_features
+from repro.papers.degeneracy_interp.interaction import edges, gini, interaction_bases, layer_features, neuron_bases
 from repro.papers.degeneracy_interp.llc import estimate_llc, localized_quadratic_llc, sgld_quadratic_expectation
 from repro.papers.degeneracy_interp.mlp import FlatMLP, train
 from repro.papers.degeneracy_interp.modularity import block_mask, coordinate_modules, interaction_graph
@@ -200,3 +202,70 @@ def write_dry_data(data_dir: Path) -> None:
     """Nothing: the planted and modular students train on generated data and the digits come bundled with
     scikit-learn (load_digits reads no file under data_dir), so scale=dry reads no file; its dry.yaml runs the paper
     scale's sizes with fewer steps and epochs."""
+
+
+def test_gauss_newton_is_the_sample_mean_of_jt_j() -> None:
+    model, theta, x = worked_network()
+    jac = per_sample_jacobians(model, theta, x[:7])
+    expected = sum(j.T @ j for j in jac.numpy()) / 7
+    np.testing.assert_allclose(gauss_newton(jac), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_synchronised_group_directions_are_free() -> None:
+    """Three always-active ReLUs (bias +5: active on every point, and the Gram matrices stay well conditioned): their
+    GL(3) moves and bias shifts leave f unchanged to first order, and the span matches scipy's null space (41)."""
+    model, theta, x = worked_network()
+    star = plant(model, theta, 0, 3, 5.0)
+    jac = per_sample_jacobians(model, star, x)
+    tangents = tangent_vectors(model, star, x, 1e-10)
+    assert tangent_residual(jac, tangents) < 1e-12
+    assert predicted_free_directions(tangents, 1e-8) == 41
+    assert scipy.linalg.null_space(jac.reshape(-1, model.size).numpy(), rcond=1e-7).shape[1] == 41
+
+
+def test_localized_quadratic_llc_against_gibbs_quadrature() -> None:
+    """Per eigen-direction h the localised Gibbs law is exp(-n beta h t^2 - gamma t^2 / 2); n beta E[h t^2] under it
+    (scipy quadrature) is what localized_quadratic_llc adds up."""
+    n, gamma, hs = 500, 3.0, np.array([1e-5, 1e-3, 0.1])
+    n_beta = n / np.log(n)
+    total = 0.0
+    for h in hs:
+        def weight(t: float, h: float = h) -> float:
+            return np.exp(-(n_beta * h + gamma / 2) * t**2)
+        scale = 1 / np.sqrt(n_beta * h + gamma / 2)
+        second = scipy.integrate.quad(lambda t: t**2 * weight(t), -20 * scale, 20 * scale)[0]
+        total += n_beta * h * second / scipy.integrate.quad(weight, -20 * scale, 20 * scale)[0]
+    assert localized_quadratic_llc(hs, n, gamma) == pytest.approx(total, rel=1e-8)
+
+
+def numpy_forward(weights: list, x: np.ndarray) -> tuple[list, np.ndarray]:
+    """Hidden activations and logits of the ReLU MLP, written out."""
+    hidden, h = [], x
+    for w, b in weights[:-1]:
+        h = np.maximum(h @ w.T + b, 0.0)
+        hidden.append(h)
+    return hidden, h @ weights[-1][0].T + weights[-1][1]
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_layer_features_are_the_network_activations(centre: bool) -> None:
+    weights, x, _ = digits_like()
+    feats, _ = layer_features(weights, x, centre)
+    hidden, logits = numpy_forward(weights, x)
+    for f, h in zip(feats[:-1], hidden):
+        np.testing.assert_allclose(f[:, :-1], h - h.mean(0) if centre else h, atol=1e-12)
+    np.testing.assert_allclose(feats[-1], logits - logits.mean(0) if centre else logits, atol=1e-12)
+
+
+def test_neuron_basis_edges_are_the_attribution_sums() -> None:
+    """Neuron basis, first hidden transition: E_ij = mean_x (1[p_i > 0] W_ij h_j)^2 (j < width) and the constant's
+    edge mean_x (1[p_i > 0] b_i)^2, with p = W h + b the next layer's pre-activations (uncentred features)."""
+    weights, x, _ = digits_like()
+    feats, maps = layer_features(weights, x, centre=False)
+    (first, *_rest) = edges(feats, maps, neuron_bases(feats))
+    hidden, _ = numpy_forward(weights, x)
+    w, b = weights[1]
+    gate = (hidden[0] @ w.T + b > 0).astype(float)
+    expected = np.mean((gate[:, :, None] * w[None] * hidden[0][:, None, :]) ** 2, axis=0)
+    np.testing.assert_allclose(first[:-1, :-1], expected, atol=1e-12)
+    np.testing.assert_allclose(first[:-1, -1], np.mean((gate * b) ** 2, axis=0), atol=1e-12)
