@@ -113,14 +113,18 @@ def test_units_of_a_replicate_share_their_data(tmp_path) -> None:
     import logging
 
     import pandas as pd
+    from omegaconf import OmegaConf
 
     from repro.core.context import RunContext
     from repro.core.units import expand
     from repro.papers.unsup_pretrain import task
-    from tests.helpers import compose_config
 
-    cfg = compose_config(["paper=unsup_pretrain", "scale=smoke", "paper.factor.ms=[200,300]", "paper.factor.d=8",
-                          "paper.factor.ns=[8,16,32]", "paper.factor.gap_n=32"])
+    # The smoke scale merged by hand (not through hydra: the mutation script's project copies lack repro/conf).
+    conf = Path(__file__).parents[1] / "conf"
+    paper = OmegaConf.merge(OmegaConf.load(conf / "paper" / "unsup_pretrain.yaml"),
+                            OmegaConf.load(conf / "paper_scale" / "unsup_pretrain" / "smoke.yaml"),
+                            {"factor": {"ms": [200, 300], "d": 8, "ns": [8, 16, 32], "gap_n": 32}})
+    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "smoke"}, "data_dir": str(tmp_path), "paper": paper})
     grid = {u.name: u for u in expand(task.units(cfg.paper), 2) if u.experiment == "factor"}
 
     def rows(name: str) -> pd.DataFrame:
@@ -181,3 +185,62 @@ def test_pair_label_mle_recovers_the_model(views: factor.FactorModel) -> None:
     learned = views.excess_risk(*factor.ols_on_features(x, y, np.zeros(6), weights.T))
     oracle = views.excess_risk(*factor.ols_on_features(x, y, np.zeros(6), views.posterior_mean_map()))
     assert learned <= 1.5 * oracle + 1e-3
+
+
+def test_factor_model_covariance_with_non_unit_noise() -> None:
+    """s_x = 0.6: Sigma_x = B B^T + 0.36 I, and the sampled x have that covariance (np.cov)."""
+    model = factor.random_factor_model(6, 2, 0.6, 0.5, np.random.default_rng(20))
+    expected = model.loadings @ model.loadings.T + 0.36 * np.eye(6)
+    np.testing.assert_allclose(model.covariance, expected, atol=1e-12)
+    x, _ = model.sample(100_000, np.random.default_rng(21))
+    np.testing.assert_allclose(np.cov(x.T), expected, atol=0.03)
+
+
+def test_random_factor_model_laws() -> None:
+    """B_ij ~ N(0, 1/r) and |beta| = 2."""
+    model = factor.random_factor_model(4000, 4, 1.0, 0.5, np.random.default_rng(22))
+    assert model.loadings.var() == pytest.approx(1 / 4, rel=0.05)
+    assert np.linalg.norm(model.beta) == pytest.approx(2.0)
+
+
+def test_ols_on_features_as_an_affine_map_of_raw_x() -> None:
+    """With a non-zero centre, c0 + c^T x reproduces sklearn's OLS on the features (x - mean) W at new points."""
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(23)
+    x, y, mean, weights = rng.normal(size=(30, 5)), rng.normal(size=30), rng.normal(size=5), rng.normal(size=(5, 2))
+    coef, intercept = factor.ols_on_features(x, y, mean, weights)
+    probe = rng.normal(size=(4, 5))
+    expected = LinearRegression(fit_intercept=False).fit((x - mean) @ weights, y).predict((probe - mean) @ weights)
+    np.testing.assert_allclose(intercept + probe @ coef, expected, atol=1e-10)
+
+
+def test_ols_formula_against_the_inverse_wishart_mean() -> None:
+    """OLS excess risk = sigma^2 tr(Sigma (X^T X)^{-1}); X^T X ~ Wishart(n, Sigma), whose inverse has mean
+    Sigma^{-1} / (n - d - 1) (scipy's invwishart), so E = sigma^2 d / (n - d - 1)."""
+    sigma = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])
+    for n in (6, 9, 40):
+        mean_inverse = stats.invwishart(df=n, scale=np.linalg.inv(sigma)).mean()
+        assert factor.ols_expected_excess(0.7, 3, n) == pytest.approx(0.7 * np.trace(sigma @ mean_inverse))
+
+
+def test_mixture_means_have_the_stated_spread() -> None:
+    """mu_k ~ N(0, (9/d) I): E |mu_k|^2 = 9."""
+    means = mixture.random_mixture(3000, 20, [0], 0.05, np.random.default_rng(24)).means
+    assert np.mean(np.sum(means**2, axis=1)) == pytest.approx(9.0, rel=0.03)
+
+
+def test_view_model_has_equal_strength_orthogonal_loadings() -> None:
+    """B = sqrt(d/r) U: B^T B = (d/r) I."""
+    views = contrastive.random_view_model(12, 3, 1.0, 0.5, np.random.default_rng(25))
+    np.testing.assert_allclose(views.loadings.T @ views.loadings, 4.0 * np.eye(3), atol=1e-12)
+    assert np.linalg.norm(views.beta) == pytest.approx(2.0)
+
+
+def test_excess_risk_of_a_shifted_bayes_predictor(truth: factor.FactorModel) -> None:
+    """c = c*, c0 = 0.5: E(c0 + c*^T x - y)^2 - E(c*^T x - y)^2 = c0^2 = 0.25 (Monte Carlo)."""
+    x, y = truth.sample(200_000, np.random.default_rng(26))
+    bayes = x @ truth.bayes_coefficients
+    monte_carlo = ((bayes + 0.5 - y) ** 2).mean() - ((bayes - y) ** 2).mean()
+    assert monte_carlo == pytest.approx(0.25, abs=0.01)
+    assert truth.excess_risk(truth.bayes_coefficients, 0.5) == pytest.approx(0.25, rel=1e-12)
