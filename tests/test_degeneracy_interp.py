@@ -213,14 +213,14 @@ def test_gauss_newton_is_the_sample_mean_of_jt_j() -> None:
 
 def test_synchronised_group_directions_are_free() -> None:
     """Three always-active ReLUs (bias +5: active on every point, and the Gram matrices stay well conditioned): their
-    GL(3) moves and bias shifts leave f unchanged to first order, and the span matches scipy's null space (41)."""
+    GL(3) moves and bias shifts leave f unchanged to first order, and they span the 41 free directions that
+    test_worked_counts measures with scipy's null space."""
     model, theta, x = worked_network()
     star = plant(model, theta, 0, 3, 5.0)
     jac = per_sample_jacobians(model, star, x)
     tangents = tangent_vectors(model, star, x, 1e-10)
     assert tangent_residual(jac, tangents) < 1e-12
     assert predicted_free_directions(tangents, 1e-8) == 41
-    assert scipy.linalg.null_space(jac.reshape(-1, model.size).numpy(), rcond=1e-7).shape[1] == 41
 
 
 def test_localized_quadratic_llc_against_gibbs_quadrature() -> None:
