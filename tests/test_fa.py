@@ -448,9 +448,6 @@ def write_dry_data(data_dir: Path) -> None:
         np.save(directory / f"charges_{name}_charged5_initvel1small.npy", rng.choice([-1.0, 1.0], (size, 5, 1)))
 
 
-@pytest.mark.skipif(not (Path(__file__).parents[1] / "repro" / "conf").exists(),
-                    reason="the repro CLI reads its configs through the repro/conf symlink, which the project copies "
-                           "of scripts/mutate.py do not carry")
 def test_exp_classify_runs_end_to_end_on_a_local_file(tmp_path) -> None:
     """The paper-scale EXP path on a tiny file in the published format placed where the loader looks (no
     download): GIN cannot tell the hexagon from the two triangles, so it scores 50%."""
