@@ -113,18 +113,14 @@ def test_units_of_a_replicate_share_their_data(tmp_path) -> None:
     import logging
 
     import pandas as pd
-    from omegaconf import OmegaConf
 
     from repro.core.context import RunContext
     from repro.core.units import expand
     from repro.papers.unsup_pretrain import task
+    from tests.helpers import compose_config
 
-    # The smoke scale merged by hand (not through hydra: the mutation script's project copies lack repro/conf).
-    conf = Path(__file__).parents[1] / "conf"
-    paper = OmegaConf.merge(OmegaConf.load(conf / "paper" / "unsup_pretrain.yaml"),
-                            OmegaConf.load(conf / "paper_scale" / "unsup_pretrain" / "smoke.yaml"),
-                            {"factor": {"ms": [200, 300], "d": 8, "ns": [8, 16, 32], "gap_n": 32}})
-    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "smoke"}, "data_dir": str(tmp_path), "paper": paper})
+    cfg = compose_config(["paper=unsup_pretrain", "scale=smoke", "paper.factor.ms=[200,300]", "paper.factor.d=8",
+                          "paper.factor.ns=[8,16,32]", "paper.factor.gap_n=32"])
     grid = {u.name: u for u in expand(task.units(cfg.paper), 2) if u.experiment == "factor"}
 
     def rows(name: str) -> pd.DataFrame:
