@@ -109,8 +109,11 @@ def test_stored_overrides_are_never_interpolated(results_dir: Path) -> None:
 
 
 def start(*args: str, results_dir: Path) -> subprocess.Popen:
+    """`repro train` as a user's shell starts it: with Ctrl-C's default action. A process inherits an ignored
+    SIGINT, and something earlier in a pytest worker can leave it ignored; the run would then rightly ignore it."""
     return subprocess.Popen([sys.executable, "-m", "repro.cli", "train", *args, f"results_dir={results_dir}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_two_identical_runs_at_once_share_the_work(results_dir: Path) -> None:
