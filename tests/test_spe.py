@@ -443,3 +443,40 @@ def test_standardised_mae_is_the_per_graph_mean_in_training_units() -> None:
     expected = np.abs(np.array(prediction) - (counts - train.mean(0)) / train.std(0)).mean(0)
     got = mean_abs_error(_Constant(prediction), graphs, target, batch_size=3, device="cpu")
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dataset", ["zinc", "alchemy"])
+def test_zinc_mae_is_reported_in_the_targets_own_units(dataset: str, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """After a (1-epoch) training, ZINC's test MAE is |prediction - y| in the raw target's units: the model's
+    standardised output mapped back with numpy's training mean and (population) std, against the raw targets.
+    Alchemy's stays in standardised units. Targets with std ~4, so a dropped, inverted or squared factor shows."""
+    import logging
+
+    from repro.core.context import RunContext
+    from repro.core.units import Unit
+    from repro.papers.spe import task
+
+    rng = np.random.default_rng(0)
+    raw = {name: rng.normal(3.0, 4.0, size=(count, 1)) for name, count in (("train", 6), ("val", 3), ("test", 5))}
+    splits = {name: [graph_to_data(er_graph(n=8, p=0.5, seed=s), list(y), 4) for s, y in enumerate(targets)]
+              for name, targets in raw.items()}
+    target = Standardizer(raw["train"], "cpu")
+    built = []
+    monkeypatch.setattr(task, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "test"}, "data_dir": str(tmp_path),
+                            "data": {"dataset": dataset},
+                            "model": {**_model_cfg(), "d": 4, "hidden": 8, "layers": 1},
+                            "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0,
+                                      "warmup_steps": 0, "linear_decay": False}})
+    ctx = RunContext(cfg, tmp_path, "cpu", Unit(dataset, "none"), logging.getLogger("test"))
+    (tmp_path / "checkpoints").mkdir()  # the runner makes it before any unit
+    row, = task.train_one(cfg, ctx, splits, target, "none")
+    with torch.no_grad():
+        prediction = built[0](Batch.from_data_list(splits["test"])).numpy().astype(float)
+    mean, std = raw["train"].mean(0), raw["train"].std(0)
+    if dataset == "zinc":
+        expected = np.abs(prediction * std + mean - raw["test"]).mean()
+    else:
+        expected = np.abs(prediction - (raw["test"] - mean) / std).mean()
+    assert row["test/mae"] == pytest.approx(expected, rel=1e-5)
