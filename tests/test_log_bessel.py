@@ -5,6 +5,7 @@ import functools
 import hashlib
 import json
 import math
+import time
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +28,7 @@ from repro.papers.log_bessel.reference import (
     seal_path,
 )
 from repro.papers.log_bessel.task import accuracy_rows, reference_cache, relative_error
-from repro.papers.log_bessel.vmf import fit_kappa, sample_vmf
+from repro.papers.log_bessel.vmf import FitFailed, fit_kappa, log_i_pair, sample_vmf
 
 # One point per region of each function (series, Debye, large x, recurrence / integral) and the known failure points.
 POINTS = [(0, 1e-3), (0, 1.5), (0, 20), (0, 300), (0.5, 7), (2.5, 0.3), (10, 9), (10, 80), (30, 500), (49.5, 49.5),
@@ -196,7 +197,7 @@ def test_vmf_ratio_and_sampler_for_p_3() -> None:
 def test_fit_recovers_kappa_from_its_mean_resultant() -> None:
     p, kappa = 8192, 3000.0
     r_bar = math.exp(float(log_bessel_i(p / 2, kappa) - log_bessel_i(p / 2 - 1, kappa)))
-    assert fit_kappa("ours", r_bar, p, 60, 1.0) == pytest.approx(kappa, rel=1e-10)
+    assert fit_kappa("ours", r_bar, p, 60, 15) == pytest.approx(kappa, rel=1e-10)
     assert mpmath.mpf(r_bar) > 0
 
 
@@ -330,6 +331,31 @@ def _mean_resultant_exact(p: int, kappa: float) -> float:
     return float(special.iv(p / 2, kappa) / special.iv(p / 2 - 1, kappa))
 
 
+def test_mpmath_vmf_backend_fails_by_its_work_bounds_never_by_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At p = 32768, kappa = p besseli's series needs more terms than mpmath's default cap (100 per working
+    bit): NoConvergence, a fit failure. Lifting only that cap gives our value, so the cap is what fails. At
+    kappa = p/4 the back end gives our values, also when each call is slowed past the old 2 s wall-clock
+    limit (a loaded machine)."""
+    p = 32768
+    with pytest.raises(FitFailed, match="NoConvergence"):
+        log_i_pair("mpmath", p, float(p), 15)
+    with mpmath.workdps(15):
+        lifted = float(mpmath.log(mpmath.besseli(p / 2 - 1, p, maxterms=10**6)))
+    assert lifted == pytest.approx(float(log_bessel_i(p / 2 - 1, float(p))), rel=1e-13)
+
+    besseli = mpmath.besseli
+
+    def slow_besseli(order: float, kappa: float) -> mpmath.mpf:
+        if order == p / 2 - 1:
+            time.sleep(2.5)
+        return besseli(order, kappa)
+
+    monkeypatch.setattr(mpmath, "besseli", slow_besseli)
+    low, high = log_i_pair("mpmath", p, p / 4, 15)
+    assert low == pytest.approx(float(log_bessel_i(p / 2 - 1, p / 4)), rel=1e-13)
+    assert high == pytest.approx(float(log_bessel_i(p / 2, p / 4)), rel=1e-13)
+
+
 @pytest.mark.parametrize("p", [3, 5, 10])
 def test_banerjee_estimate_matches_the_small_concentration_expansion(p: int) -> None:
     """Inverting A_p(kappa) = kappa/p - kappa^3/(p^2 (p+2)) + O(kappa^5) gives kappa = p r + p^2 r^3/(p+2) + O(r^5);
@@ -354,7 +380,7 @@ def test_vmf_unit_on_the_sphere_in_three_dimensions() -> None:
 
     p, n, kappa = 3, 4000, 1.5        # kappa = p / 2: our log I stays in its cheap power-series region
     ctx = SimpleNamespace(child_seed=lambda *names: 7, stopwatch=lambda: Stopwatch("cpu"), log=_ctx().log)
-    rows = {r["method"]: r for r in vmf_rows(SimpleNamespace(iterations=32, seconds_per_call=60.0), ctx, p, n, 0.5)}
+    rows = {r["method"]: r for r in vmf_rows(SimpleNamespace(iterations=32, mpmath_dps=15), ctx, p, n, 0.5)}
     r_bar = rows["ours"]["r_bar"]
     assert r_bar == pytest.approx(a3(kappa), abs=4 * math.sqrt((1 - a3(kappa) ** 2) / n))   # sampling error bound
     exact = brentq(lambda k: a3(k) - r_bar, 1e-3, 100.0, xtol=1e-14)
