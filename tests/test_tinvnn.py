@@ -446,3 +446,49 @@ def test_sweep_rotation_about_x_matches_scipy() -> None:
 
     x = cloud(9, n=20)
     np.testing.assert_allclose(about_x(x, 70.0), Rotation.from_euler("x", 70.0, degrees=True).apply(x), atol=1e-12)
+
+
+class _FixedLogits(torch.nn.Module):
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.logits[: len(coords)]
+
+
+def test_edge_scorer_loss_weighs_tour_edges_by_the_negatives_to_positives_ratio(monkeypatch, tmp_path) -> None:
+    """The scorer's training loss (as train_scorer hands it to the training loop) on fixed logits against a numpy
+    weighted BCE over the off-diagonal entries, the positive weight counted from the optimal tours' adjacency:
+    (#non-tour pairs) / (#tour pairs) = (n (n - 1) - 2 n) / (2 n) = (n - 3) / 2."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from repro.core.context import RunContext
+    from repro.core.units import Unit
+    from repro.papers.tinvnn import tsp
+
+    cities = 8
+    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "test"}, "data_dir": str(tmp_path),
+                            "tsp": {"cities": cities, "width": 4, "layers": 1, "epochs": 1, "batch_size": 4,
+                                    "lr": 1e-3}})
+    ctx = RunContext(cfg, tmp_path, "cpu", Unit("tsp", None), logging.getLogger("test"))
+    handed = []
+    monkeypatch.setattr(tsp, "fit", lambda ctx, name, model, optimizer, batches, loss_fn, *args, **kwargs:
+                        handed.append(loss_fn))
+    rng = np.random.default_rng(0)
+    points = rng.random((3, cities, 2))
+    edges = tour_edges(held_karp(pairwise(points))[1]).astype(float)
+    x = torch.as_tensor(points, dtype=torch.float32)
+    tsp.train_scorer(cfg, ctx, "raw", x, torch.as_tensor(edges, dtype=torch.float32), (x, torch.zeros(3)))
+    logits = rng.normal(0, 2, size=edges.shape)
+    got = float(handed[0](_FixedLogits(torch.as_tensor(logits, dtype=torch.float32)),
+                          (x, torch.as_tensor(edges, dtype=torch.float32))))
+    off = ~np.eye(cities, dtype=bool)
+    y, z = edges[:, off], logits[:, off]
+    weight = (y == 0).sum() / (y == 1).sum()
+    assert weight == (cities - 3) / 2
+    log_sigmoid = -np.logaddexp(0, -z)
+    expected = -np.mean(weight * y * log_sigmoid + (1 - y) * (log_sigmoid - z))  # log(1 - s(z)) = log s(z) - z
+    assert got == pytest.approx(expected, rel=1e-5)
