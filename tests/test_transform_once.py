@@ -270,3 +270,18 @@ def test_relative_l2_is_per_sample_over_the_grid() -> None:
     expected = [np.linalg.norm(p - t) / np.linalg.norm(t) for p, t in zip(prediction, target)]
     got = relative_l2(torch.from_numpy(prediction), torch.from_numpy(target))
     assert np.allclose(got.numpy(), expected, atol=1e-12)
+
+
+def test_burgers_nonlinear_term_follows_the_two_thirds_rule() -> None:
+    """One tiny inviscid step from u0 = cos 6 pi x + cos 8 pi x + cos(20 pi x) / 2 on 24 points: the tendency
+    (u(dt) - u0) / dt is -P(u u_x), the nonlinear term of the modes |k| < 24 / 3 = 8 projected on those modes.
+    Mode 10 is left out of the product; of -(u^2 / 2)_x of the two low modes (modes 1, 6, 7, 8 by product to sum)
+    mode 8 is cut: closed form pi sin 2 pi x + 3 pi sin 12 pi x + 7 pi sin 14 pi x. The 1/2 rule would cut modes 6
+    and 7; no truncation would keep mode 8 and let mode 10 in (its products with modes 4 and 10, at 14 and 20,
+    alias onto 10 and 4 on this grid)."""
+    x = np.arange(24) / 24
+    u0 = np.cos(6 * np.pi * x) + np.cos(8 * np.pi * x) + 0.5 * np.cos(20 * np.pi * x)
+    dt = 1e-7
+    tendency = (burgers_solve(u0[None], nu=0.0, t_final=dt, dt=dt)[-1, 0] - u0) / dt
+    expected = np.pi * np.sin(2 * np.pi * x) + 3 * np.pi * np.sin(12 * np.pi * x) + 7 * np.pi * np.sin(14 * np.pi * x)
+    np.testing.assert_allclose(tendency, expected, atol=1e-3)
