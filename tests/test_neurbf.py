@@ -267,3 +267,32 @@ def test_siren_baseline_is_sin_of_thirty_times_the_affine_map() -> None:
         h = np.sin(30 * (h @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()))
     expected = h @ net.out.weight.detach().numpy().T + net.out.bias.detach().numpy()
     np.testing.assert_allclose(net(x).detach().numpy(), expected, atol=1e-12)
+
+
+def test_classical_rbf_samples_the_image_at_the_centres_row_y_column_x(monkeypatch, tmp_path) -> None:
+    """The classical baseline's interpolation data: the image's value at each kernel centre (x, y). On a 12 x 16
+    image whose channels are affine in the pixel-centre coordinates (y = (row + 0.5) / 12 in channel 0,
+    x = (col + 0.5) / 16 in channel 1; bilinear sampling is exact for them) the values handed to scipy's
+    RBFInterpolator must be (y, x / 2 + 1/4) of the centres, in closed form."""
+    import logging
+
+    from repro.core.context import RunContext
+    from repro.core.units import Unit
+
+    cfg = OmegaConf.merge(OmegaConf.load(CONFIG), {"seed": 0, "scale": {"name": "test"}, "data_dir": str(tmp_path)})
+    rows, cols = np.mgrid[0:12, 0:16]
+    image = np.stack([(rows + 0.5) / 12, (cols + 0.5) / 16 / 2 + 0.25], -1)
+    target = {"image": image, "points": pixel_centres(12, 16), "gradient": gradient_magnitude(image)}
+    budget = next(b for b in range(0, 10**6, 10) if task.kernel_count(cfg, "neurbf-nosine", image, b) >= 24)
+    seen = []
+
+    def recording(centres: np.ndarray, values: np.ndarray, **options) -> RBFInterpolator:
+        seen.append((centres, values))
+        return RBFInterpolator(centres, values, **options)
+
+    monkeypatch.setattr(task, "RBFInterpolator", recording)
+    ctx = RunContext(cfg, tmp_path, "cpu", Unit("fit", "classical-rbf"), logging.getLogger("test"))
+    row = task.classical_rbf_row(cfg, ctx, target, budget)
+    (centres, values), = seen
+    assert row["kernels"] == len(centres) >= 24
+    np.testing.assert_allclose(values, np.stack([centres[:, 1], centres[:, 0] / 2 + 0.25], 1), atol=1e-12)
