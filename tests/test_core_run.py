@@ -212,3 +212,19 @@ def test_tensor_unpickler_reads_data_and_refuses_code(tmp_path: Path) -> None:
     with pytest.raises(ReproError, match="bad.pickle is not a plain pickle.*system"):
         load_tensor_pickle(tmp_path / "bad.pickle")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_stopwatch_cpu_seconds_count_work_not_waiting() -> None:
+    """A sleep takes wall time and almost no CPU; a busy loop takes both."""
+    import time
+
+    from repro.core.context import Stopwatch
+
+    with Stopwatch("cpu") as idle:
+        time.sleep(0.3)
+    with Stopwatch("cpu") as busy:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+    assert idle.seconds >= 0.3 and idle.cpu_seconds < 0.1
+    assert busy.cpu_seconds >= 0.3

@@ -53,11 +53,14 @@ def make_logger(run_dir: Path, name: str) -> logging.Logger:
 
 
 class Stopwatch:
-    """Wall seconds of a block; on CUDA the device is synchronised at both ends so queued kernels count."""
+    """Wall seconds of a block; on CUDA the device is synchronised at both ends so queued kernels count.
+    ``cpu_seconds`` is this process's CPU time over the block (all its threads): unlike wall time it does not
+    grow when other jobs share the machine."""
 
     def __init__(self, device: str) -> None:
         self.device = device
         self.seconds = float("nan")
+        self.cpu_seconds = float("nan")
 
     def _sync(self) -> None:
         if self.device.startswith("cuda"):
@@ -67,12 +70,13 @@ class Stopwatch:
 
     def __enter__(self) -> "Stopwatch":
         self._sync()
-        self._start = time.perf_counter()
+        self._start, self._cpu_start = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._sync()
         self.seconds = time.perf_counter() - self._start
+        self.cpu_seconds = time.process_time() - self._cpu_start
 
 
 class RunContext:
