@@ -5,12 +5,19 @@ Predicted tangent vectors (each keeps f_theta(x) fixed to first order on every d
 - (a) activations of layer l-1 (with the constant 1 for the bias) confined to a subspace: any in-weight change
   of a unit along a null vector v of E[[h;1][h;1]^T 1(unit active)] (for a ReLU, only the points where it is
   active constrain its in-weights: our refinement of the layer-wise statement, needed for rarely active units);
-- (b) Jacobians passed back to layer l confined to a subspace: any out-weight change along a null vector u of
-  E[g g^T], g = df/dp_l, for any input coordinate of layer l;
+- (b) Jacobians passed back to layer l confined to a subspace: the out-weights of input coordinate k of layer l
+  along a null vector u of E[g g^T 1(h_k != 0)], g = df/dp_l (only the points where coordinate k is nonzero
+  constrain its out-weights: the mirror image of the refinement in (a), needed where the units reading a rarely
+  active unit are synchronised on its active points);
 - rescaling of each alive ReLU (in-weights x (1 + e), out-weights x (1 - e));
 - dead ReLUs (never active): all their in- and out-weights;
 - (c) synchronised ReLUs (identical activation pattern on the data): the local GL(c) moves W_g -> (I + eM) W_g,
   A_g -> A_g (I - eM); for an always-active group also bias shifts absorbed by the next layer's bias.
+
+Every null space and rank is decided by an SVD of the sample matrix itself (J, activations, backward Jacobians) at
+float64 rounding level, never by a relative cut on the eigenvalues of a Gram matrix: Gram matrices square the
+condition number, and with planted +-50 biases (columns of size 50 beside columns of size 1) their smallest genuine
+eigenvalues fall below any fixed cut such as 1e-10 x max (they scale like bias^-4 relative to the largest).
 """
 
 import numpy as np
@@ -31,24 +38,29 @@ def gauss_newton(jac: torch.Tensor) -> np.ndarray:
     return (flat.T @ flat).numpy() / jac.shape[0]
 
 
-def null_dimension(matrix: np.ndarray, rel_tol: float) -> int:
-    """Eigenvalues below rel_tol * max count as zero."""
-    evals = np.linalg.eigvalsh(matrix)
-    return int(np.sum(evals < rel_tol * evals.max()))
+def null_dimension(jac: torch.Tensor) -> int:
+    """N - rank of the stacked per-sample Jacobians (the null space of H_B = J^T J / n), the rank decided on J itself
+    at float64 rounding level (numpy's matrix_rank: singular values below sigma_max * max(rows, N) * eps are zero).
+    Deciding on the eigenvalues of H_B instead squares J's condition number: a relative cut there must sit between
+    H_B's rounding floor (~1e-16) and its smallest genuine eigenvalues, which reach ~1e-11 on trained students."""
+    flat = jac.reshape(-1, jac.shape[-1]).numpy()
+    return flat.shape[1] - int(np.linalg.matrix_rank(flat))
 
 
-def _null_vectors(samples: np.ndarray, rel_tol: float) -> np.ndarray:
-    """Columns spanning the null space of E[s s^T] for rows s of `samples`."""
-    gram = samples.T @ samples / len(samples)
-    evals, evecs = np.linalg.eigh(gram)
-    return evecs[:, evals < rel_tol * max(evals.max(), 1e-300)]
+def _null_vectors(samples: np.ndarray) -> np.ndarray:
+    """Columns spanning the null space of the rows of `samples` (of E[s s^T]), decided by the SVD of the samples at
+    float64 rounding level, as in null_dimension (scipy's null_space, without its full m x m left factor)."""
+    rows, dim = samples.shape
+    padded = np.vstack([samples, np.zeros((max(dim - rows, 0), dim))])     # zero rows: the same row space, V square
+    _, s, vt = np.linalg.svd(padded, full_matrices=False)
+    return vt[s <= s.max() * max(rows, dim) * np.finfo(float).eps].T
 
 
 def _vector(model: FlatMLP) -> np.ndarray:
     return np.zeros(model.size)
 
 
-def tangent_vectors(model: FlatMLP, theta: torch.Tensor, x: torch.Tensor, rel_tol: float) -> np.ndarray:
+def tangent_vectors(model: FlatMLP, theta: torch.Tensor, x: torch.Tensor) -> np.ndarray:
     """All predicted free directions as rows, (count, N)."""
     inputs, pre = model.activations(theta, x)
     inputs = [h.numpy() for h in inputs]
@@ -77,17 +89,23 @@ def tangent_vectors(model: FlatMLP, theta: torch.Tensor, x: torch.Tensor, rel_to
             seen = active[layer][:, unit] if layer < layers - 1 else np.ones(len(x), dtype=bool)
             if not seen.any():
                 continue                                   # dead: all its weights are added below
-            for v in _null_vectors(augmented[seen], rel_tol).T:
+            for v in _null_vectors(augmented[seen]).T:
                 w_delta = np.zeros((fan_out, model.widths[layer]))
                 b_delta = np.zeros(fan_out)
                 w_delta[unit], b_delta[unit] = v[:-1], v[-1]
                 out.append(put(layer, w_delta, b_delta))
-    # (b) Jacobian-null directions: g_l = df/dp_l, computed backwards from the output (g = I there).
+    # (b) Jacobian-null directions: g_l = df/dp_l, computed backwards from the output (g = I there). Out-weights of
+    # input coordinate k of layer l along null vectors u of g, taken over the points where coordinate k is nonzero
+    # (the mirror image of the refinement in (a): g(x)^T u h_k(x) = 0 needs u orthogonal to g(x) only where
+    # h_k(x) != 0; the constant coordinate of the bias is nonzero everywhere).
     g = np.broadcast_to(np.eye(model.widths[-1]), (len(x), model.widths[-1], model.widths[-1]))
     for layer in range(layers - 1, -1, -1):
         fan_out, fan_in = model.widths[layer + 1], model.widths[layer]
-        for u in _null_vectors(g.reshape(-1, fan_out), rel_tol).T:
-            for k in range(fan_in + 1):
+        for k in range(fan_in + 1):
+            seen = inputs[layer][:, k] != 0 if k < fan_in else np.ones(len(x), dtype=bool)
+            if not seen.any():
+                continue                                   # a dead input unit: its out-weights are added below
+            for u in _null_vectors(g[seen].reshape(-1, fan_out)).T:
                 w_delta, b_delta = np.zeros((fan_out, fan_in)), np.zeros(fan_out)
                 if k < fan_in:
                     w_delta[:, k] = u
