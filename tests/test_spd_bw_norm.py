@@ -2,6 +2,7 @@
 forms of the BW geometry, the GBWBN layer's centring, gradients of the eigen-functions, the data generators,
 and the MAMEM loader on files written in the official MAT format."""
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from repro.papers.spd_bw_norm.data import (
     region_covariance,
 )
 from repro.papers.spd_bw_norm.models import GBWBN, SPDNetBN, StiefelAdam, StiefelParameter
+from tests.helpers import compose_config
 
 
 def random_spd(rng: np.random.Generator, n: int, count: int, spread: float = 1.0) -> np.ndarray:
@@ -299,3 +301,16 @@ def test_mamem_loader_reads_and_validates(tmp_path: Path) -> None:
     write_mamem_subject(tmp_path / "mamem" / "U002.mat", 10, 64, 1, labels=np.full(10, 7))
     with pytest.raises(DataUnavailableError, match="labels outside"):
         load_mamem_subject(tmp_path, 2)
+
+
+def test_mamem_files_are_pinned_and_a_matching_copy_loads_offline(tmp_path: Path) -> None:
+    """scale=paper pins one SHA-256 per subject of its grid; a cached copy with the pinned checksum is used as is
+    (no download), so the pin reaches fetch."""
+    cfg = compose_config(["paper=spd_bw_norm", "scale=paper"])
+    subjects = {s for block in cfg.paper.grid if block.experiment == "mamem" for s in block.subject}
+    pins = cfg.paper.data.mamem.sha256
+    assert subjects == set(pins) and all(len(pin) == 64 and int(pin, 16) >= 0 for pin in pins.values())
+    write_dry_data(tmp_path)
+    pin = hashlib.sha256((tmp_path / "mamem" / "U001.mat").read_bytes()).hexdigest()
+    trials, _ = load_mamem_subject(tmp_path, 1, pin)
+    assert trials.shape == (60, 8, 128)

@@ -9,7 +9,10 @@ from scipy.linalg import expm
 from repro.core.data import fetch
 from repro.core.errors import DataUnavailableError
 
-MAMEM_URL = "https://raw.githubusercontent.com/jjscc/GBWBN/main/GBWBN_SPDNet/experiments/data/MAMEM/U{subject:03d}.mat"
+# The official repository at a fixed commit, so that the pinned SHA-256 of each file (conf/paper_scale) stays valid.
+MAMEM_COMMIT = "1ec323214a1f3444afc430c35e2c3b6efd4852c8"
+MAMEM_URL = ("https://raw.githubusercontent.com/jjscc/GBWBN/" + MAMEM_COMMIT
+             + "/GBWBN_SPDNet/experiments/data/MAMEM/U{subject:03d}.mat")
 MAMEM_CHANNELS, MAMEM_CLASSES = 8, 5
 
 
@@ -57,12 +60,12 @@ def digits_covariances(ridge: float) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([region_covariance(im, ridge) for im in images]), digits.target.astype(np.int64)
 
 
-def load_mamem_subject(data_dir: Path, subject: int) -> tuple[np.ndarray, np.ndarray]:
+def load_mamem_subject(data_dir: Path, subject: int, checksum: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Trials (N, 8, T) and labels 0..4 of one subject from the official repository's MAT file (keys x_test,
-    y_test). The repository publishes no checksum, so none is pinned; the content is validated instead."""
+    y_test), verified against `checksum` (SHA-256) when one is given, and its content validated."""
     from scipy.io import loadmat
 
-    path = fetch(MAMEM_URL.format(subject=subject), Path(data_dir) / "mamem" / f"U{subject:03d}.mat")
+    path = fetch(MAMEM_URL.format(subject=subject), Path(data_dir) / "mamem" / f"U{subject:03d}.mat", checksum)
     try:
         contents = loadmat(path)
     except (ValueError, OSError) as error:

@@ -64,7 +64,8 @@ def digits_splits(cfg: DictConfig, ctx: RunContext) -> Splits:
 
 
 def mamem_splits(cfg: DictConfig, ctx: RunContext, subject: int) -> Splits:
-    trials, labels = load_mamem_subject(ctx.data_dir, subject)
+    pins = cfg.data.mamem.get("sha256") or {}
+    trials, labels = load_mamem_subject(ctx.data_dir, subject, pins.get(subject))
     bounds = np.cumsum([0, *cfg.data.mamem.split])
     if len(trials) < bounds[-1]:
         raise ConfigError(f"MAMEM subject {subject} has {len(trials)} trials, fewer than the split "
