@@ -5,13 +5,18 @@ against an independent numpy scattering transform computed by time-domain circul
 kymatio's Scattering1D would be the field's oracle for the wavelet case, but kymatio 0.3.0 fails to build it under
 SciPy 1.17 (scipy.special.sph_harm was removed) and it is not installed; the numpy cascade below stands in for it."""
 
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from repro.core.context import RunContext
+from repro.core.units import Unit
+from repro.papers.dcnn_theory import task
 from repro.papers.dcnn_theory.extractor import (
     NONLINEARITIES,
     convolve,
@@ -245,3 +250,27 @@ def test_gabor_centres_and_chi_constant_against_closed_forms() -> None:
     delta = nyquist / count
     assert np.allclose(peaks, delta * np.arange(1, count + 1), atol=1e-2)
     assert chi_constant(bank, omega) == pytest.approx(delta / 2 * math.exp(-0.5), rel=1e-6)
+
+
+def test_translation_rows_bound_every_signal_and_report_the_error_relative_to_the_features(tmp_path: Path) -> None:
+    """The claim reads the worst signal's error over the bound (the theorem bounds each f), and relative_error is
+    the error over the layer's own feature norm; both recomputed here per signal with whole-sample circular
+    shifts (np.roll, equal to the Fourier shift for whole samples)."""
+    cfg = OmegaConf.create({"seed": 0, "scale": {"name": "test"}, "data_dir": str(tmp_path), "grid": {"samples": N},
+                            "chunk": 4, "signals": {"bandlimit": 8, "knots": 8, "max_slope": 5.0},
+                            "banks": {"morlet": {"scales": 4}},
+                            "translation": {"bound": 1.0, "factor": 2, "depth": 2, "shifts": [4], "signals": 3}})
+    ctx = RunContext(cfg, tmp_path, "cpu", Unit("translation", "morlet", (("pooling", "sub"),)), logging.getLogger("t"))
+    rows = task.translation_rows(cfg, ctx, "sub")
+    bank = task.make_bank(cfg, ctx, "morlet", "modulus", 1.0)
+    _, f, _ = task.draw(cfg, ctx, "bandlimited", 3, "translation")
+    still = features(torch.tensor(f), bank, "modulus", "sub", 2, 2, H)
+    moved = features(torch.tensor(np.roll(f, 4, axis=1)), bank, "modulus", "sub", 2, 2, H)
+    errors = layer_norms([a - b for a, b in zip(moved, still)], H).numpy()
+    energies = layer_norms(still, H).numpy()
+    assert len(rows) == 3 and errors.std(0).min() > 0  # the signals differ, so worst and mean differ
+    for row in rows:
+        n = row["depth"]
+        assert np.isclose(row["error"], errors[:, n].mean(), rtol=1e-9)
+        assert np.isclose(row["worst_ratio_to_bound"], errors[:, n].max() / row["bound"], rtol=1e-9)
+        assert np.isclose(row["relative_error"], (errors[:, n] / energies[:, n]).mean(), rtol=1e-9)
