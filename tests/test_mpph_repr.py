@@ -128,6 +128,33 @@ def write_dry_data(data_dir: Path) -> None:
     _write_ucr(data_dir / "UCR", "GunPoint", rows_per_class=4, length=40)
 
 
+def test_multiparameter_landscape_is_the_landscape_of_gudhis_barcode_on_the_diagonal_line() -> None:
+    """lambda_k(x) = sup{eps : k summands contain both x - eps (1, 1) and x + eps (1, 1)}. On the diagonal line
+    x + t (1, 1) a simplex with values (a, b) enters at t = max(a - x0, b - x1), so lambda_k(x) is the k-th largest
+    min(-birth, death) over gudhi's barcode of that one-parameter filtration. The module is approximated along 100
+    lines, so single pixels may be off by a few line spacings; on average the landscape must sit within 0.02
+    of the oracle. Pixel (i, j) is x = (grid[i], grid[j]) with grid = linspace(0, 1, resolution)."""
+    points, cod, radius_max = _cloud(0)
+    bif = rips_codensity(points, radius_max, cod, (float(cod.min()), float(cod.max())))
+    c = OmegaConf.create({"degrees": [0, 1], "landscapes": 2, "resolution": 19})
+    ours = vectorise.mp_landscape(vectorise.module(bif, nlines=100), c).reshape(2, 2, 19, 19)
+    grid = np.linspace(0.0, 1.0, 19)
+    errors = {0: [], 1: []}
+    for i in range(0, 19, 3):
+        for j in range(0, 19, 3):
+            line = gudhi.SimplexTree()
+            for simplices, values in zip(bif.simplices, bif.values):
+                line.insert_batch(np.ascontiguousarray(simplices.T, dtype=np.int32),
+                                  np.maximum(values[:, 0] - grid[i], values[:, 1] - grid[j]))
+            line.compute_persistence()
+            for degree in (0, 1):
+                bars = line.persistence_intervals_in_dimension(degree).reshape(-1, 2)
+                heights = sorted(np.maximum(0.0, np.minimum(-bars[:, 0], bars[:, 1])), reverse=True) + [0.0, 0.0]
+                errors[degree] += [abs(ours[degree, k, i, j] - heights[k]) for k in range(2)]
+    for degree in (0, 1):
+        assert np.mean(errors[degree]) < 0.02, degree
+
+
 def test_ucr_reader_and_delay_embedding(tmp_path: Path) -> None:
     _write_ucr(tmp_path, "Toy", rows_per_class=3, length=20)
     series, labels = read_ucr_split(tmp_path / "Toy" / "Toy_TRAIN.tsv")

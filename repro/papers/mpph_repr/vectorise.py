@@ -28,8 +28,10 @@ def mma_image(mod, c: DictConfig) -> np.ndarray:
 
 
 def mp_landscape(mod, c: DictConfig) -> np.ndarray:
+    # multipers takes the box as [bottom corner, top corner], as BOX is written (its transpose is the degenerate
+    # box from (0, 1) to (0, 1), on which every landscape is 0).
     return np.concatenate([
-        np.asarray(mod.landscapes(degree=d, ks=list(range(c.landscapes)), box=BOX.T.tolist(),
+        np.asarray(mod.landscapes(degree=d, ks=list(range(c.landscapes)), box=BOX.tolist(),
                                   resolution=[c.resolution, c.resolution])).ravel()
         for d in c.degrees])
 
