@@ -30,7 +30,7 @@ from repro.papers.enf2enf.models import (
     ModulatedFourierField,
     fit_latents,
 )
-from repro.papers.enf2enf.task import Normalizer, relative_l2
+from repro.papers.enf2enf.task import Normalizer, RangeScaler, Shapes, Surrogate, relative_l2
 
 FOILS = [Airfoil(0.05, 0.0, np.deg2rad(-4.0)), Airfoil(0.1, 0.05, np.deg2rad(6.0)),
          Airfoil(0.15, 0.1, np.deg2rad(10.0))]
@@ -338,3 +338,82 @@ def test_normaliser_is_per_field_and_relative_l2() -> None:
     prediction, truth = rng.normal(size=50), rng.normal(size=50)
     assert relative_l2(torch.tensor(prediction), torch.tensor(truth)) == pytest.approx(
         np.linalg.norm(prediction - truth) / np.linalg.norm(truth))
+
+
+def test_output_enf_queries_the_sdf_as_a_third_coordinate() -> None:
+    """The reference's output ENF (coord_dim 3) sees a query as (x, y, SDF) against latents at SDF coordinate 0, with
+    window coord_dim / latents per side; it stays translation equivariant in the plane and reads the SDF."""
+    torch.manual_seed(0)
+    field = EquivariantNeuralField(4, 16, 2, 1, 3, (1.0, 0.5), 3, [[-0.6, 0.6], [-0.3, 0.3]], True,
+                                   coord_dim=3).double()
+    assert field.positions.shape == (9, 3) and (field.positions[:, 2] == 0).all()
+    torch.testing.assert_close(field.window, torch.full((9,), 1.0, dtype=torch.float64))
+    x, a = torch.rand(2, 40, 3, dtype=torch.float64), torch.randn(2, 9, 4, dtype=torch.float64)
+    shift = torch.tensor([0.37, -1.2, 0.0], dtype=torch.float64)
+    reference = field(x, a)
+    torch.testing.assert_close(field(x + shift, a, positions=field.positions + shift), reference,
+                               rtol=1e-10, atol=1e-12)
+    moved_sdf = x.clone()
+    moved_sdf[..., 2] += 0.3
+    assert (field(moved_sdf, a) - reference).abs().max() > 1e-3
+
+
+def test_range_scaler_maps_the_training_range_onto_minus_one_one() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.uniform([-0.01, 3.0], [0.9, 8.0], (300, 2))
+    scaler = RangeScaler(values, "cpu")
+    scaled = scaler(torch.tensor(values, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(scaled.min(0), -1.0, atol=1e-6)
+    np.testing.assert_allclose(scaled.max(0), 1.0, atol=1e-6)
+    expected = 2 * (values - values.min(0)) / (values.max(0) - values.min(0)) - 1
+    np.testing.assert_allclose(scaled, expected, atol=1e-5)
+
+
+def sample_split(seed: int) -> list[dict]:
+    return joukowski_splits(small_config(train=3, val=1, test=1, ood=1, points=50), seed=seed)["train"]
+
+
+def test_geometry_target_is_the_sdf_standardised_with_training_statistics() -> None:
+    samples = sample_split(5)
+    train_sdf = np.concatenate([s["sdf"] for s in samples]).astype(float)
+    shapes = Shapes(samples, "cpu", Normalizer(train_sdf[:, None], "cpu"))
+    for sample, target in zip(samples, shapes.sdf_target):
+        expected = (sample["sdf"] - train_sdf.mean()) / train_sdf.std()
+        np.testing.assert_allclose(target[:, 0].double().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+class Echo(torch.nn.Module):
+    """A decoder stub that returns its queries, to see what the surrogate feeds a field."""
+
+    def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_field_decoders_get_the_scaled_sdf_and_standardised_latents() -> None:
+    """Stage 2 queries a field at (x, y, 2 (SDF - min) / (max - min) - 1), the SDF range of the training split;
+    enf2enf's latents (conditions appended) are standardised per feature over all training shapes and latents,
+    the global-latent field's conditions only."""
+    samples = sample_split(6)
+    train_sdf = np.concatenate([s["sdf"] for s in samples])[:, None]
+    identity = Normalizer(np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), "cpu")  # mean 0, std 1
+    surrogate = Surrogate("enf2enf", Echo(), None, None, identity, None, RangeScaler(train_sdf, "cpu"))
+    shapes = Shapes(samples, "cpu", Normalizer(train_sdf, "cpu"))
+    queries = surrogate.normalised(shapes.coords[0][None], shapes.sdf[0][None], shapes.cond[:1], None)[0].double()
+    lo, hi = train_sdf.min(), train_sdf.max()
+    np.testing.assert_allclose(queries[:, :2].numpy(), samples[0]["coords"], atol=1e-6)
+    np.testing.assert_allclose(queries[:, 2].numpy(), 2 * (samples[0]["sdf"] - lo) / (hi - lo) - 1, atol=1e-5)
+    raw = torch.randn(5, 9, 3) * torch.tensor([0.1, 4.0, 1.0]) + torch.tensor([2.0, -3.0, 0.5])
+    surrogate.fit_latent_norm(raw, cond_dim=1)
+    standardised = surrogate.latent_norm(raw).double()
+    torch.testing.assert_close(standardised.mean(dim=(0, 1)), torch.zeros(3, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(standardised.std(dim=(0, 1), unbiased=False), torch.ones(3, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    # the global-latent field: its code [B, 3] passes unchanged, the one appended condition is standardised
+    baseline = Surrogate("global_latent", Echo(), None, None, identity, None, RangeScaler(train_sdf, "cpu"))
+    codes = raw[:, 0]
+    baseline.fit_latent_norm(codes, cond_dim=1)
+    mapped = baseline.latent_norm(codes).double()
+    torch.testing.assert_close(mapped[:, :2], codes[:, :2].double(), atol=1e-6, rtol=0)
+    condition = codes[:, 2].double()
+    torch.testing.assert_close(mapped[:, 2], (condition - condition.mean()) / condition.std(unbiased=False),
+                               atol=1e-4, rtol=0)

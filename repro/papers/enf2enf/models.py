@@ -44,11 +44,12 @@ class PointwiseFFN(nn.Module):
 class EquivariantCrossAttention(nn.Module):
     """Attention from query points x [B, C, D] to latents (p [Z, D], a [B, Z, H]) through the invariant x - p."""
 
-    def __init__(self, hidden: int, heads: int, frequencies: tuple[float, float], project_heads: bool) -> None:
+    def __init__(self, hidden: int, heads: int, frequencies: tuple[float, float], project_heads: bool,
+                 coord_dim: int = 2) -> None:
         super().__init__()
         self.hidden, self.heads = hidden, heads
-        self.query_embedding = FourierFeatureNet(2, hidden, frequencies[0])
-        self.value_embedding = FourierFeatureNet(2, hidden, frequencies[1])
+        self.query_embedding = FourierFeatureNet(coord_dim, hidden, frequencies[0])
+        self.value_embedding = FourierFeatureNet(coord_dim, hidden, frequencies[1])
         self.to_query = nn.Linear(hidden, heads * hidden)
         self.to_key = nn.Linear(hidden, heads * hidden)
         self.to_value = nn.Linear(hidden, heads * hidden)
@@ -71,30 +72,34 @@ class EquivariantCrossAttention(nn.Module):
         return self.out(mixed.reshape(batch, count, self.heads * self.hidden))
 
 
-def latent_grid(per_side: int, box: list[list[float]]) -> torch.Tensor:
-    """Latent positions on a per_side x per_side grid over box [[x0, x1], [y0, y1]] (frozen, as the reference)."""
+def latent_grid(per_side: int, box: list[list[float]], coord_dim: int = 2) -> torch.Tensor:
+    """Latent positions on a per_side x per_side grid over box [[x0, x1], [y0, y1]] (frozen, as the reference); the
+    coordinates past the two spatial ones are zero, as the reference pads its grid when queries carry more."""
     axes = [torch.linspace(lo, hi, per_side) for lo, hi in box]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
+    return torch.cat([grid, grid.new_zeros(grid.shape[0], coord_dim - 2)], -1)
 
 
 class EquivariantNeuralField(nn.Module):
     """f(x; {(p_i, a_i)}): a stem on the contexts, self-attention among latents (their relative positions), then
-    cross-attention from x and a 3-layer head. The Gaussian window is sigma = 2 / latents per side, the width the
-    reference sets so that neighbouring Gaussians overlap."""
+    cross-attention from x and a 3-layer head. Queries have ``coord_dim`` coordinates: (x, y), or (x, y, SDF) for
+    the reference's output ENF, whose latents sit at SDF coordinate 0. The Gaussian window is
+    sigma = coord_dim / latents per side, the width the reference sets so that neighbouring Gaussians overlap."""
 
     def __init__(self, latent_dim: int, hidden: int, heads: int, self_layers: int, out_dim: int,
-                 frequencies: tuple[float, float], per_side: int, box: list[list[float]], deep_stem: bool) -> None:
+                 frequencies: tuple[float, float], per_side: int, box: list[list[float]], deep_stem: bool,
+                 coord_dim: int = 2) -> None:
         super().__init__()
-        self.register_buffer("positions", latent_grid(per_side, box))
-        self.register_buffer("window", torch.full((per_side**2,), 2.0 / per_side))
+        self.register_buffer("positions", latent_grid(per_side, box, coord_dim))
+        self.register_buffer("window", torch.full((per_side**2,), coord_dim / per_side))
         self.stem = (nn.Sequential(nn.Linear(latent_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden)) if deep_stem
                      else nn.Linear(latent_dim, hidden))
         self.self_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(self_layers))
-        self.self_attention = nn.ModuleList(EquivariantCrossAttention(hidden, heads, frequencies, True)
+        self.self_attention = nn.ModuleList(EquivariantCrossAttention(hidden, heads, frequencies, True, coord_dim)
                                             for _ in range(self_layers))
         self.self_ffn = nn.ModuleList(PointwiseFFN(hidden, hidden, hidden) for _ in range(self_layers))
         self.cross_norm = nn.LayerNorm(hidden)
-        self.cross_attention = EquivariantCrossAttention(hidden, heads, frequencies, False)
+        self.cross_attention = EquivariantCrossAttention(hidden, heads, frequencies, False, coord_dim)
         self.cross_ffn = PointwiseFFN(heads * hidden, heads * hidden, heads * hidden)
         self.head = nn.Sequential(nn.Linear(heads * hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                   nn.Linear(hidden, out_dim))
@@ -104,8 +109,8 @@ class EquivariantNeuralField(nn.Module):
         return self.positions.shape[0]
 
     def forward(self, x: torch.Tensor, a: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, C, 2] queries, a [B, Z, latent_dim] contexts; ``positions`` overrides the latent grid (for checks
-        of equivariance under a transform of the whole latent point cloud)."""
+        """x [B, C, coord_dim] queries, a [B, Z, latent_dim] contexts; ``positions`` overrides the latent grid (for
+        checks of equivariance under a transform of the whole latent point cloud)."""
         p = self.positions if positions is None else positions
         h = self.stem(a)
         for norm, attention, ffn in zip(self.self_norms, self.self_attention, self.self_ffn):
@@ -117,18 +122,19 @@ class EquivariantNeuralField(nn.Module):
 
 class ModulatedFourierField(nn.Module):
     """Global-latent field (functa / MARIO style): Gaussian Fourier features of x (plus x itself), a ReLU MLP whose
-    hidden layers are shifted by linear maps of one global code per sample."""
+    hidden layers are shifted by linear maps of one global code per sample. x has ``in_dim`` coordinates."""
 
-    def __init__(self, code_dim: int, hidden: int, depth: int, out_dim: int, frequencies: int, std: float) -> None:
+    def __init__(self, code_dim: int, hidden: int, depth: int, out_dim: int, frequencies: int, std: float,
+                 in_dim: int = 2) -> None:
         super().__init__()
-        self.register_buffer("frequencies", torch.randn(2, frequencies) * std)
-        widths = [2 + 2 * frequencies] + [hidden] * depth
+        self.register_buffer("frequencies", torch.randn(in_dim, frequencies) * std)
+        widths = [in_dim + 2 * frequencies] + [hidden] * depth
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(widths, widths[1:]))
         self.shifts = nn.Linear(code_dim, hidden * depth)
         self.out = nn.Linear(hidden, out_dim)
 
     def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """x [B, C, 2], code [B, code_dim]."""
+        """x [B, C, in_dim], code [B, code_dim]."""
         projected = 2 * math.pi * x @ self.frequencies
         h = torch.cat([x, projected.sin(), projected.cos()], -1)
         shifts = self.shifts(code).chunk(len(self.layers), -1)

@@ -2,9 +2,11 @@
 
 Grid: ``<dataset>/<method>`` (one training per replicate; every method of a replicate sees the same shapes).
 enf2enf and the global-latent field train in two stages, as the reference code: (1) a geometry encoder meta-learned
-on the signed distance field (Meta-SGD: a few inner gradient steps fit each shape's latents, the outer loss
-differentiates through them); (2) an output decoder that reads the frozen geometry latents plus the normalised
-global conditions and predicts the solution fields directly. The pointwise MLP reads (x, y, SDF, conditions).
+on the standardised signed distance field (Meta-SGD: a few inner gradient steps fit each shape's latents, the outer
+loss differentiates through them); (2) an output decoder that reads the frozen geometry latents with the global
+conditions appended (for enf2enf standardised together over the training shapes, as the reference) and predicts
+the solution fields directly at query points (x, y, SDF scaled to [-1, 1]), as the reference's output ENF. The
+pointwise MLP reads (x, y, SDF, conditions).
 """
 
 import numpy as np
@@ -58,13 +60,26 @@ class Normalizer:
         return x * self.std + self.mean
 
 
-class Shapes:
-    """One split on the device: per-shape coordinates, SDF and targets (shapes may differ in point count)."""
+class RangeScaler:
+    """Affine map of the training split's [min, max] onto [-1, 1] (the reference's scaling of the SDF input)."""
 
-    def __init__(self, samples: list[dict], device: str) -> None:
+    def __init__(self, values: np.ndarray, device: str) -> None:
+        self.low = torch.tensor(values.min(0), dtype=torch.float32, device=device)
+        self.span = torch.tensor((values.max(0) - values.min(0)).clip(min=1e-8), dtype=torch.float32, device=device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * (x - self.low) / self.span - 1
+
+
+class Shapes:
+    """One split on the device: per-shape coordinates, SDF and targets (shapes may differ in point count), and the
+    SDF standardised with the training statistics (the geometry encoder's target, as the reference's)."""
+
+    def __init__(self, samples: list[dict], device: str, sdf_norm: Normalizer) -> None:
         self.samples = samples
         self.coords = [torch.tensor(s["coords"], device=device) for s in samples]
         self.sdf = [torch.tensor(s["sdf"], device=device)[:, None] for s in samples]
+        self.sdf_target = [sdf_norm(sdf) for sdf in self.sdf]
         self.target = [torch.tensor(s["target"], device=device) for s in samples]
         self.cond = torch.tensor(np.stack([s["cond"] for s in samples]), device=device)
         self.device = device
@@ -109,14 +124,18 @@ def build_geometry_encoder(cfg: DictConfig, method: str, device: str) -> Geometr
 
 
 def build_decoder(cfg: DictConfig, method: str, cond_dim: int, out_dim: int, device: str) -> nn.Module:
+    """Stage-2 decoders of the field methods query at (x, y, scaled SDF), as the reference's output ENF
+    (coord_dim 3); the global-latent field gets the same query so that the two differ in their latents."""
     m = cfg.model
     if method == "enf2enf":
         g, o = m.geometry, m.output
         decoder = EquivariantNeuralField(g.latent_dim + cond_dim, o.hidden, o.heads, o.self_layers, out_dim,
-                                         tuple(o.frequencies), g.per_side, [list(b) for b in g.box], deep_stem=True)
+                                         tuple(o.frequencies), g.per_side, [list(b) for b in g.box], deep_stem=True,
+                                         coord_dim=3)
     elif method == "global_latent":
         g = m.global_latent
-        decoder = ModulatedFourierField(g.code_dim + cond_dim, g.hidden, g.depth, out_dim, g.frequencies, g.std)
+        decoder = ModulatedFourierField(g.code_dim + cond_dim, g.hidden, g.depth, out_dim, g.frequencies, g.std,
+                                        in_dim=3)
     else:
         decoder = PointwiseMLP(3 + cond_dim, m.mlp.hidden, m.mlp.depth, out_dim)
     return decoder.to(device)
@@ -124,11 +143,12 @@ def build_decoder(cfg: DictConfig, method: str, cond_dim: int, out_dim: int, dev
 
 def inner_batches(shapes: Shapes, chosen: torch.Tensor, steps: int, count: int,
                   generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """steps + 1 random point subsets of each chosen shape's SDF (the last one for the outer loss)."""
+    """steps + 1 random point subsets of each chosen shape's standardised SDF (the last one for the outer loss)."""
     batches = []
     for _ in range(steps + 1):
         points = shapes.subsets(chosen, count, generator)
-        batches.append((shapes.gather(shapes.coords, chosen, points), shapes.gather(shapes.sdf, chosen, points)))
+        batches.append((shapes.gather(shapes.coords, chosen, points),
+                        shapes.gather(shapes.sdf_target, chosen, points)))
     return batches
 
 
@@ -175,11 +195,11 @@ def encode_shapes(encoder: GeometryEncoder, shapes: Shapes, t: DictConfig, seed:
 
 
 def sdf_error(encoder: GeometryEncoder, shapes: Shapes, t: DictConfig, seed: int) -> float:
-    """MSE of the reconstructed SDF over every point of each shape, latents fitted as at test time."""
+    """MSE of the reconstructed standardised SDF over every point of each shape, latents fitted as at test time."""
     latents = encode_shapes(encoder, shapes, t, seed)
     with torch.no_grad():
-        errors = [(decode(encoder.field, shapes.coords[i][None], latents[i:i + 1]) - shapes.sdf[i][None]).pow(2).mean()
-                  for i in range(len(shapes))]
+        errors = [(decode(encoder.field, shapes.coords[i][None], latents[i:i + 1])
+                   - shapes.sdf_target[i][None]).pow(2).mean() for i in range(len(shapes))]
     return float(torch.stack(errors).mean())
 
 
@@ -193,27 +213,44 @@ class Surrogate:
     """Maps a shape (its SDF samples and conditions) and query points to predicted fields, in physical units."""
 
     def __init__(self, method: str, decoder: nn.Module, encoder: GeometryEncoder | None, cfg: DictConfig,
-                 cond_norm: Normalizer, target_norm: Normalizer, feature_norm: Normalizer | None) -> None:
+                 target_norm: Normalizer, feature_norm: Normalizer | None, sdf_scale: RangeScaler) -> None:
         self.method, self.decoder, self.encoder, self.cfg = method, decoder, encoder, cfg
-        self.cond_norm, self.target_norm, self.feature_norm = cond_norm, target_norm, feature_norm
+        self.target_norm, self.feature_norm, self.sdf_scale = target_norm, feature_norm, sdf_scale
+        self.latent_norm: Normalizer | None = None  # set from the training shapes' latents (fit_latent_norm)
 
-    def latents(self, shapes: Shapes, seed: int) -> torch.Tensor | None:
-        """Geometry latents with the normalised conditions appended (to each latent for enf2enf)."""
-        if self.encoder is None:
-            return None
+    def raw_latents(self, shapes: Shapes, seed: int) -> torch.Tensor:
+        """Geometry latents with the raw conditions appended (to each latent for enf2enf)."""
         geometry = encode_shapes(self.encoder, shapes, self.cfg.train.geometry, seed)
-        cond = self.cond_norm(shapes.cond)
+        cond = shapes.cond
         if self.method == "enf2enf":
             cond = cond[:, None, :].expand(-1, geometry.shape[1], -1)
         return torch.cat([geometry, cond], -1)
 
+    def fit_latent_norm(self, train_latents: torch.Tensor, cond_dim: int) -> None:
+        """Per-feature mean and std over the training shapes (and their latents), as the reference standardises the
+        latents with the conditions appended before stage 2. The global-latent field keeps its code raw, as
+        functa-style decoders read the fitted code itself, and standardises only the appended conditions
+        (standardising its code too made it worse: results/enf2enf/PREFACE.md)."""
+        self.latent_norm = Normalizer(train_latents.reshape(-1, train_latents.shape[-1]).cpu().numpy(),
+                                      str(train_latents.device))
+        if self.method == "global_latent":
+            code_dim = train_latents.shape[-1] - cond_dim
+            self.latent_norm.mean[:code_dim] = 0.0
+            self.latent_norm.std[:code_dim] = 1.0
+
+    def latents(self, shapes: Shapes, seed: int) -> torch.Tensor | None:
+        """The standardised stage-2 latents of a split (None for the MLP)."""
+        if self.encoder is None:
+            return None
+        return self.latent_norm(self.raw_latents(shapes, seed))
+
     def normalised(self, coords: torch.Tensor, sdf: torch.Tensor, cond: torch.Tensor,
                    latents: torch.Tensor | None) -> torch.Tensor:
-        """Normalised predictions at coords [B, C, 2] (sdf [B, C, 1], cond [B, k] used by the MLP only)."""
+        """Normalised predictions at coords [B, C, 2] (sdf [B, C, 1]; cond [B, k] used by the MLP only)."""
         if self.method == "mlp":
             features = torch.cat([coords, sdf, cond[:, None, :].expand(-1, coords.shape[1], -1)], -1)
             return self.decoder(self.feature_norm(features))
-        return decode(self.decoder, coords, latents)
+        return decode(self.decoder, torch.cat([coords, self.sdf_scale(sdf)], -1), latents)
 
     @torch.no_grad()
     def predict(self, coords: torch.Tensor, sdf: torch.Tensor, cond: torch.Tensor,
@@ -299,10 +336,11 @@ def lift_metrics(cfg: DictConfig, surrogate: Surrogate, shapes: Shapes, latents:
 
 def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     splits = ctx.shared("splits", lambda: load_splits(cfg, ctx))
-    shapes = {name: Shapes(samples, ctx.device) for name, samples in splits.items()}
+    train_sdf = np.concatenate([s["sdf"] for s in splits["train"]])[:, None]
+    sdf_norm, sdf_scale = Normalizer(train_sdf, ctx.device), RangeScaler(train_sdf, ctx.device)
+    shapes = {name: Shapes(samples, ctx.device, sdf_norm) for name, samples in splits.items()}
     train, val = shapes["train"], shapes["val"]
     train_targets = np.concatenate([s["target"] for s in splits["train"]])
-    cond_norm = Normalizer(np.stack([s["cond"] for s in splits["train"]]), ctx.device)
     target_norm = Normalizer(train_targets, ctx.device)
     cond_dim, out_dim = train.cond.shape[1], train_targets.shape[1]
 
@@ -315,12 +353,17 @@ def run_unit(cfg: DictConfig, ctx: RunContext, u: Unit) -> list[dict]:
     else:
         encoder = train_geometry(cfg, ctx, u.method, train, val)
     decoder = build_decoder(cfg, u.method, cond_dim, out_dim, ctx.device)
-    surrogate = Surrogate(u.method, decoder, encoder, cfg, cond_norm, target_norm, feature_norm)
+    surrogate = Surrogate(u.method, decoder, encoder, cfg, target_norm, feature_norm, sdf_scale)
 
     def latents(split: str) -> torch.Tensor | None:
         return surrogate.latents(shapes[split], ctx.child_seed("encode", split))
 
-    train_output(cfg, ctx, surrogate, train, val, latents("train"), latents("val"))
+    train_latents = val_latents = None
+    if encoder is not None:
+        raw = surrogate.raw_latents(train, ctx.child_seed("encode", "train"))
+        surrogate.fit_latent_norm(raw, cond_dim)
+        train_latents, val_latents = surrogate.latent_norm(raw), latents("val")
+    train_output(cfg, ctx, surrogate, train, val, train_latents, val_latents)
 
     base = {"params": sum(p.numel() for p in decoder.parameters())
             + (sum(p.numel() for p in encoder.parameters()) if encoder is not None else 0)}
