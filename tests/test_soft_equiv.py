@@ -215,7 +215,9 @@ def _probe(elements: list[np.ndarray], x: torch.Tensor) -> tuple[torch.Tensor, t
 
 def test_equivariance_error_vanishes_on_the_exact_symmetry_and_has_the_reference_normalisation() -> None:
     """Zero for the target under rotations about z (rho_out(g) f(x) = f(rho_in(g) x)); for a constant
-    f = V, ||V - V rho_out(g)^T|| / (||V|| + ||V rho_out(g)^T||) = ||V - V rho_out(g)^T|| / (2 ||V||)."""
+    f = V, each input's row v gives ||v - rho_out(g) v|| / (||v|| + ||rho_out(g) v||) =
+    ||v - rho_out(g) v|| / (2 ||v||), averaged over rows and group elements (the reference's per-sample
+    normalisation)."""
     x = torch.tensor(np.random.default_rng(13).standard_normal((10, 20)))
     turns = [Rotation.from_euler("z", a).as_matrix() for a in (0.4, 1.3, 2.5)]
 
@@ -225,5 +227,6 @@ def test_equivariance_error_vanishes_on_the_exact_symmetry_and_has_the_reference
     assert equivariance_error(target, _probe(turns, x)) < 1e-12
     v = np.random.default_rng(14).standard_normal((10, 9))
     constant = _probe(turns, x)
-    expected = np.mean([np.linalg.norm(v - v @ b.T) / (2 * np.linalg.norm(v)) for b in constant[2].numpy()])
+    expected = np.mean([np.linalg.norm(v - v @ b.T, axis=1) / (2 * np.linalg.norm(v, axis=1))
+                        for b in constant[2].numpy()])
     assert equivariance_error(lambda inputs: torch.tensor(v), constant) == pytest.approx(expected, rel=1e-12)
