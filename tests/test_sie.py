@@ -2,6 +2,7 @@
 z-buffer and shading, the pentacube classes against scipy's octahedral group, the predictors, the VICReg terms
 against numpy, and 3DIEBench reading from files in the real layout."""
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 from scipy import stats
 from scipy.spatial.transform import Rotation
+from sklearn.metrics import r2_score
 
 from repro.core.errors import DataUnavailableError
-from repro.papers.sie.data import Benchmark, load_benchmark, sample_pairs
+from repro.papers.sie.data import LISTS, Benchmark, git_blob_id, load_benchmark, read_object_lists, sample_pairs
 from repro.papers.sie.models import (
     HypernetworkPredictor,
     MLPPredictor,
@@ -30,6 +32,7 @@ from repro.papers.sie.render import (
     render,
     surface_points,
 )
+from repro.papers.sie.task import pooled_r2, pose_error, target_ranks
 
 
 def elementary(axis: int, angle: float) -> np.ndarray:
@@ -208,18 +211,25 @@ def write_dry_data(data_dir: Path) -> None:
 
 def test_3diebench_reader_on_files_in_the_real_layout(tmp_path: Path) -> None:
     _write_3diebench(tmp_path / "3DIEBench", objects=3, views=2)
-    data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None})
+    normalize = {"mean": [0.5, 0.4, 0.3], "std": [0.1, 0.2, 0.3]}
+    data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None, "normalize": normalize,
+                             "list_blobs": None})
     bench = load_benchmark(tmp_path / "3DIEBench", data, seed=0)
     assert bench.count == 12 and bench.train_object.tolist() == [True] * 3 + [False] * 3
     assert bench.label_of.tolist() == [0, 0, 1, 1, 2, 2] * 2
     latent = np.load(tmp_path / "3DIEBench" / "02691150" / "train0000" / "latent_1.npy")
     assert np.allclose(bench.latents[1], latent[:3])
     images = bench.image_tensor(np.array([0, 11]), "cpu")
-    assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+    assert images.shape == (2, 3, 16, 16)
+    # View 11 = the last view of the last validation object, standardised per channel as torchvision's Normalize.
+    with Image.open(tmp_path / "3DIEBench" / "02691150" / "val0002" / "image_1.jpg") as image:
+        raw = np.asarray(image.convert("RGB").resize((16, 16)), np.float32) / 255
+    expected = (raw - np.array(normalize["mean"])) / np.array(normalize["std"])
+    assert np.allclose(images[1].permute(1, 2, 0).numpy(), expected, atol=1e-5)
 
 
 def test_3diebench_missing_lists_say_where_to_get_them(tmp_path: Path) -> None:
-    data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None})
+    data = OmegaConf.create({"views": 2, "size": 16, "objects_per_split": None, "list_blobs": None})
     with pytest.raises(DataUnavailableError, match="train_images.npy"):
         load_benchmark(tmp_path / "3DIEBench", data, seed=0)
 
@@ -299,3 +309,54 @@ def test_loss_is_the_official_weighted_sum_on_the_concatenated_embedding(method:
     z1, z2 = np.concatenate(z1, 1), np.concatenate(z2, 1)
     expected += 10 * (_hinge(z1) + _hinge(z2)) + _covariance(z1) + _covariance(z2)
     assert loss == pytest.approx(expected, rel=1e-9)
+
+
+def test_pooled_r2_is_sklearn_on_the_flattened_targets() -> None:
+    """The official R^2 (eval_angle_prediction.py) centres on one mean over all components: sklearn's R^2 of the
+    flattened arrays; with components of different means it differs from sklearn's uniform average."""
+    rng = np.random.default_rng(0)
+    target = rng.normal([0.0, 0.0, 0.0, 0.8], [0.3, 0.3, 0.3, 0.1], (200, 4))
+    predicted = target + rng.normal(0, 0.1, target.shape)
+    assert np.isclose(pooled_r2(target, predicted), r2_score(target.ravel(), predicted.ravel()))
+    assert abs(pooled_r2(target, predicted) - r2_score(target, predicted)) > 0.05
+
+
+def test_target_ranks_use_cosine_similarity() -> None:
+    """Ranks against numpy's sort of cosine similarities, with candidates of unequal norms (so that ranking by
+    dot product or by Euclidean distance gives other ranks for some pairs)."""
+    rng = np.random.default_rng(1)
+    predicted = rng.normal(size=(40, 6))
+    candidates = rng.normal(size=(40, 7, 6)) * rng.uniform(0.2, 5, (40, 7, 1))
+    target = rng.integers(0, 7, 40)
+    cosine = np.einsum("pvd,pd->pv", candidates / np.linalg.norm(candidates, axis=-1, keepdims=True),
+                       predicted / np.linalg.norm(predicted, axis=-1, keepdims=True))
+    expected = 1 + np.argsort(np.argsort(-cosine, 1), 1)[np.arange(40), target]
+    ranks = target_ranks(torch.from_numpy(predicted), torch.from_numpy(candidates), torch.from_numpy(target))
+    assert ranks.tolist() == expected.tolist()
+    euclidean = ((candidates - predicted[:, None]) ** 2).sum(-1)
+    assert (1 + np.argsort(np.argsort(euclidean, 1), 1)[np.arange(40), target] != expected).any()
+    dot = np.einsum("pvd,pd->pv", candidates, predicted)
+    assert (1 + np.argsort(np.argsort(-dot, 1), 1)[np.arange(40), target] != expected).any()
+
+
+def test_pose_error_is_the_squared_sine_of_half_the_angle_between_poses() -> None:
+    """1 - <q, q'>^2 = sin^2(theta / 2), theta the geodesic angle (scipy's magnitude), whatever the signs of q."""
+    first, second = Rotation.random(50, random_state=2), Rotation.random(50, random_state=3)
+    signs = np.where(np.random.default_rng(4).random((50, 1)) < 0.5, -1.0, 1.0)
+    angle = (first.inv() * second).magnitude()
+    assert np.allclose(pose_error(first.as_quat() * signs, second.as_quat()), np.sin(angle / 2) ** 2)
+
+
+def test_official_lists_are_checked_against_their_git_object_ids(tmp_path: Path) -> None:
+    """The pinned checksum is git's object id: git_blob_id against `git hash-object`; lists whose ids match load,
+    a list whose content differs from the pinned one fails naming the file (before any download is tried)."""
+    root = tmp_path / "3DIEBench"
+    _write_3diebench(root, objects=2, views=1)
+    blobs = {name: subprocess.run(["git", "hash-object", str(root / f"{name}.npy")], capture_output=True, text=True,
+                                  check=True).stdout.strip() for name in LISTS}
+    assert all(git_blob_id(root / f"{name}.npy") == blob for name, blob in blobs.items())
+    train_images, *_ = read_object_lists(root, OmegaConf.create(blobs))
+    assert len(train_images) == 2
+    np.save(root / "val_labels.npy", np.array([1, 0]))
+    with pytest.raises(DataUnavailableError, match="val_labels.npy differs"):
+        read_object_lists(root, OmegaConf.create(blobs))

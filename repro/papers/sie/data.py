@@ -5,6 +5,7 @@ scale=cpu renders mini-3DIEBench in memory (render.py); scale=paper reads 3DIEBe
 (<synset>/<object>/image_<k>.jpg and latent_<k>.npy) and the official train/validation object lists.
 """
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from repro.core.data import fetch
 from repro.core.errors import DataUnavailableError
 from repro.papers.sie.render import draw_latents, make_objects, pentacube_classes, relative_quaternion, render
 
 DATA_URL = "https://dl.fbaipublicfiles.com/SIE/3DIEBench.tar.gz"
-LISTS_URL = "https://github.com/facebookresearch/SIE/tree/main/data (train_images.npy, train_labels.npy, " \
-            "val_images.npy, val_labels.npy)"
+# The four object lists as the official repository holds them at this commit (scale=paper downloads them).
+LISTS_COMMIT = "54541cfa40780aa3e502e3bbb52b30aae672b487"
+LISTS_URL = f"https://raw.githubusercontent.com/facebookresearch/SIE/{LISTS_COMMIT}/data/"
+LISTS = ("train_images", "train_labels", "val_images", "val_labels")
 
 
 @dataclass
@@ -74,12 +78,26 @@ def make_benchmark(data: DictConfig, seed: int) -> Benchmark:
                      lambda index: images[index])
 
 
-def read_object_lists(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The official object lists (unicode arrays of '/<synset>/<object>/' and int labels; no pickle)."""
+def git_blob_id(path: Path) -> str:
+    """Git's object id of a file (SHA-1 of ``blob <size>\\0`` + content): the checksum the official commit pins for
+    each list (the lists' own SHA-256 is not published)."""
+    content = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def read_object_lists(root: Path, blobs: DictConfig | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The official object lists (unicode arrays of '/<synset>/<object>/' and int labels; no pickle). With ``blobs``
+    (list name -> git object id at LISTS_COMMIT) each list is downloaded when absent and verified; without (files
+    written by the tests), the lists must be there."""
     arrays = []
-    for name in ("train_images", "train_labels", "val_images", "val_labels"):
+    for name in LISTS:
         path = root / f"{name}.npy"
-        if not path.exists():
+        if blobs is not None:
+            fetch(f"{LISTS_URL}{name}.npy", path)
+            if git_blob_id(path) != blobs[name]:
+                raise DataUnavailableError(f"{path} differs from the official {name}.npy (git object "
+                                           f"{blobs[name]}); delete it and download {LISTS_URL}{name}.npy again")
+        elif not path.exists():
             raise DataUnavailableError(f"{path} is missing; put the official lists from {LISTS_URL} in {root}")
         arrays.append(np.load(path, allow_pickle=False))
     for images, labels in (arrays[:2], arrays[2:]):
@@ -92,10 +110,11 @@ def read_object_lists(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 def load_benchmark(root: Path, data: DictConfig, seed: int) -> Benchmark:
     """3DIEBench from ``root`` (the extracted archive plus the four list files): the first ``data.views`` of the
-    50 views of each listed object; images read on demand and resized to data.size."""
+    50 views of each listed object; images read on demand, resized to data.size and standardised per channel by
+    data.normalize (mean, std)."""
     from PIL import Image
 
-    train_images, train_labels, val_images, val_labels = read_object_lists(root)
+    train_images, train_labels, val_images, val_labels = read_object_lists(root, data.list_blobs)
     if data.objects_per_split:  # a subset of objects (e.g. the dry run); otherwise every listed object
         keep = np.random.default_rng(seed)
         train_pick = np.sort(keep.choice(len(train_images), min(data.objects_per_split, len(train_images)), False))
@@ -126,6 +145,9 @@ def load_benchmark(root: Path, data: DictConfig, seed: int) -> Benchmark:
                     out[i] = np.asarray(image.convert("RGB").resize((data.size, data.size)), np.float32) / 255
             except OSError as error:
                 raise DataUnavailableError(f"{path}: unreadable image ({error}); extract {DATA_URL} again") from error
-        return out
+        return (out - mean) / std
+
+    # The official per-channel standardisation (transforms.Normalize in main.py and the evaluation scripts).
+    mean, std = (np.asarray(data.normalize[k], np.float32) for k in ("mean", "std"))
 
     return Benchmark(labels[object_of], object_of, np.array(latents), train_object, data.views, load)

@@ -2,15 +2,18 @@
 
 Grid: ``ssl/<method>`` (one pretraining per replicate; every method of a replicate sees the same rendered
 objects, views and probe pairs). Rows: one per representation part probed (full, inv, equi), with the
-rotation R^2 (MLP probe on two views' representations -> relative quaternion) and linear-probe top-1; the
-predictor's retrieval (MRR, Hit@1) and prediction error on the full row of methods that have a predictor.
+rotation R^2 (MLP probe on two views' representations -> relative quaternion; sklearn's uniform average and the
+official pooled R^2) and linear-probe top-1; the predictor's retrieval (MRR, Hit@1, Hit@5) and pose error (PRE), as
+the official evaluation scripts define them, on the full row of methods that have a predictor.
 """
 
 import copy
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
+from scipy.spatial.transform import Rotation
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler
@@ -85,11 +88,17 @@ def representations(model: SSLModel, bench: Benchmark, device: str, chunk: int =
                            for s in range(0, bench.count, chunk)])
 
 
+def pooled_r2(target: np.ndarray, predicted: np.ndarray) -> float:
+    """The official eval_angle_prediction.py R^2: 1 - SS_res / SS_tot with SS_tot around one mean over every
+    component of every target (not per output, as sklearn's uniform average)."""
+    return float(1 - ((target - predicted) ** 2).sum() / ((target - target.mean()) ** 2).sum())
+
+
 def rotation_r2(cfg: DictConfig, ctx: RunContext, features: np.ndarray, fit_views: np.ndarray, train: tuple,
-                test: tuple, part: str) -> float:
+                test: tuple, part: str) -> tuple[float, float]:
     """R^2 of an MLP probe (2d -> h -> h -> 4) that regresses the relative quaternion from the two views'
     frozen representations, trained on pairs of training objects (a tenth of them held out to pick the epoch),
-    scored on pairs of held-out objects."""
+    scored on pairs of held-out objects: (sklearn's uniform average over the 4 outputs, the official pooled R^2)."""
     p = cfg.probe
     torch.manual_seed(ctx.child_seed("rotation_probe", part))
     dim = features.shape[1]
@@ -100,7 +109,8 @@ def rotation_r2(cfg: DictConfig, ctx: RunContext, features: np.ndarray, fit_view
 
     def inputs(pairs: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         first, second, quaternion = pairs
-        x = torch.cat([scaled[torch.from_numpy(first)], scaled[torch.from_numpy(second)]], 1)
+        x = torch.cat([scaled[torch.from_numpy(first).to(ctx.device)], scaled[torch.from_numpy(second).to(ctx.device)]],
+                      1)
         return x, torch.from_numpy(quaternion).float().to(ctx.device)
 
     x_all, y_all = inputs(train)
@@ -125,7 +135,7 @@ def rotation_r2(cfg: DictConfig, ctx: RunContext, features: np.ndarray, fit_view
     head.load_state_dict(best[1])
     with torch.no_grad():
         predicted = head(x_test).cpu().numpy()
-    return float(r2_score(test[2], predicted, multioutput="uniform_average"))
+    return float(r2_score(test[2], predicted, multioutput="uniform_average")), pooled_r2(test[2], predicted)
 
 
 def linear_top1(ctx: RunContext, features: np.ndarray, bench: Benchmark, max_iter: int) -> float:
@@ -137,26 +147,48 @@ def linear_top1(ctx: RunContext, features: np.ndarray, bench: Benchmark, max_ite
     return float(probe.score(scaler.transform(features[~train]), bench.label_of[~train]))
 
 
+def target_ranks(predicted: torch.Tensor, candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Rank (1 = most similar) of candidate ``target[i]`` among ``candidates[i]`` (pairs, views, dim) by cosine
+    similarity to ``predicted[i]``, as the official eval_MRR_Hk.py (embeddings and predictions L2-normalised)."""
+    similarity = (F.normalize(candidates, dim=-1) @ F.normalize(predicted, dim=-1)[:, :, None])[..., 0]
+    true = similarity[torch.arange(len(target), device=target.device), target]
+    return 1 + (similarity > true[:, None]).sum(1)
+
+
+def pose_error(true: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The official PRE of each pair: 1 - <q, q'>^2 for unit quaternions (0 for the same rotation, 1 for rotations
+    180 degrees apart; the sign of q does not matter)."""
+    return 1 - (true * found).sum(-1) ** 2
+
+
 @torch.no_grad()
-def retrieval(model: SSLModel, bench: Benchmark, pairs: tuple, device: str) -> dict[str, float]:
-    """The predictor's quality: from view 1's equivariant embedding and the relative rotation, predict view 2's;
-    PRE = mean squared distance to the true embedding; MRR and Hit@1 = rank of the true view among all views
-    of the same object (nearest first)."""
+def retrieval(model: SSLModel, bench: Benchmark, pairs: tuple, device: str, chunk: int = 256) -> dict[str, float]:
+    """The predictor's quality as the official eval_MRR_Hk.py and eval_prediction_errors.py measure it: view 1's
+    equivariant embedding and the relative rotation predict view 2's.
+    MRR, Hit@1, Hit@5: the rank of view 2 among all views of the same object (cosine similarity).
+    PRE: the held-out view whose embedding is nearest the prediction (cosine), scored by pose_error between its
+    absolute rotation and view 2's."""
     first, second, quaternion = pairs
-    embed = model.projector_equi
-
-    def equi_embedding(index: np.ndarray) -> torch.Tensor:
-        return embed(model.representation(bench.image_tensor(index, device))[:, model.inv:])
-
-    predicted = model.predictor(equi_embedding(first), torch.from_numpy(quaternion).float().to(device))
-    target = equi_embedding(second)
-    views = bench.views_of(bench.object_of[first])                       # (pairs, views per object)
-    candidates = equi_embedding(views.flatten()).view(*views.shape, -1)
-    distances = ((candidates - predicted[:, None, :]) ** 2).sum(-1)
-    true = distances[torch.arange(len(first)), torch.from_numpy(np.argmax(views == second[:, None], 1))]
-    rank = 1 + (distances < true[:, None]).sum(1).float()
-    return {"pre": float(((predicted - target) ** 2).sum(1).mean()), "mrr": float((1 / rank).mean()),
-            "hit@1": float((rank == 1).float().mean())}
+    held = np.flatnonzero(~bench.train_object[bench.object_of])       # every view of the held-out objects
+    position = np.full(bench.count, -1)
+    position[held] = np.arange(len(held))
+    embedding = torch.cat([model.projector_equi(model.representation(bench.image_tensor(held[s:s + chunk], device))
+                                                [:, model.inv:]) for s in range(0, len(held), chunk)])
+    bank = F.normalize(embedding, dim=1)      # targets normalised; the predictor gets view 1's raw embedding
+    pose = Rotation.from_euler("xyz", bench.latents[:, :3]).as_quat()
+    ranks, errors = [], []
+    for s in range(0, len(first), chunk):
+        part = slice(s, s + chunk)
+        predicted = model.predictor(embedding[torch.from_numpy(position[first[part]]).to(device)],
+                                    torch.from_numpy(quaternion[part]).float().to(device))
+        views = torch.from_numpy(position[bench.views_of(bench.object_of[first[part]])]).to(device)
+        target = torch.from_numpy(np.argmax(bench.views_of(bench.object_of[second[part]]) == second[part, None], 1))
+        ranks.append(target_ranks(predicted, bank[views], target.to(device)).cpu())
+        nearest = (F.normalize(predicted, dim=1) @ bank.T).argmax(1).cpu().numpy()
+        errors.append(pose_error(pose[second[part]], pose[held[nearest]]))
+    rank = torch.cat(ranks).float()
+    return {"pre": float(np.concatenate(errors).mean()), "mrr": float((1 / rank).mean()),
+            "hit@1": float((rank <= 1).float().mean()), "hit@5": float((rank <= 5).float().mean())}
 
 
 def probe_rows(cfg: DictConfig, ctx: RunContext, bench: Benchmark, model: SSLModel) -> list[dict]:
@@ -171,8 +203,8 @@ def probe_rows(cfg: DictConfig, ctx: RunContext, bench: Benchmark, model: SSLMod
         parts |= {"inv": slice(0, model.inv), "equi": slice(model.inv, None)}
     rows = []
     for part, dims in parts.items():
-        row = {"part": part, "dims": features[:, dims].shape[1],
-               "rotation/r2": rotation_r2(cfg, ctx, features[:, dims], fit_views, train_pairs, test_pairs, part),
+        r2, r2_pooled = rotation_r2(cfg, ctx, features[:, dims], fit_views, train_pairs, test_pairs, part)
+        row = {"part": part, "dims": features[:, dims].shape[1], "rotation/r2": r2, "rotation/r2_pooled": r2_pooled,
                "top1": linear_top1(ctx, features[:, dims], bench, cfg.probe.max_iter)}
         if part == "full" and model.equi:
             row |= {f"predictor/{k}": v for k, v in retrieval(model, bench, test_pairs, ctx.device).items()}
