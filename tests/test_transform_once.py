@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from repro.core.errors import DataUnavailableError
 from repro.papers.transform_once.data import NS_FILE, navier_stokes
 from repro.papers.transform_once.models import (
+    FNO1d,
+    FNO2d,
     SpectralConv1d,
     SpectralConv2d,
     T1_1d,
@@ -21,6 +23,8 @@ from repro.papers.transform_once.models import (
     dct,
     dct2,
     fno_spectral_scale,
+    grid_1d,
+    grid_2d,
     idct,
     idct2,
     t1_channel_scale,
@@ -165,9 +169,9 @@ def test_darcy_flux_is_conserved_with_a_two_valued_coefficient() -> None:
     assert outflow / h * h == pytest.approx(31 * 31 * h * h, rel=1e-9)
 
 
-def _write_ns_file(path: Path, samples: int, points: int = 64, steps: int = 50) -> None:
+def _write_ns_file(path: Path, samples: int, points: int = 64, steps: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """A MATLAB v7.3 file as HDF5 with the FNO release's layout: 'a' (x, y, N) and 'u' (T, y, x, N) stored
-    transposed, as MATLAB writes column-major arrays."""
+    transposed, as MATLAB writes column-major arrays. Returns a (N, x, y) and u (N, x, y, T)."""
     import h5py
 
     rng = np.random.default_rng(0)
@@ -177,6 +181,7 @@ def _write_ns_file(path: Path, samples: int, points: int = 64, steps: int = 50) 
     with h5py.File(path, "w") as f:
         f["a"] = a.transpose(2, 1, 0)
         f["u"] = u.transpose(3, 2, 1, 0)
+    return a, u
 
 
 def write_dry_data(data_dir: Path) -> None:
@@ -188,9 +193,12 @@ def test_navier_stokes_reader(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"train": 3, "val": 1, "test": 2, "target_time": 50})
-    _write_ns_file(tmp_path / "navier_stokes" / NS_FILE, samples=6, points=8, steps=50)
+    a, u = _write_ns_file(tmp_path / "navier_stokes" / NS_FILE, samples=9, points=8, steps=50)
     splits = navier_stokes(cfg, tmp_path, "cpu")
     assert splits["train"][0].shape == (3, 8, 8) and splits["test"][1].shape == (2, 8, 8)
+    # train and validation from the start, test from the end of the file; target = the last time step (t = 50)
+    assert np.allclose(splits["val"][0].numpy(), a[3:4]) and np.allclose(splits["test"][0].numpy(), a[-2:])
+    assert np.allclose(splits["test"][1].numpy(), u[-2:, ..., 49])
     cfg.train = 10
     with pytest.raises(DataUnavailableError, match="samples"):
         navier_stokes(cfg, tmp_path, "cpu")
@@ -285,3 +293,23 @@ def test_burgers_nonlinear_term_follows_the_two_thirds_rule() -> None:
     tendency = (burgers_solve(u0[None], nu=0.0, t_final=dt, dt=dt)[-1, 0] - u0) / dt
     expected = np.pi * np.sin(2 * np.pi * x) + 3 * np.pi * np.sin(12 * np.pi * x) + 7 * np.pi * np.sin(14 * np.pi * x)
     np.testing.assert_allclose(tendency, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_fno_block_is_the_official_residual_form(dims: int) -> None:
+    """kairos' NeuralOperator1d/2d layer is act(K u + u + W u): with K = 0 and W = 0 every layer is u -> GELU(u),
+    so the model equals the head applied to GELU iterated on the lift."""
+    torch.manual_seed(0)
+    model = (FNO1d(width=5, modes=4, layers=3, points=16) if dims == 1 else FNO2d(width=5, modes=3, layers=3)).double()
+    with torch.no_grad():
+        for spectral, pointwise in zip(model.spectral, model.pointwise):
+            for weight in spectral.parameters():
+                weight.zero_()
+            pointwise.weight.zero_()
+            pointwise.bias.zero_()
+        a = torch.randn((2, 16) if dims == 1 else (2, 8, 8), dtype=torch.float64)
+        grid = grid_1d(2, 16, "cpu") if dims == 1 else grid_2d(2, 8, 8, "cpu")
+        u = model.lift(torch.cat([a.unsqueeze(-1), grid.double()], -1))
+        for _ in range(3):
+            u = F.gelu(u)
+        assert torch.allclose(model(a), model.head(u).squeeze(-1), atol=1e-12)

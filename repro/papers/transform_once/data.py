@@ -41,7 +41,8 @@ def darcy(cfg: DictConfig, seed: int, device: str) -> dict[str, tuple]:
 
 def navier_stokes(cfg: DictConfig, data_dir: Path, device: str) -> dict[str, tuple]:
     """FNO's 2D Navier-Stokes release (viscosity 1e-3, 64 x 64, 50 time units), a MATLAB v7.3 (HDF5) file:
-    'a' the initial vorticity, 'u' the vorticity at t = 1..50 (stored transposed, time first)."""
+    'a' the initial vorticity, 'u' the vorticity at t = 1..50 (stored transposed, time first). Train and
+    validation are the first samples, test the last ones."""
     import h5py
 
     path = require(data_dir / "navier_stokes" / NS_FILE, "FNO's Navier-Stokes data (viscosity 1e-3)",
@@ -59,4 +60,6 @@ def navier_stokes(cfg: DictConfig, data_dir: Path, device: str) -> dict[str, tup
     if a.shape != target.shape or a.shape[0] < needed or not (np.isfinite(a).all() and np.isfinite(target).all()):
         raise DataUnavailableError(f"{path}: expected finite fields with the same shape and >= {needed} samples, "
                                    f"got a {a.shape}, u {u.shape}; download {NS_FILE} again")
-    return split(a, target, cfg, device)
+    # Train and validation from the start of the file, test from its end, as the official datamodule does.
+    kept = np.r_[0:cfg.train + cfg.val, len(a) - cfg.test:len(a)]
+    return split(a[kept], target[kept], cfg, device)

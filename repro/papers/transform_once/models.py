@@ -1,7 +1,8 @@
 """FNO and T1 in 1D and 2D, and the orthonormal DCT they use.
 
-FNO (Li et al.): a pointwise lift, layers u -> act(K u + W u) where K multiplies the lowest rfft modes by
-learned complex weights and transforms back every layer, and a pointwise projection head.
+FNO (Li et al., as the official Transform Once code builds its baseline): a pointwise lift, layers
+u -> act(K u + u + W u) where K multiplies the lowest rfft modes by learned complex weights and transforms back
+every layer, and a pointwise projection head.
 T1 (Transform Once): a pointwise lift, ONE orthonormal DCT-II, then layers that act on the kept m modes
 only (channel mixing per mode, activation, mode mixing per channel, residual), the pointwise head applied
 to the spectrum, and one inverse DCT at the end.
@@ -142,7 +143,9 @@ class SpectralConv2d(nn.Module):
 
 
 class FNO1d(nn.Module):
-    """Lift (value, x) -> width; layers GELU(K u + W u) (no activation after the last); head width -> 128 -> 1."""
+    """The FNO baseline of the official code (kairos `NeuralOperator1d`, its defaults residual=True and
+    conv_residual=True): lift (value, x) -> width; layers u -> GELU(K u + u + W u), the activation after every
+    layer including the last; head width -> 128 -> 1."""
 
     def __init__(self, width: int, modes: int, layers: int, points: int, init: str = "naive") -> None:
         super().__init__()
@@ -152,20 +155,16 @@ class FNO1d(nn.Module):
         self.pointwise = nn.ModuleList(nn.Conv1d(width, width, 1) for _ in range(layers))
         self.head = nn.Sequential(nn.Linear(width, 128), nn.GELU(), nn.Linear(128, 1))
 
-    def hidden(self, a: torch.Tensor) -> list[torch.Tensor]:
-        """The lifted input and the output of every layer (batch, width, points)."""
-        states = [self.lift(torch.cat([a.unsqueeze(-1), grid_1d(*a.shape, a.device)], -1)).transpose(1, 2)]
-        for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
-            u = spectral(states[-1]) + pointwise(states[-1])
-            states.append(F.gelu(u) if i < len(self.spectral) - 1 else u)
-        return states
-
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return self.head(self.hidden(a)[-1].transpose(1, 2)).squeeze(-1)
+        u = self.lift(torch.cat([a.unsqueeze(-1), grid_1d(*a.shape, a.device)], -1)).transpose(1, 2)
+        for spectral, pointwise in zip(self.spectral, self.pointwise):
+            u = F.gelu(spectral(u) + u + pointwise(u))
+        return self.head(u.transpose(1, 2)).squeeze(-1)
 
 
 class FNO2d(nn.Module):
-    """FNO-2D on an (n x n) grid: lift (value, x, y) -> width, spectral + 1x1 layers, head width -> 128 -> out."""
+    """FNO-2D on an (n x n) grid (kairos `NeuralOperator2d`): lift (value, x, y) -> width, layers
+    u -> GELU(K u + u + W u), head width -> 128 -> out."""
 
     def __init__(self, width: int, modes: int, layers: int, in_channels: int = 1) -> None:
         super().__init__()
@@ -180,9 +179,8 @@ class FNO2d(nn.Module):
         a = a.unsqueeze(1) if a.dim() == 3 else a
         batch, _, rows, cols = a.shape
         u = self.lift(torch.cat([a.permute(0, 2, 3, 1), grid_2d(batch, rows, cols, a.device)], -1)).permute(0, 3, 1, 2)
-        for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
-            u = spectral(u) + pointwise(u)
-            u = F.gelu(u) if i < len(self.spectral) - 1 else u
+        for spectral, pointwise in zip(self.spectral, self.pointwise):
+            u = F.gelu(spectral(u) + u + pointwise(u))
         return self.head(u.permute(0, 2, 3, 1)).squeeze(-1)
 
 

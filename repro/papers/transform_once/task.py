@@ -17,7 +17,7 @@ from repro.core.units import Unit, grid, unit
 from repro.papers.transform_once import data
 from repro.papers.transform_once.models import FNO1d, FNO2d, T1_1d, T1_2d, idct
 
-METHODS = {"fno": "FNO (rfft every layer, naive init)", "fno_vp": "FNO with the VP init",
+METHODS = {"fno": "FNO (rfft every layer, residual, naive init)", "fno_vp": "FNO with the VP init",
            "t1": "T1 (one DCT, VP init)", "t1_naive": "T1 with the naive FNO init"}
 TWO_D = ("darcy", "navier_stokes")
 
@@ -54,11 +54,11 @@ def build(cfg: DictConfig, task: str, method: str, points: int) -> torch.nn.Modu
     if task == "burgers":
         m = cfg.model_1d
         if method.startswith("fno"):
-            return FNO1d(m.width, m.modes_fno, m.layers, points, init="vp" if method == "fno_vp" else "naive")
+            return FNO1d(m.width, m.modes_fno, m.layers_fno, points, init="vp" if method == "fno_vp" else "naive")
         return T1_1d(m.width, m.modes_t1, m.layers, points, init="naive" if method == "t1_naive" else "vp")
     m = cfg.model_2d
     if method == "fno":
-        return FNO2d(m.width, m.modes_fno, m.layers)
+        return FNO2d(m.width, m.modes_fno, m.layers_fno)
     return T1_2d(m.width, m.modes_t1, m.layers, points, init="naive" if method == "t1_naive" else "vp")
 
 
