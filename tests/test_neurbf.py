@@ -296,3 +296,26 @@ def test_classical_rbf_samples_the_image_at_the_centres_row_y_column_x(monkeypat
     (centres, values), = seen
     assert row["kernels"] == len(centres) >= 24
     np.testing.assert_allclose(values, np.stack([centres[:, 1], centres[:, 0] / 2 + 0.25], 1), atol=1e-12)
+
+
+def test_div2k_archive_is_unzipped_where_the_loader_reads(tmp_path: Path) -> None:
+    """A DIV2K_valid_HR.zip already at the download destination is used as is (no network) and unzipped into
+    div2k/DIV2K_valid_HR/; a file there that is not a zip fails with a message naming the download."""
+    import zipfile
+
+    from repro.papers.neurbf.data import fetch_div2k
+
+    write_dry_data(tmp_path / "source")
+    directory = tmp_path / "data" / "div2k"
+    directory.mkdir(parents=True)
+    with zipfile.ZipFile(directory / "DIV2K_valid_HR.zip", "w") as archive:
+        for name in ("0801", "0802"):
+            archive.write(tmp_path / "source" / "div2k" / "DIV2K_valid_HR" / f"{name}.png",
+                          f"DIV2K_valid_HR/{name}.png")
+    fetch_div2k(directory)
+    assert [name for name, _ in load_div2k(directory, 5)] == ["0801", "0802"]
+    broken = tmp_path / "broken" / "div2k"
+    broken.mkdir(parents=True)
+    (broken / "DIV2K_valid_HR.zip").write_bytes(b"not a zip")
+    with pytest.raises(DataUnavailableError, match="DIV2K_valid_HR.zip"):
+        fetch_div2k(broken)

@@ -6,6 +6,7 @@ configured hash-table size, the same decoder width), as the official code derive
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from repro.core.context import RunContext
 from repro.core.errors import ConfigError
 from repro.core.train import fit_steps
 from repro.core.units import Unit, grid
-from repro.papers.neurbf.data import gradient_magnitude, load_div2k, pixel_centres, skimage_image
+from repro.papers.neurbf.data import fetch_div2k, gradient_magnitude, load_div2k, pixel_centres, skimage_image
 from repro.papers.neurbf.fields import (
     GridField,
     MultiResolutionGrid,
@@ -43,6 +44,12 @@ METHODS = (*NEURBF_VARIANTS, "hashgrid", "densegrid", "siren", "classical-rbf")
 
 def units(cfg: DictConfig) -> list[Unit]:
     return grid("image", cfg.methods, image=list(cfg.data.images))
+
+
+def prepare_data(cfg: DictConfig, data_dir: Path, chosen: list[Unit]) -> None:
+    """At paper scale, the DIV2K validation images are downloaded before any unit runs."""
+    if cfg.data.source == "div2k":
+        fetch_div2k(data_dir / "div2k")
 
 
 def load_target(cfg: DictConfig, ctx: RunContext, name: str) -> dict:
