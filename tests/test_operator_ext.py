@@ -1,6 +1,7 @@
 """operator_ext: the kernel-resampling recipe against its continuum limit, the backbones at every grid, the
 metric against neuralop's LpLoss, neuralop's finite-difference convolution as the reference of a layer defined
-on functions, the nested Darcy grids, and the Navier-Stokes reader on files in neuralop's format."""
+on functions, the FNO's spectral layer against neuralop's SpectralConv and across grids, the nested Darcy grids,
+and the Navier-Stokes reader on files in neuralop's format."""
 
 import math
 from pathlib import Path
@@ -14,10 +15,12 @@ from omegaconf import OmegaConf
 from repro.core.errors import DataUnavailableError
 from repro.papers.operator_ext.data import darcy, navier_stokes
 from repro.papers.operator_ext.layers import (
+    FNO2d,
     InputOutputInterpolation,
     InterpConv2d,
     InterpConvTranspose2d,
     Resolution,
+    SpectralConv2d,
     UNet,
     ViT,
     coordinates,
@@ -88,7 +91,7 @@ def test_backbones_run_at_every_grid(kind: str, points: tuple[int, ...]) -> None
     torch.manual_seed(0)
     base = points[1]
     models = [UNet([4, 8], 5, 1, base, kind, interpolate=True), UNet([4, 8], 5, 1, base, kind, interpolate=False),
-              ViT(4, 16, 1, 2, 32, kind)]
+              ViT(4, 16, 1, 2, 32, kind), FNO2d(8, 4, 2, kind)]
     models.append(InputOutputInterpolation(models[1], base, kind))
     for model in models:
         for n in points:
@@ -226,3 +229,27 @@ def test_vit_decoder_puts_each_token_on_its_own_patch() -> None:
         out = model(a)[0].numpy()
     for i, j in np.ndindex(points, points):
         assert out[i, j] == pytest.approx(tokens[i // patch, j // patch, (i % patch) * patch + j % patch], abs=1e-12)
+
+
+def test_fno_spectral_layer_matches_neuralop_and_acts_on_functions() -> None:
+    """neuralop's SpectralConv (orthonormal FFT, no bias) with our weights gives our layer's output; n_modes
+    = (2 m, 2 m - 2) keeps frequencies -m..m-1 along x and 0..m-1 along y, as ours. On periodic grids a
+    band-limited field sampled at 16 and at 32 points per axis is mapped to the same function."""
+    spectral_convolution = pytest.importorskip("neuralop.layers.spectral_convolution")
+    torch.manual_seed(0)
+    ours = SpectralConv2d(3, 4, 0.3)
+    theirs = spectral_convolution.SpectralConv(3, 3, n_modes=(8, 6), bias=False, fft_norm="ortho")
+    with torch.no_grad():
+        negative, positive = torch.view_as_complex(ours.weight_neg), torch.view_as_complex(ours.weight_pos)
+        theirs.weight.tensor.copy_(torch.cat([negative, positive], dim=2))
+        image = torch.randn(2, 3, 20, 20)
+        assert torch.allclose(ours(image), theirs(image), atol=1e-5)
+
+        def field(points: int) -> torch.Tensor:
+            x = torch.arange(points) / points
+            xx, yy = torch.meshgrid(x, x, indexing="ij")
+            return torch.stack([torch.cos(2 * math.pi * (xx + 2 * yy)), torch.sin(2 * math.pi * 3 * xx),
+                                torch.cos(2 * math.pi * (-2 * xx + yy)) + 0.5])[None]
+
+        torch.testing.assert_close(ours(field(32))[..., ::2, ::2], ours(field(16)), atol=1e-5, rtol=1e-5)
+

@@ -13,8 +13,7 @@ from repro.core.context import RunContext
 from repro.core.train import fit
 from repro.core.units import Unit, grid
 from repro.papers.operator_ext import data
-from repro.papers.operator_ext.layers import InputOutputInterpolation, UNet, ViT
-from repro.papers.transform_once.models import FNO2d
+from repro.papers.operator_ext.layers import FNO2d, InputOutputInterpolation, UNet, ViT
 
 METHODS = {"fno": "FNO (spectral convolutions)", "unet": "U-Net with pixel kernels",
            "unet_interp": "U-Net with kernels resampled to the grid (the paper's recipe)",
@@ -40,7 +39,7 @@ def load(cfg: DictConfig, ctx: RunContext) -> dict:
 def build(cfg: DictConfig, method: str) -> torch.nn.Module:
     m, kind, base = cfg.model, cfg.data.grid, cfg.data.train_points
     if method == "fno":
-        return FNO2d(m.fno.width, m.fno.modes, m.fno.layers)
+        return FNO2d(m.fno.width, m.fno.modes, m.fno.layers, kind)
     if method == "vit":
         return ViT(m.vit.patch, m.vit.dim, m.vit.depth, m.vit.heads, m.vit.mlp, kind)
     return UNet(list(m.unet.channels), m.unet.kernel, m.unet.blocks, base, kind,
