@@ -20,7 +20,6 @@ from repro.papers.operator_ext.layers import (
     InterpConv2d,
     InterpConvTranspose2d,
     Resolution,
-    SpectralConv2d,
     UNet,
     ViT,
     coordinates,
@@ -229,27 +228,4 @@ def test_vit_decoder_puts_each_token_on_its_own_patch() -> None:
         out = model(a)[0].numpy()
     for i, j in np.ndindex(points, points):
         assert out[i, j] == pytest.approx(tokens[i // patch, j // patch, (i % patch) * patch + j % patch], abs=1e-12)
-
-
-def test_fno_spectral_layer_matches_neuralop_and_acts_on_functions() -> None:
-    """neuralop's SpectralConv (orthonormal FFT, no bias) with our weights gives our layer's output; n_modes
-    = (2 m, 2 m - 2) keeps frequencies -m..m-1 along x and 0..m-1 along y, as ours. On periodic grids a
-    band-limited field sampled at 16 and at 32 points per axis is mapped to the same function."""
-    spectral_convolution = pytest.importorskip("neuralop.layers.spectral_convolution")
-    torch.manual_seed(0)
-    ours = SpectralConv2d(3, 4, 0.3)
-    theirs = spectral_convolution.SpectralConv(3, 3, n_modes=(8, 6), bias=False, fft_norm="ortho")
-    with torch.no_grad():
-        negative, positive = torch.view_as_complex(ours.weight_neg), torch.view_as_complex(ours.weight_pos)
-        theirs.weight.tensor.copy_(torch.cat([negative, positive], dim=2))
-        image = torch.randn(2, 3, 20, 20)
-        assert torch.allclose(ours(image), theirs(image), atol=1e-5)
-
-        def field(points: int) -> torch.Tensor:
-            x = torch.arange(points) / points
-            xx, yy = torch.meshgrid(x, x, indexing="ij")
-            return torch.stack([torch.cos(2 * math.pi * (xx + 2 * yy)), torch.sin(2 * math.pi * 3 * xx),
-                                torch.cos(2 * math.pi * (-2 * xx + yy)) + 0.5])[None]
-
-        torch.testing.assert_close(ours(field(32))[..., ::2, ::2], ours(field(16)), atol=1e-5, rtol=1e-5)
 

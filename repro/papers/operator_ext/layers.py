@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.core.spectral import SpectralConv2d
+
 
 def grid_scale(points: int, base: int, kind: str) -> float:
     """How many grid steps of this grid fit in one step of the base grid."""
@@ -88,40 +90,18 @@ def coordinates(batch: int, points: int, kind: str, device: torch.device | str) 
     return torch.stack(torch.meshgrid(axis, axis, indexing="ij")).expand(batch, 2, points, points)
 
 
-class SpectralConv2d(nn.Module):
-    """K u on an (n x n) grid: the m lowest positive and m lowest negative frequencies along the first axis and
-    the m lowest along the second (orthonormal rfft2), each mixed across channels by learned complex weights;
-    the other frequencies are dropped. Weights are drawn as scale * N(0, 1), FNO's default scale 1 / width^2."""
-
-    def __init__(self, width: int, modes: int, scale: float) -> None:
-        super().__init__()
-        self.modes = modes
-        self.weight_pos = nn.Parameter(scale * torch.randn(width, width, modes, modes, 2))
-        self.weight_neg = nn.Parameter(scale * torch.randn(width, width, modes, modes, 2))
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        m = self.modes
-        spectrum = torch.fft.rfft2(u, norm="ortho")
-        out = torch.zeros_like(spectrum)
-        out[..., :m, :m] = torch.einsum("bixy,ioxy->boxy", spectrum[..., :m, :m],
-                                        torch.view_as_complex(self.weight_pos))
-        out[..., -m:, :m] = torch.einsum("bixy,ioxy->boxy", spectrum[..., -m:, :m],
-                                         torch.view_as_complex(self.weight_neg))
-        return torch.fft.irfft2(out, s=u.shape[-2:], norm="ortho")
-
-
 class FNO2d(nn.Module):
     """The classic FNO-2D (Li et al. 2021; neuralop's FNO without its channel MLPs): lift (a, x, y) -> width
     pointwise, layers u -> GELU(K u + W u) with W a 1 x 1 convolution and no activation after the last, head
-    width -> 128 -> 1 pointwise. Its own module here, so that the FNO of this paper follows neuralop's layout
-    whatever the FNO baselines of other papers do."""
+    width -> 128 -> 1 pointwise. The spectral layer K is shared (repro.core.spectral); the layer form is this
+    paper's own, so that its FNO follows neuralop's layout whatever the FNO baselines of other papers do."""
 
     def __init__(self, width: int, modes: int, layers: int, kind: str) -> None:
         super().__init__()
         self.kind = kind
         scale = 1.0 / (width * width)
         self.lift = nn.Linear(3, width)
-        self.spectral = nn.ModuleList(SpectralConv2d(width, modes, scale) for _ in range(layers))
+        self.spectral = nn.ModuleList(SpectralConv2d(width, (modes, modes), scale) for _ in range(layers))
         self.pointwise = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(layers))
         self.head = nn.Sequential(nn.Linear(width, 128), nn.GELU(), nn.Linear(128, 1))
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.core.spectral import SpectralConv2d
+
 INITS = ("naive", "vp")
 
 
@@ -120,26 +122,6 @@ class SpectralConv1d(nn.Module):
         out[..., :self.modes] = torch.einsum("bix,iox->box", spectrum[..., :self.modes],
                                              torch.view_as_complex(self.weight))
         return torch.fft.irfft(out, n=u.shape[-1], norm="ortho")
-
-
-class SpectralConv2d(nn.Module):
-    """2D version: the m1 lowest positive and negative frequencies along x, the m2 lowest along y (rfft2)."""
-
-    def __init__(self, width: int, modes: tuple[int, int], scale: float) -> None:
-        super().__init__()
-        self.modes = modes
-        self.weight_pos = nn.Parameter(scale * torch.randn(width, width, *modes, 2))
-        self.weight_neg = nn.Parameter(scale * torch.randn(width, width, *modes, 2))
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        m1, m2 = self.modes
-        spectrum = torch.fft.rfft2(u, norm="ortho")
-        out = torch.zeros_like(spectrum)
-        out[..., :m1, :m2] = torch.einsum("bixy,ioxy->boxy", spectrum[..., :m1, :m2],
-                                          torch.view_as_complex(self.weight_pos))
-        out[..., -m1:, :m2] = torch.einsum("bixy,ioxy->boxy", spectrum[..., -m1:, :m2],
-                                           torch.view_as_complex(self.weight_neg))
-        return torch.fft.irfft2(out, s=u.shape[-2:], norm="ortho")
 
 
 class FNO1d(nn.Module):
