@@ -228,3 +228,21 @@ def test_stopwatch_cpu_seconds_count_work_not_waiting() -> None:
             pass
     assert idle.seconds >= 0.3 and idle.cpu_seconds < 0.1
     assert busy.cpu_seconds >= 0.3
+
+
+def test_fetch_zip_unpacks_into_the_directory_and_names_a_broken_archive(tmp_path: Path) -> None:
+    import zipfile
+
+    from repro.core.data import fetch_zip
+
+    source = tmp_path / "source.zip"
+    with zipfile.ZipFile(source, "w") as archive:
+        archive.writestr("inner/values.txt", "1 2 3")
+    target = tmp_path / "data"
+    fetch_zip(source.as_uri(), target / "copy.zip", target)
+    assert (target / "inner" / "values.txt").read_text() == "1 2 3"
+
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(DataUnavailableError, match="broken.zip is not a zip archive"):
+        fetch_zip(broken.as_uri(), broken, tmp_path / "elsewhere")

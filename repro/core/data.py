@@ -4,6 +4,7 @@ import hashlib
 import shutil
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from repro.core.errors import DataUnavailableError
@@ -41,6 +42,19 @@ def fetch(url: str, dest: Path, checksum: str | None = None, timeout: float = 30
                                    f"the source changed or the transfer broke: place a verified copy at {dest}")
     partial.replace(dest)
     return dest
+
+
+def fetch_zip(url: str, archive: Path, directory: Path, checksum: str | None = None) -> Path:
+    """Download the zip archive `url` to `archive` (as `fetch`) and unpack it into `directory`; an archive that
+    is not a zip file raises DataUnavailableError naming it and what to do."""
+    fetched = fetch(url, archive, checksum)
+    try:
+        with zipfile.ZipFile(fetched) as opened:
+            opened.extractall(directory)
+    except zipfile.BadZipFile as error:
+        raise DataUnavailableError(f"{fetched} is not a zip archive ({error}); delete it and download {url} again") \
+            from error
+    return Path(directory)
 
 
 def require(path: Path, what: str, how: str) -> Path:

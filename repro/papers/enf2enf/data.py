@@ -6,14 +6,13 @@ units), ``cond`` [k] (global conditions), ``target`` [N, m] (the solution fields
 """
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from repro.core.data import fetch
+from repro.core.data import fetch_zip
 from repro.core.errors import DataUnavailableError
 from repro.papers.enf2enf.joukowski import Airfoil, query_zeta, signed_distance
 
@@ -77,13 +76,7 @@ def airfrans_raw(root: Path) -> tuple[list[dict], dict]:
     """The raw simulations and the manifest, downloading and unzipping the archive into ``root`` when absent."""
     data_file, manifest_file = root / "AirfRANS.pt", root / "manifest.json"
     if not (data_file.exists() and manifest_file.exists()):
-        archive = fetch(AIRFRANS_URL, root / "AirfRANS.zip", AIRFRANS_SHA256)
-        try:
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(root)
-        except zipfile.BadZipFile as error:
-            raise DataUnavailableError(f"{archive} is not a zip archive ({error}); delete it and download "
-                                       f"{AIRFRANS_URL} again") from error
+        fetch_zip(AIRFRANS_URL, root / "AirfRANS.zip", root, AIRFRANS_SHA256)
     for path in (data_file, manifest_file):
         if not path.exists():
             raise DataUnavailableError(f"{path} is missing after unpacking {AIRFRANS_URL}; place AirfRANS.pt and "

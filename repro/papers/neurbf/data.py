@@ -1,7 +1,6 @@
 """Images to fit: scikit-image's camera (cpu scale) and the DIV2K validation set (paper scale), values in [0, 1],
 coordinates (x, y) of pixel centres in [0, 1]^2; and the gradient magnitude that weights the k-means."""
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from skimage import data as skdata
 from skimage import io
 from skimage.transform import resize
 
-from repro.core.data import fetch
+from repro.core.data import fetch_zip
 from repro.core.errors import DataUnavailableError
 
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip"
@@ -26,17 +25,11 @@ def skimage_image(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fetch_div2k(directory: Path) -> None:
     """Download DIV2K_valid_HR.zip into ``directory`` and unzip it there, unless its PNGs are already present.
-    No checksum is published for the archive, so none is pinned; offline, ``fetch`` fails with one line saying
+    No checksum is published for the archive, so none is pinned; offline, ``fetch_zip`` fails with one line saying
     what to download and where to put it."""
     if any((directory / "DIV2K_valid_HR").glob("*.png")):
         return
-    archive = fetch(DIV2K_URL, directory / "DIV2K_valid_HR.zip")
-    try:
-        with zipfile.ZipFile(archive) as opened:
-            opened.extractall(directory)
-    except zipfile.BadZipFile as error:
-        raise DataUnavailableError(f"{archive} is not a zip archive ({error}); delete it and download "
-                                   f"{DIV2K_URL} again") from error
+    fetch_zip(DIV2K_URL, directory / "DIV2K_valid_HR.zip", directory)
 
 
 def load_div2k(directory: Path, count: int) -> list[tuple[str, np.ndarray]]:
