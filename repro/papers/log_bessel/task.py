@@ -176,7 +176,7 @@ def vmf_rows(cfg: DictConfig, ctx: RunContext, p: int, n: int, factor: float) ->
     """R_bar of n samples at kappa = factor * p, then kappa_hat per method. A fit succeeds when the bisection
     converges with finite Bessel ratios and the log-likelihood at kappa_hat is finite; mpmath fails only where
     it gives up within its own work bounds (vmf.py), so success never depends on machine load. Its time is
-    reported apart: wall seconds (fit_time_s) and this process's CPU seconds (fit_cpu_s)."""
+    reported apart: wall seconds (fit_time_s) and this process's CPU seconds (fit_cpu_time_s)."""
     kappa = factor * p
     samples = sample_vmf(p, kappa, n, np.random.default_rng(ctx.child_seed("samples")))
     r_bar = float(np.linalg.norm(samples.mean(axis=0)))
@@ -197,5 +197,5 @@ def vmf_rows(cfg: DictConfig, ctx: RunContext, p: int, n: int, factor: float) ->
         rows.append({"kappa": kappa, "n": n, "method": method, "r_bar": r_bar, "kappa_hat": kappa_hat,
                      "kappa_rel_err": abs(kappa_hat - kappa) / kappa, "loglik": loglik,
                      "success": int(converged and math.isfinite(loglik)), "fit_time_s": clock.seconds,
-                     "fit_cpu_s": clock.cpu_seconds})
+                     "fit_cpu_time_s": clock.cpu_seconds})
     return rows
